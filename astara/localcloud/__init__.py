@@ -1,0 +1,5 @@
+"""The local cloud kit: real neutron-server, RabbitMQ and a network-namespace fabric on one host.
+
+The same pieces serve the all-in-one demo (``astara-local``) and the test harness, so that the
+tests exercise exactly what an operator runs.
+"""

@@ -1,0 +1,220 @@
+"""A real neutron-server (Debian's package) in a state directory: SQLite, noauth, loopback.
+
+neutron-server runs on the system Python (``/usr/bin/python3``), apart from the project's
+virtualenv. ``neutron-db-manage upgrade`` does not work on SQLite, so the schema is built from
+the models and stamped (DESIGN §3); the result is cached per neutron version so that later
+servers start from a copy in well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from astara.localcloud.processes import ProcessTracker
+
+LOG = logging.getLogger(__name__)
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+CACHE_DIR = Path("/var/cache/astara")
+
+NEUTRON_CONF = """\
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = {port}
+auth_strategy = noauth
+core_plugin = ml2
+service_plugins = router
+transport_url = {transport_url}
+api_workers = 0
+rpc_workers = 0
+rpc_state_report_workers = 0
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+state_path = {state_dir}
+api_paste_config = /etc/neutron/api-paste.ini
+debug = false
+log_file = {state_dir}/neutron-server.log
+use_stderr = false
+allow_overlapping_ips = true
+
+[database]
+connection = {db_connection}
+
+[oslo_messaging_notifications]
+driver = messagingv2
+
+[oslo_concurrency]
+lock_path = {state_dir}/lock
+
+[agent]
+root_helper = true
+"""
+
+ML2_CONF = """\
+[ml2]
+type_drivers = flat,vlan,vxlan
+tenant_network_types = vxlan
+mechanism_drivers = openvswitch
+extension_drivers = port_security
+
+[ml2_type_flat]
+flat_networks = *
+
+[ml2_type_vxlan]
+vni_ranges = 1:1000
+"""
+
+_BUILD_SCHEMA = """
+import sys
+import sqlalchemy
+from neutron.db.migration.models import head
+engine = sqlalchemy.create_engine(sys.argv[1])
+head.get_metadata().create_all(engine)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def neutron_version() -> str:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "neutron-server"], capture_output=True, text=True
+    )
+    return result.stdout.strip() or "unknown"
+
+
+class NeutronServer:
+    """One neutron-server process with its own config, database and log."""
+
+    def __init__(
+        self,
+        state_dir: str | Path,
+        transport_url: str,
+        tracker: ProcessTracker,
+        *,
+        port: int | None = None,
+        name: str = "neutron-server",
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.transport_url = transport_url
+        self.tracker = tracker
+        self.port = port or free_port()
+        self.name = name
+        self.conf_path = self.state_dir / "neutron.conf"
+        self.ml2_path = self.state_dir / "ml2_conf.ini"
+        self.db_path = self.state_dir / "neutron.sqlite"
+        self.log_path = self.state_dir / "neutron-server.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_config(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "lock").mkdir(exist_ok=True)
+        self.conf_path.write_text(
+            NEUTRON_CONF.format(
+                port=self.port,
+                transport_url=self.transport_url,
+                state_dir=self.state_dir,
+                db_connection=f"sqlite:///{self.db_path}",
+            )
+        )
+        self.ml2_path.write_text(ML2_CONF)
+
+    def _config_args(self) -> list[str]:
+        return ["--config-file", str(self.conf_path), "--config-file", str(self.ml2_path)]
+
+    def prepare_database(self) -> None:
+        """Create the schema (from the cached template when there is one)."""
+        if self.db_path.exists():
+            return
+        key = hashlib.sha1(neutron_version().encode()).hexdigest()[:12]
+        template = CACHE_DIR / f"neutron-{key}.sqlite"
+        if not template.exists():
+            LOG.info("building the neutron schema (once per neutron version)")
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            scratch = self.state_dir / "template.sqlite"
+            scratch.unlink(missing_ok=True)
+            _check([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, f"sqlite:///{scratch}"], "schema")
+            conf = self.state_dir / "stamp.conf"
+            conf.write_text(f"[database]\nconnection = sqlite:///{scratch}\n")
+            _check(
+                ["neutron-db-manage", "--config-file", str(conf), "stamp", "heads"],
+                "neutron-db-manage stamp heads",
+            )
+            conf.unlink()
+            shutil.move(scratch, template)
+        shutil.copyfile(template, self.db_path)
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Write config, prepare the database, start the server and wait for its API."""
+        self.write_config()
+        self.prepare_database()
+        self.tracker.start(
+            self.name,
+            ["neutron-server", *self._config_args()],
+            log_path=self.state_dir / "neutron-server.stdout",
+        )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.tracker.get(self.name) is None:
+                raise RuntimeError(f"neutron-server exited during start-up:\n{self.log_tail()}")
+            try:
+                self.request("GET", "/v2.0/networks")
+                return
+            except (OSError, urllib.error.URLError) as exc:
+                last_error = exc
+                time.sleep(0.3)
+        raise RuntimeError(
+            f"neutron-server not ready after {timeout:.0f}s ({last_error}):\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        self.tracker.stop(self.name)
+
+    def running(self) -> bool:
+        return self.tracker.get(self.name) is not None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no neutron-server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+        """A raw JSON request to the Neutron API (no auth headers: noauth, admin)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.endpoint + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = resp.read()
+        return json.loads(payload) if payload else None
+
+
+def _check(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr[-2000:]}")

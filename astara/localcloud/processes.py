@@ -1,0 +1,208 @@
+"""Start and stop the processes the project owns, by PID, never by name.
+
+Every process started through :class:`ProcessTracker` is recorded in a registry directory
+(one JSON file per process, holding its PID and kernel start time), so a later run can stop
+what an interrupted one left behind without ever touching a process it did not start: a PID
+is only signalled if its start time still matches the recorded one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+
+def process_start_time(pid: int, *, allow_zombie: bool = False) -> int | None:
+    """The kernel start time (clock ticks since boot) of ``pid``, or None if it is gone.
+
+    A zombie (exited, not yet reaped) counts as gone unless ``allow_zombie``.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z" and not allow_zombie:
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class TrackedProcess:
+    """One process we started: enough to find it again safely after a restart."""
+
+    name: str
+    pid: int
+    start_time: int
+    argv: list[str]
+    log_path: str | None = None
+
+    def alive(self) -> bool:
+        return process_start_time(self.pid) == self.start_time
+
+
+class ProcessTracker:
+    """Start processes in their own session and remember them in ``registry_dir``."""
+
+    def __init__(self, registry_dir: str | os.PathLike[str]) -> None:
+        self.registry_dir = Path(registry_dir)
+        self.registry_dir.mkdir(parents=True, exist_ok=True)
+        self._popen: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _record_path(self, name: str) -> Path:
+        return self.registry_dir / f"{name}.json"
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        netns: str | None = None,
+    ) -> TrackedProcess:
+        """Start ``argv`` (optionally inside network namespace ``netns``) and record it.
+
+        The process leads a new session, so stopping it also stops the children it forked.
+        """
+        if self.get(name) is not None:
+            raise RuntimeError(f"a process named {name!r} is already running")
+        full_argv = list(argv)
+        if netns is not None:
+            full_argv = ["ip", "netns", "exec", netns, *full_argv]
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            popen = subprocess.Popen(
+                full_argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        finally:
+            if log_path:
+                out.close()  # type: ignore[union-attr]
+        # Not yet reaped, so the PID (maybe a zombie by now) still has its /proc entry.
+        start_time = process_start_time(popen.pid, allow_zombie=True)
+        if start_time is None:
+            raise RuntimeError(f"{name}: could not read the start time of pid {popen.pid}")
+        proc = TrackedProcess(
+            name=name,
+            pid=popen.pid,
+            start_time=start_time,
+            argv=full_argv,
+            log_path=str(log_path) if log_path else None,
+        )
+        self._popen[popen.pid] = popen
+        self._record_path(name).write_text(json.dumps(asdict(proc)))
+        LOG.debug("started %s pid=%d: %s", name, popen.pid, " ".join(full_argv))
+        return proc
+
+    def get(self, name: str) -> TrackedProcess | None:
+        """The recorded process ``name`` if it is still the same living process."""
+        path = self._record_path(name)
+        try:
+            proc = TrackedProcess(**json.loads(path.read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+        self._reap(proc.pid)
+        if not proc.alive():
+            path.unlink(missing_ok=True)
+            return None
+        return proc
+
+    def all(self) -> list[TrackedProcess]:
+        """Every recorded process still alive (stale records are dropped)."""
+        procs = []
+        for path in sorted(self.registry_dir.glob("*.json")):
+            proc = self.get(path.stem)
+            if proc is not None:
+                procs.append(proc)
+        return procs
+
+    def stop(self, name: str, timeout: float = 10.0) -> bool:
+        """Stop process ``name`` and its session: SIGTERM, then SIGKILL after ``timeout``.
+
+        Returns True if a process was stopped, False if none was recorded or it had exited.
+        """
+        proc = self.get(name)
+        self._record_path(name).unlink(missing_ok=True)
+        if proc is None:
+            return False
+        _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._reap(proc.pid)
+            if not proc.alive():
+                break
+            time.sleep(0.05)
+        else:
+            LOG.warning("%s (pid %d) ignored SIGTERM for %.0fs: killing", name, proc.pid, timeout)
+            _signal_group(proc, signal.SIGKILL)
+            for _ in range(100):
+                self._reap(proc.pid)
+                if not proc.alive():
+                    break
+                time.sleep(0.05)
+        # Children of the session that outlived their leader: stop them too (same session id).
+        _kill_session_leftovers(proc.pid)
+        return True
+
+    def stop_all(self, timeout: float = 10.0) -> list[str]:
+        """Stop every recorded process, newest first. Returns their names."""
+        procs = sorted(self.all(), key=lambda p: p.start_time, reverse=True)
+        for proc in procs:
+            self.stop(proc.name, timeout=timeout)
+        return [p.name for p in procs]
+
+    def _reap(self, pid: int) -> None:
+        popen = self._popen.get(pid)
+        if popen is not None and popen.poll() is not None:
+            self._popen.pop(pid, None)
+
+
+def _signal_group(proc: TrackedProcess, sig: signal.Signals) -> None:
+    if not proc.alive():
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        # The process leads its own session and group (start_new_session), so its
+        # process-group id is its PID: this reaches the children it forked, and nothing else.
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+
+
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == sid and fields[0] != "Z":  # field 6: session id
+            members.append(int(entry.name))
+    return members
+
+
+def _kill_session_leftovers(sid: int) -> None:
+    for pid in _session_members(sid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

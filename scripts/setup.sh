@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Install what Astara needs on a Debian 12 host, idempotently, and start the services it uses.
+#
+#   scripts/setup.sh          everything for the all-in-one local cloud (the demo)
+#   scripts/setup.sh test     the same, plus the test tools
+#
+# Needs root (apt, namespaces). Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+MODE=${1:-run}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh needs root (apt packages, network namespaces); run it with sudo" >&2
+    exit 1
+fi
+
+# Debian packages. neutron-server runs on the system Python, from Debian's OpenStack packages.
+APT_PACKAGES=(
+    python3 python3-venv python3-dev gcc
+    rabbitmq-server neutron-server python3-neutron
+    iproute2 nftables conntrack dnsmasq-base bird2 isc-dhcp-client iputils-ping curl tcpdump
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    # Package scripts must not start their own daemons (neutron-server, rabbitmq on every
+    # interface): we start what we need ourselves, bound to loopback.
+    policy=/usr/sbin/policy-rc.d
+    saved=""
+    if [ -e "$policy" ]; then saved=$(mktemp); cp -p "$policy" "$saved"; fi
+    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"
+    restore_policy() { if [ -n "$saved" ]; then mv "$saved" "$policy"; else rm -f "$policy"; fi; }
+    trap restore_policy EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    restore_policy
+    trap - EXIT
+fi
+
+# The project's virtualenv (Python >= 3.11). Reinstalled only when pyproject.toml changes.
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    say "creating the virtualenv (.venv)"
+    "$PYTHON" -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+fi
+extras="appliance,orchestrator"
+[ "$MODE" = test ] && extras="$extras,dev"
+stamp=".venv/.astara-installed-$(sha1sum pyproject.toml | cut -c1-12)-${extras//,/-}"
+if [ ! -e "$stamp" ]; then
+    say "installing astara[$extras] into .venv"
+    .venv/bin/pip install -q -e ".[$extras]"
+    rm -f .venv/.astara-installed-*
+    touch "$stamp"
+fi
+
+# RabbitMQ on loopback (started if nothing listens on 127.0.0.1:5672).
+say "checking RabbitMQ on 127.0.0.1:5672"
+.venv/bin/python -c 'from astara.localcloud import rabbit; rabbit.ensure_running()'
+
+say "setup done ($ROOT)"

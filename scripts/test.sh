@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run every quality gate and the whole test suite.
+#
+#   scripts/test.sh                 lint, format check, type check, all test tiers
+#   scripts/test.sh -m unit         one tier (unit | functional | integration | e2e)
+#   scripts/test.sh tests/unit -k x any pytest arguments
+#
+# Needs root for the functional, integration and e2e tiers (namespaces, real daemons).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh test
+
+echo "==> ruff (lint)";         .venv/bin/ruff check .
+echo "==> ruff (format)";       .venv/bin/ruff format --check .
+echo "==> mypy";                .venv/bin/mypy
+echo "==> pytest"
+set +e
+.venv/bin/pytest "$@"
+rc=$?
+set -e
+if [ $rc -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure here" >&2
+    exit 1
+fi
+exit $rc

@@ -1,0 +1,155 @@
+"""The shared test harness: real RabbitMQ, a real neutron-server, network namespaces.
+
+Tiers are markers given by directory (tests/unit, tests/functional, tests/integration,
+tests/e2e); run one with ``scripts/test.sh -m unit`` (or ``.venv/bin/pytest -m unit``).
+
+Everything the harness creates is recorded under ``RUN_DIR``: processes by PID (with their
+start times) and namespaces by name. A run first removes what an interrupted earlier run
+recorded, and at the end checks that nothing of its own is left; leftovers fail the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from astara.localcloud import netns, rabbit
+from astara.localcloud.cloud_api import NeutronBuilder
+from astara.localcloud.neutron_server import NeutronServer
+from astara.localcloud.processes import ProcessTracker
+from tests.harness.notifications import NotificationTap
+
+RUN_DIR = Path(os.environ.get("ASTARA_TEST_RUN_DIR", "/run/astara-tests"))
+TIERS = ("unit", "functional", "integration", "e2e")
+ROOT_TIERS = {"functional", "integration", "e2e"}
+
+
+# -- tiers -------------------------------------------------------------------------------------
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        parts = Path(item.fspath).relative_to(tests_dir).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    needs_root = ROOT_TIERS & {m.name for m in item.iter_markers()}
+    if needs_root and os.geteuid() != 0:
+        pytest.fail(
+            f"{item.nodeid} is a {sorted(needs_root)[0]} test and needs root "
+            "(namespaces, daemons); run it as root or select '-m unit'",
+            pytrace=False,
+        )
+
+
+# -- leftovers ---------------------------------------------------------------------------------
+def _cleanup_recorded() -> tuple[list[str], list[str]]:
+    """Stop recorded processes and delete recorded namespaces; return what was found."""
+    procs: list[str] = []
+    namespaces: list[str] = []
+    if (RUN_DIR / "pids").exists():
+        procs = ProcessTracker(RUN_DIR / "pids").stop_all()
+    for registry in sorted((RUN_DIR / "topologies").glob("*.json")) if RUN_DIR.exists() else []:
+        namespaces += netns.cleanup_registry(registry)
+    return procs, namespaces
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    procs, namespaces = _cleanup_recorded()
+    if procs or namespaces:
+        print(f"\nharness: removed leftovers of an earlier run: {procs + namespaces}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    procs, namespaces = _cleanup_recorded()
+    if procs or namespaces:
+        print(f"\nharness: LEFT BEHIND by this run (now removed): {procs + namespaces}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- processes ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def process_tracker() -> Iterator[ProcessTracker]:
+    """Every process a test starts goes through this tracker, and is stopped by PID."""
+    tracker = ProcessTracker(RUN_DIR / "pids")
+    yield tracker
+    tracker.stop_all()
+
+
+# -- namespaces --------------------------------------------------------------------------------
+@pytest.fixture
+def topology() -> Iterator[netns.Topology]:
+    """A fresh set of namespaces (bridges and veths live inside them), removed after the test."""
+    prefix = f"at{uuid.uuid4().hex[:6]}"
+    topo = netns.Topology(prefix, registry=RUN_DIR / "topologies" / f"{prefix}.json")
+    try:
+        yield topo
+    finally:
+        topo.destroy()
+
+
+# -- RabbitMQ ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def rabbitmq() -> None:
+    rabbit.ensure_running()
+
+
+@pytest.fixture
+def rabbit_vhost(rabbitmq: None) -> Iterator[str]:
+    """A virtual host of its own for one test; yields its name. Deleted (with its queues) after."""
+    vhost = f"astara-test-{uuid.uuid4().hex[:8]}"
+    rabbit.add_vhost(vhost)
+    try:
+        yield vhost
+    finally:
+        rabbit.delete_vhost(vhost)
+
+
+# -- neutron-server ----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def neutron(rabbitmq: None, process_tracker: ProcessTracker) -> Iterator[NeutronServer]:
+    """One real neutron-server for the test session, on its own RabbitMQ virtual host."""
+    vhost = f"astara-test-neutron-{uuid.uuid4().hex[:8]}"
+    url = rabbit.add_vhost(vhost)
+    state_dir = RUN_DIR / "state" / vhost
+    server = NeutronServer(state_dir, url, process_tracker)
+    server.vhost = vhost  # type: ignore[attr-defined]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        rabbit.delete_vhost(vhost)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def neutron_api(neutron: NeutronServer) -> NeutronBuilder:
+    return NeutronBuilder(neutron.endpoint)
+
+
+@pytest.fixture
+def notifications(neutron: NeutronServer) -> Iterator[NotificationTap]:
+    """Notifications neutron-server publishes from now on, in a queue of this test's own."""
+    tap = NotificationTap(rabbit.amqp_url(neutron.vhost))  # type: ignore[attr-defined]
+    try:
+        yield tap
+    finally:
+        tap.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Attach the neutron-server log to failing tests that used it."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "neutron" in getattr(item, "fixturenames", ()):
+        server = item.funcargs.get("neutron") if hasattr(item, "funcargs") else None
+        if isinstance(server, NeutronServer):
+            report.sections.append(("neutron-server log (tail)", server.log_tail()))
