@@ -21,10 +21,13 @@ import pytest
 from astara.localcloud import netns, rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
 from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.processes import ProcessTracker
+from astara.localcloud.processes import ProcessTracker, process_start_time
 from tests.harness.notifications import NotificationTap
 
-RUN_DIR = Path(os.environ.get("ASTARA_TEST_RUN_DIR", "/run/astara-tests"))
+RUNS_DIR = Path(os.environ.get("ASTARA_TEST_RUN_DIR", "/run/astara-tests"))
+# Each pytest session records what it creates in a directory of its own, named by its PID, so
+# that several runs on one host (developers, CI) never clean up each other's resources.
+RUN_DIR = RUNS_DIR / f"run-{os.getpid()}"
 TIERS = ("unit", "functional", "integration", "e2e")
 ROOT_TIERS = {"functional", "integration", "e2e"}
 
@@ -49,27 +52,45 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 # -- leftovers ---------------------------------------------------------------------------------
-def _cleanup_recorded() -> tuple[list[str], list[str]]:
-    """Stop recorded processes and delete recorded namespaces; return what was found."""
-    procs: list[str] = []
-    namespaces: list[str] = []
-    if (RUN_DIR / "pids").exists():
-        procs = ProcessTracker(RUN_DIR / "pids").stop_all()
-    for registry in sorted((RUN_DIR / "topologies").glob("*.json")) if RUN_DIR.exists() else []:
-        namespaces += netns.cleanup_registry(registry)
-    return procs, namespaces
+def _cleanup_recorded(run_dir: Path) -> list[str]:
+    """Stop the processes and delete the namespaces recorded in ``run_dir``; return them."""
+    found: list[str] = []
+    if (run_dir / "pids").exists():
+        found += ProcessTracker(run_dir / "pids").stop_all()
+    for registry in sorted((run_dir / "topologies").glob("*.json")):
+        found += netns.cleanup_registry(registry)
+    return found
+
+
+def _owner_alive(run_dir: Path) -> bool:
+    """Is the pytest process that made ``run_dir`` still running?"""
+    try:
+        pid, start_time = (run_dir / "owner").read_text().split()
+    except (FileNotFoundError, ValueError):
+        return False
+    return process_start_time(int(pid)) == int(start_time)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    procs, namespaces = _cleanup_recorded()
-    if procs or namespaces:
-        print(f"\nharness: removed leftovers of an earlier run: {procs + namespaces}")
+    if not os.access(RUNS_DIR.parent, os.W_OK):
+        return  # not root: only unit tests can run, and they create nothing
+    for run_dir in sorted(RUNS_DIR.glob("run-*")):
+        if run_dir != RUN_DIR and not _owner_alive(run_dir):
+            found = _cleanup_recorded(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if found:
+                print(f"\nharness: removed leftovers of an interrupted run: {found}")
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / "owner").write_text(f"{os.getpid()} {process_start_time(os.getpid())}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    procs, namespaces = _cleanup_recorded()
-    if procs or namespaces:
-        print(f"\nharness: LEFT BEHIND by this run (now removed): {procs + namespaces}")
+    if not RUN_DIR.exists():
+        return
+    found = _cleanup_recorded(RUN_DIR)
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    if found:
+        print(f"\nharness: LEFT BEHIND by this run (now removed): {found}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -157,7 +158,11 @@ class NeutronServer:
                 "neutron-db-manage stamp heads",
             )
             conf.unlink()
-            shutil.move(scratch, template)
+            # Another run may build the same template at the same time: publish atomically.
+            partial = CACHE_DIR / f"{template.name}.{os.getpid()}.partial"
+            shutil.copyfile(scratch, partial)
+            os.replace(partial, template)
+            scratch.unlink()
         shutil.copyfile(template, self.db_path)
 
     def start(self, timeout: float = 90.0) -> None:
