@@ -1,0 +1,224 @@
+"""Every option of ``astara-orchestrator`` (oslo.config), with the seed install guide's names.
+
+An operator's ``orchestrator.ini`` from the seed install guide keeps working: option names and
+groups are the original ones, with their old spellings as deprecated aliases. The sample file
+``etc/orchestrator.ini.sample`` is generated from :func:`list_opts` by
+``oslo-config-generator --namespace astara.orchestrator``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+
+from oslo_config import cfg
+
+DEFAULT_OPTS = [
+    cfg.StrOpt(
+        "host",
+        sample_default="<hostname>",
+        help="Name of this orchestrator host; used in its RabbitMQ pool and cluster membership.",
+    ),
+    cfg.StrOpt(
+        "state_dir",
+        default="/var/lib/astara",
+        help="Directory for the orchestrator's state (default SQLite database, locks).",
+    ),
+    cfg.StrOpt(
+        "management_prefix",
+        default="fdca:3ba5:a17a:acda::/64",
+        help="IPv6 prefix of the management network appliances are reached on.",
+    ),
+    cfg.StrOpt(
+        "management_network_id",
+        deprecated_name="management_net_id",
+        help="Neutron network id of the management network.",
+    ),
+    cfg.StrOpt("management_subnet_id", help="Neutron subnet id of the management network."),
+    cfg.StrOpt("external_network_id", help="Neutron network id of the external (public) network."),
+    cfg.StrOpt("external_subnet_id", help="Neutron subnet id of the external network."),
+    cfg.StrOpt(
+        "external_prefix",
+        help="CIDR of the external subnet; derived from external_subnet_id when unset.",
+    ),
+    cfg.StrOpt(
+        "interface_driver",
+        help="Kept for configuration files from the seed install guide; appliances are "
+        "plugged by the compute provider, so this option has no effect.",
+    ),
+    cfg.StrOpt(
+        "provider_rules_path",
+        default="/etc/astara/provider_rules.json",
+        help="JSON file of provider (operator) firewall rules and labels pushed to appliances.",
+    ),
+    cfg.StrOpt(
+        "ssh_public_key",
+        default="/etc/astara/astara.pub",
+        help="Public key installed into appliances for operator ssh access.",
+    ),
+    cfg.IntOpt(
+        "num_worker_processes",
+        default=16,
+        min=1,
+        help="Number of worker processes; tenants are sharded across them by id hash.",
+    ),
+    cfg.IntOpt(
+        "num_worker_threads",
+        default=4,
+        min=1,
+        help="Threads per worker process; each works one resource at a time.",
+    ),
+    cfg.IntOpt(
+        "health_check_period",
+        default=60,
+        min=1,
+        help="Seconds between health-check POLLs sent to every resource.",
+    ),
+    cfg.IntOpt(
+        "resync_period",
+        default=600,
+        min=0,
+        help="Seconds between full resyncs of all resources from Neutron (0 disables; the "
+        "resync at start-up always runs).",
+    ),
+    cfg.IntOpt(
+        "boot_timeout",
+        default=600,
+        min=1,
+        help="Seconds an appliance may take from boot to answering its API before the boot "
+        "counts as failed.",
+    ),
+    cfg.IntOpt(
+        "reboot_error_threshold",
+        default=5,
+        min=1,
+        help="Failed boots in a row after which a resource goes to ERROR.",
+    ),
+    cfg.IntOpt(
+        "error_state_cooldown",
+        default=30,
+        min=0,
+        help="Seconds a resource stays in ERROR before ClearError lets it try again.",
+    ),
+    cfg.IntOpt(
+        "alive_timeout",
+        default=3,
+        min=1,
+        help="Seconds to wait for an appliance's API to answer an aliveness check.",
+    ),
+    cfg.IntOpt(
+        "config_timeout",
+        default=90,
+        min=1,
+        help="Seconds to wait for an appliance to apply a configuration document.",
+    ),
+    cfg.IntOpt(
+        "max_retries",
+        default=3,
+        min=0,
+        help="Times a failed appliance configuration is retried before the resource is marked "
+        "for restart.",
+    ),
+    cfg.IntOpt(
+        "deleted_memory",
+        default=3600,
+        min=0,
+        help="Seconds a deleted resource is remembered so late events do not resurrect it.",
+    ),
+    cfg.IntOpt(
+        "transition_history",
+        default=50,
+        min=1,
+        help="Number of state transitions kept per resource for operators to inspect.",
+    ),
+    cfg.StrOpt(
+        "api_listen",
+        default="::1",
+        help="Address the management HTTP API listens on.",
+    ),
+    cfg.PortOpt("api_port", default=44250, help="Port of the management HTTP API."),
+    cfg.StrOpt(
+        "api_token",
+        secret=True,
+        help="When set, management API requests must carry 'X-Auth-Token: <api_token>'.",
+    ),
+    cfg.StrOpt(
+        "orchestrator_address",
+        help="Address appliances' metadata proxies forward to (the orchestrator's management "
+        "address); derived from management_prefix (::1) when unset.",
+    ),
+    cfg.PortOpt("metadata_port", default=9697, help="Port of the orchestrator's metadata service."),
+    cfg.StrOpt(
+        "neutron_endpoint",
+        help="Neutron API endpoint (e.g. http://127.0.0.1:9696) to use instead of the Keystone "
+        "catalog; with auth_type = none this talks to a noauth neutron-server.",
+    ),
+    cfg.StrOpt(
+        "compute_provider",
+        default="nova",
+        help="Where appliances run: 'nova' (real clouds) or 'netns' (one Linux host). Loaded "
+        "from the 'astara.compute_providers' entry points.",
+    ),
+]
+
+ROUTER_OPTS = [
+    cfg.StrOpt("image_uuid", help="Glance image of the router appliance."),
+    cfg.StrOpt("instance_flavor", help="Nova flavor id of the router appliance."),
+    cfg.PortOpt(
+        "mgt_service_port",
+        default=5000,
+        help="Port of the appliance REST API on its management address.",
+    ),
+]
+
+COORDINATION_OPTS = [
+    cfg.BoolOpt(
+        "enabled",
+        default=False,
+        help="Share resources among several orchestrators through a hash ring.",
+    ),
+    cfg.StrOpt(
+        "url",
+        default="memcached://localhost:11211",
+        help="tooz coordination backend URL (e.g. zookeeper://host:2181, etcd3+http://host:2379, "
+        "redis://host:6379).",
+    ),
+    cfg.StrOpt(
+        "group_id",
+        default="astara.orchestrator",
+        help="Coordination group; change it to run several clusters on one backend.",
+    ),
+    cfg.FloatOpt(
+        "heartbeat_interval",
+        default=1.0,
+        min=0.1,
+        help="Seconds between heartbeats to the coordination backend.",
+    ),
+]
+
+DATABASE_OPTS = [
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        help="SQLAlchemy URL of the orchestrator database; default: SQLite in state_dir "
+        "(e.g. mysql+pymysql://astara:pw@host/astara, postgresql+psycopg://...).",
+    ),
+]
+
+GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
+    None: DEFAULT_OPTS,
+    "router": ROUTER_OPTS,
+    "coordination": COORDINATION_OPTS,
+    "database": DATABASE_OPTS,
+}
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every orchestrator option on ``conf`` (idempotent)."""
+    for group, opts in GROUPS.items():
+        conf.register_opts(list(opts), group=group)
+
+
+def list_opts() -> list[tuple[str | None, Iterable[cfg.Opt]]]:
+    """For oslo-config-generator (entry point ``oslo.config.opts: astara.orchestrator``)."""
+    return [(group, list(itertools.chain(opts))) for group, opts in GROUPS.items()]
