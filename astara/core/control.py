@@ -1,0 +1,79 @@
+"""What the running orchestrator offers its front doors (management API, listener, CLIs).
+
+The engine (worker processes, state machines) implements :class:`Control`; the management
+HTTP API, the notification intake and the operator tools only talk to this protocol, so each
+can be tested against a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from astara.core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One step of a resource's state machine, kept for operators."""
+
+    at: float  # time.time()
+    resource_id: str
+    from_state: str
+    to_state: str
+    action: str
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class ResourceView:
+    """A resource as an operator sees it (``astara-ctl show``, ``GET /resources/<id>``)."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    state: str  # state-machine state, e.g. "CalcAction", "Exit"
+    instance_status: (
+        str  # down | booting | up | configured | restart | replug | gone | error | degraded
+    )
+    worker: int
+    debug_reason: str | None = None  # set while the resource (or its tenant, or all) is in debug
+    management_address: str | None = None
+    image: str | None = None
+    last_error: str | None = None
+    queued_actions: list[str] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    boot_failures: int = 0
+
+
+class Control(Protocol):
+    """The running orchestrator, as seen by its front doors."""
+
+    def submit(self, event: Event) -> None:
+        """Hand an event to the worker that owns its tenant (non-blocking)."""
+        ...
+
+    def poll_all(self) -> int:
+        """Send POLL to every known resource; return how many."""
+        ...
+
+    def list_resources(self) -> list[ResourceView]: ...
+
+    def get_resource(self, resource_id: str) -> ResourceView | None: ...
+
+    def resource_for_floating_ip(self, address: str) -> str | None:
+        """The resource whose last pushed configuration holds floating IP ``address``."""
+        ...
+
+    def workers_report(self) -> Mapping[str, Any]:
+        """Diagnostics of every worker process and its state machines (``workers debug``)."""
+        ...
+
+    def reload_config(self) -> None:
+        """Re-read the configuration files (mutable options only)."""
+        ...
+
+    def health(self) -> Mapping[str, Any]:
+        """Liveness of the listener, workers and backends, for ``GET /health``."""
+        ...
