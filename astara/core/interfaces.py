@@ -144,3 +144,14 @@ class ResourceDriver(Protocol):
     def list_resources(self) -> list[Resource]:
         """Every resource of this kind in the backend (resync at start and periodically)."""
         ...
+
+
+class DebugModes(Protocol):
+    """Operators' debug modes (per resource, per tenant, global), kept in the database."""
+
+    def effective_debug(self, resource: Resource) -> str | None:
+        """The reason ``resource`` is in debug mode (its own, its tenant's or global), or None.
+
+        A resource in debug mode gets no actions from the orchestrator.
+        """
+        ...
