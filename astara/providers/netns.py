@@ -1,0 +1,379 @@
+"""The ``netns`` compute provider: each appliance is a network namespace on this host.
+
+``boot`` makes namespace ``<prefix>-<resource id>``, plugs one veth per port (``tap`` + 11
+characters of the port id, carrying the port's MAC) into the port's network bridge in the
+fabric namespace (:mod:`astara.localcloud.fabric`), runs ``astara-configure-management`` inside
+it, then starts ``astara-appliance-api`` and waits until it listens (or exits: a real failure).
+
+State lives in ``<state_dir>/appliances/<resource id>/``: ``instance.json`` (ports, image,
+boot time), ``pids/`` (the appliance's processes, by PID and start time), ``logs/`` and
+``appliance/`` (the ``--state-dir`` of the appliance programs). A new provider on the same
+state directory (an orchestrator restart) finds running appliances there and adopts them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from oslo_config import cfg
+
+from astara.core.events import Resource
+from astara.core.interfaces import (
+    Instance,
+    InstanceStatus,
+    PortRole,
+    PortSpec,
+    ProviderError,
+)
+from astara.localcloud import netns
+from astara.localcloud.fabric import Fabric, port_ifname, strip_prefix
+from astara.localcloud.netns import CommandError, NamespaceRegistry
+from astara.localcloud.processes import ProcessTracker
+
+LOG = logging.getLogger(__name__)
+
+_BIN = Path(sys.executable).parent
+DEFAULT_CONFIGURE_COMMAND = (
+    str(_BIN / "astara-configure-management"),
+    "--state-dir",
+    "{state_dir}",
+    "{mac}",
+    "{cidr}",
+)
+DEFAULT_APPLIANCE_COMMAND = (
+    str(_BIN / "astara-appliance-api"),
+    "--state-dir",
+    "{state_dir}",
+    "--port",
+    "{port}",
+)
+API_PROCESS = "appliance-api"
+
+OPTS = [
+    cfg.StrOpt(
+        "state_dir",
+        default="/var/lib/astara/netns",
+        help="Where the netns provider keeps each appliance's record, PIDs and logs.",
+    ),
+    cfg.StrOpt("namespace_prefix", default="astara", help="Appliances are <prefix>-<resource id>."),
+    cfg.StrOpt(
+        "fabric_namespace",
+        help="Namespace holding the network bridges (default: <namespace_prefix>-fabric).",
+    ),
+    cfg.ListOpt(
+        "configure_command",
+        default=list(DEFAULT_CONFIGURE_COMMAND),
+        help="Run once inside the namespace to set up the management NIC; {state_dir}, {mac}, "
+        "{cidr} and {address} are filled in.",
+    ),
+    cfg.ListOpt(
+        "appliance_command",
+        default=list(DEFAULT_APPLIANCE_COMMAND),
+        help="The appliance API server started inside the namespace; {state_dir}, {port} and "
+        "{address} are filled in.",
+    ),
+    cfg.FloatOpt(
+        "ready_timeout",
+        default=60.0,
+        help="Seconds boot waits for the appliance API to listen before it fails.",
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(OPTS, group="netns")
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    return [("netns", list(OPTS))]
+
+
+def _port_to_json(port: PortSpec) -> dict[str, Any]:
+    data = asdict(port)
+    data["role"] = port.role.value
+    data["fixed_ips"] = list(port.fixed_ips)
+    return data
+
+
+def _port_from_json(data: dict[str, Any]) -> PortSpec:
+    return PortSpec(
+        port_id=data["port_id"],
+        network_id=data["network_id"],
+        mac_address=data["mac_address"],
+        fixed_ips=tuple(data["fixed_ips"]),
+        role=PortRole(data["role"]),
+    )
+
+
+def management_cidr(ports: Sequence[PortSpec]) -> tuple[PortSpec, str]:
+    """The management port and its address (``ip/prefix``, IPv6 preferred)."""
+    mgmt = [p for p in ports if p.role is PortRole.MANAGEMENT]
+    if len(mgmt) != 1:
+        raise ProviderError(f"an appliance needs exactly one management port, got {len(mgmt)}")
+    cidrs = sorted(mgmt[0].fixed_ips, key=lambda c: ":" not in c)
+    if not cidrs:
+        raise ProviderError(f"management port {mgmt[0].port_id} has no fixed IP")
+    return mgmt[0], cidrs[0]
+
+
+def listening_on(pid: int, port: int) -> bool:
+    """Does the network namespace of ``pid`` have a TCP socket listening on ``port``?"""
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            return False
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+class NetnsProvider:
+    """Appliances as network namespaces plugged into the kit's bridge fabric."""
+
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        *,
+        namespace_prefix: str = "astara",
+        fabric_namespace: str | None = None,
+        configure_command: Sequence[str] = DEFAULT_CONFIGURE_COMMAND,
+        appliance_command: Sequence[str] = DEFAULT_APPLIANCE_COMMAND,
+        api_port: int = 5000,
+        ready_timeout: float = 60.0,
+        namespace_registry: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.prefix = namespace_prefix
+        self.registry = NamespaceRegistry(namespace_registry or self.state_dir / "namespaces.json")
+        self.fabric = Fabric(namespace_prefix, self.registry, namespace=fabric_namespace)
+        self.configure_command = list(configure_command)
+        self.appliance_command = list(appliance_command)
+        self.api_port = api_port
+        self.ready_timeout = ready_timeout
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
+        """Built from the ``[netns]`` options and ``[router] mgt_service_port``."""
+        register_opts(conf)
+        opts = conf.netns
+        return cls(
+            opts.state_dir,
+            namespace_prefix=opts.namespace_prefix,
+            fabric_namespace=opts.fabric_namespace,
+            configure_command=opts.configure_command,
+            appliance_command=opts.appliance_command,
+            api_port=conf.router.mgt_service_port,
+            ready_timeout=opts.ready_timeout,
+        )
+
+    # -- names and records -------------------------------------------------------------------
+    def namespace(self, resource_id: str) -> str:
+        return f"{self.prefix}-{resource_id}"
+
+    def _dir(self, resource_id: str) -> Path:
+        return self.state_dir / "appliances" / resource_id
+
+    def _tracker(self, resource_id: str) -> ProcessTracker:
+        return ProcessTracker(self._dir(resource_id) / "pids")
+
+    def _load(self, resource_id: str) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = json.loads(
+                (self._dir(resource_id) / "instance.json").read_text()
+            )
+        except (FileNotFoundError, ValueError):
+            return None
+        return record
+
+    def _save(self, resource_id: str, record: dict[str, Any]) -> None:
+        path = self._dir(resource_id) / "instance.json"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, path)
+
+    def _instance(self, record: dict[str, Any]) -> Instance:
+        resource_id = record["resource_id"]
+        ports = [_port_from_json(p) for p in record["ports"]]
+        status, fault = self._status(resource_id, record["namespace"])
+        return Instance(
+            instance_id=record["namespace"],
+            resource_id=resource_id,
+            status=status,
+            management_address=strip_prefix(record["management_cidr"]),
+            ports=ports,
+            image=record.get("image"),
+            booted_at=record.get("booted_at"),
+            fault=fault,
+        )
+
+    def _status(self, resource_id: str, ns: str) -> tuple[InstanceStatus, str | None]:
+        if not netns.netns_exists(ns):
+            return InstanceStatus.ERROR, f"namespace {ns} is gone"
+        proc = self._tracker(resource_id).get(API_PROCESS)
+        log = self._dir(resource_id) / "logs" / f"{API_PROCESS}.log"
+        if proc is None:
+            return InstanceStatus.SHUTOFF, f"appliance API is not running: {_tail(log)}"
+        if not listening_on(proc.pid, self.api_port):
+            return InstanceStatus.BUILD, None
+        return InstanceStatus.ACTIVE, None
+
+    # -- ComputeProvider ---------------------------------------------------------------------
+    def get(self, resource: Resource) -> Instance | None:
+        record = self._load(resource.id)
+        return self._instance(record) if record else None
+
+    def list_instances(self) -> list[Instance]:
+        found = []
+        for path in sorted((self.state_dir / "appliances").glob("*/instance.json")):
+            record = self._load(path.parent.name)
+            if record:
+                found.append(self._instance(record))
+        return found
+
+    def boot(self, resource: Resource, ports: Sequence[PortSpec], image: str | None) -> Instance:
+        mgmt_port, cidr = management_cidr(ports)
+        existing = self.get(resource)
+        if existing is not None:
+            if existing.status in (InstanceStatus.ACTIVE, InstanceStatus.BUILD):
+                LOG.info("appliance %s: already running, not booting again", resource.id)
+                return existing
+            LOG.info("appliance %s: removing a broken instance (%s)", resource.id, existing.fault)
+            self.stop(resource)
+        ns = self.namespace(resource.id)
+        app_dir = self._dir(resource.id)
+        for sub in ("pids", "logs", "appliance"):
+            (app_dir / sub).mkdir(parents=True, exist_ok=True)
+        record = {
+            "resource_id": resource.id,
+            "tenant_id": resource.tenant_id,
+            "kind": resource.kind,
+            "namespace": ns,
+            "management_cidr": cidr,
+            "ports": [_port_to_json(p) for p in ports],
+            "image": image,
+            "booted_at": time.time(),
+        }
+        self._save(resource.id, record)
+        LOG.info("appliance %s: booting in namespace %s (%d ports)", resource.id, ns, len(ports))
+        try:
+            self.registry.create(ns)
+            for port in ports:
+                self.fabric.attach_port(ns, port.port_id, port.network_id, port.mac_address)
+            self._configure(resource.id, ns, mgmt_port, cidr)
+            self._start_api(resource.id, ns, cidr)
+        except (CommandError, OSError, ProviderError) as exc:
+            reason = str(exc)
+            LOG.warning("appliance %s: boot failed: %s", resource.id, reason)
+            self.stop(resource)
+            raise ProviderError(f"appliance {resource.id}: boot failed: {reason}") from exc
+        LOG.info("appliance %s: up at [%s]:%d", resource.id, strip_prefix(cidr), self.api_port)
+        return self._instance(record)
+
+    def _fill(self, template: Sequence[str], resource_id: str, **extra: str) -> list[str]:
+        values = {"state_dir": str(self._dir(resource_id) / "appliance"), **extra}
+        return [part.format(**values) for part in template]
+
+    def _configure(self, resource_id: str, ns: str, mgmt: PortSpec, cidr: str) -> None:
+        argv = self._fill(
+            self.configure_command,
+            resource_id,
+            mac=mgmt.mac_address,
+            cidr=cidr,
+            address=strip_prefix(cidr),
+        )
+        log = self._dir(resource_id) / "logs" / "configure-management.log"
+        try:
+            result = subprocess.run(
+                ["ip", "netns", "exec", ns, *argv],
+                capture_output=True,
+                text=True,
+                timeout=self.ready_timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ProviderError(f"{argv[0]} did not finish in {self.ready_timeout:.0f}s") from exc
+        log.write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout).strip()[-1500:]
+            raise ProviderError(f"{argv[0]} exited {result.returncode}: {output}")
+
+    def _start_api(self, resource_id: str, ns: str, cidr: str) -> None:
+        argv = self._fill(
+            self.appliance_command,
+            resource_id,
+            port=str(self.api_port),
+            address=strip_prefix(cidr),
+        )
+        log = self._dir(resource_id) / "logs" / f"{API_PROCESS}.log"
+        tracker = self._tracker(resource_id)
+        proc = tracker.start(API_PROCESS, argv, netns=ns, log_path=log)
+        deadline = time.monotonic() + self.ready_timeout
+        while not listening_on(proc.pid, self.api_port):
+            if tracker.get(API_PROCESS) is None:
+                raise ProviderError(f"{argv[0]} exited during start-up: {_tail(log)}")
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"{argv[0]} did not listen on port {self.api_port} within "
+                    f"{self.ready_timeout:.0f}s (timeout): {_tail(log)}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, resource: Resource) -> None:
+        app_dir = self._dir(resource.id)
+        ns = self.namespace(resource.id)
+        stopped = self._tracker(resource.id).stop_all() if app_dir.exists() else []
+        had_ns = netns.netns_exists(ns)
+        self.registry.delete(ns)
+        shutil.rmtree(app_dir, ignore_errors=True)
+        if stopped or had_ns:
+            LOG.info("appliance %s: stopped %s, namespace %s deleted", resource.id, stopped, ns)
+
+    def plug(self, resource: Resource, port: PortSpec) -> None:
+        record, ns = self._running(resource, f"plug port {port.port_id}")
+        if any(p["port_id"] == port.port_id for p in record["ports"]):
+            if self.fabric.is_attached(port_ifname(port.port_id)):
+                return
+            record["ports"] = [p for p in record["ports"] if p["port_id"] != port.port_id]
+        try:
+            self.fabric.attach_port(ns, port.port_id, port.network_id, port.mac_address)
+        except CommandError as exc:
+            raise ProviderError(f"appliance {resource.id}: plug {port.port_id}: {exc}") from exc
+        record["ports"].append(_port_to_json(port))
+        self._save(resource.id, record)
+        LOG.info("appliance %s: plugged port %s (%s)", resource.id, port.port_id, port.mac_address)
+
+    def unplug(self, resource: Resource, port_id: str) -> None:
+        record, _ns = self._running(resource, f"unplug port {port_id}")
+        self.fabric.detach(port_ifname(port_id))
+        kept = [p for p in record["ports"] if p["port_id"] != port_id]
+        if len(kept) != len(record["ports"]):
+            record["ports"] = kept
+            self._save(resource.id, record)
+            LOG.info("appliance %s: unplugged port %s", resource.id, port_id)
+
+    def _running(self, resource: Resource, what: str) -> tuple[dict[str, Any], str]:
+        record = self._load(resource.id)
+        if record is None or not netns.netns_exists(record["namespace"]):
+            raise ProviderError(f"appliance {resource.id}: cannot {what}: it has no namespace")
+        return record, record["namespace"]

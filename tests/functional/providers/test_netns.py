@@ -1,0 +1,60 @@
+"""What only the netns provider promises: kernel objects, traffic, and a dead appliance seen."""
+
+from __future__ import annotations
+
+import uuid
+
+from astara.core.events import Resource
+from astara.core.interfaces import InstanceStatus, PortRole
+from astara.localcloud import netns
+from astara.localcloud.fabric import port_ifname
+from astara.providers.netns import API_PROCESS
+from tests.functional.providers.conftest import NetnsKit, port
+
+
+def test_ports_are_veths_with_the_port_mac_on_the_network_bridge(netns_kit: NetnsKit) -> None:
+    provider, resource = netns_kit.provider(), Resource(str(uuid.uuid4()), "t")
+    service = port(str(uuid.uuid4()), PortRole.SERVICE, "192.0.2.1/24")
+    mgmt = netns_kit.management_port()
+    instance = provider.boot(resource, [mgmt, service], image=None)
+    assert instance.instance_id == f"{netns_kit.prefix}-{resource.id}"
+    links = {link["ifname"]: link for link in netns.links(instance.instance_id)}
+    assert links[port_ifname(service.port_id)]["address"] == service.mac_address
+    # The stand-in configure program (like the real one) renamed the management NIC by MAC.
+    assert links["ge0"]["address"] == mgmt.mac_address
+
+
+def test_two_appliances_talk_over_their_network_bridge(netns_kit: NetnsKit) -> None:
+    provider, network = netns_kit.provider(), str(uuid.uuid4())
+    instances = []
+    for last_octet in (1, 2):
+        service = port(network, PortRole.SERVICE, f"198.51.100.{last_octet}/24")
+        resource = Resource(str(uuid.uuid4()), "t")
+        instance = provider.boot(resource, [netns_kit.management_port(), service], image=None)
+        netns.add_address(instance.instance_id, port_ifname(service.port_id), service.fixed_ips[0])
+        instances.append(instance)
+    out = netns.exec_in(instances[0].instance_id, ["ping", "-c", "1", "-W", "2", "198.51.100.2"])
+    assert "1 received" in out
+
+
+def test_a_dead_appliance_is_reported_shutoff_with_its_log(netns_kit: NetnsKit) -> None:
+    provider, resource = netns_kit.provider(), Resource(str(uuid.uuid4()), "t")
+    provider.boot(resource, [netns_kit.management_port()], image=None)
+    provider._tracker(resource.id).stop(API_PROCESS)
+    instance = provider.get(resource)
+    assert instance is not None
+    assert instance.status is InstanceStatus.SHUTOFF
+    assert instance.fault and "not running" in instance.fault
+    # Booting again replaces the broken instance.
+    rebooted = provider.boot(resource, instance.ports, image=None)
+    assert rebooted.status is InstanceStatus.ACTIVE
+    assert rebooted.booted_at != instance.booted_at
+
+
+def test_a_vanished_namespace_is_an_error(netns_kit: NetnsKit) -> None:
+    provider, resource = netns_kit.provider(), Resource(str(uuid.uuid4()), "t")
+    instance = provider.boot(resource, [netns_kit.management_port()], image=None)
+    netns.delete_netns(instance.instance_id)
+    found = provider.get(resource)
+    assert found is not None and found.status is InstanceStatus.ERROR
+    assert found.fault and "is gone" in found.fault
