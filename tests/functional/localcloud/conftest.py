@@ -1,0 +1,35 @@
+"""A kit fabric per test: unique prefix, namespaces recorded where the harness cleans up."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from astara.localcloud.fabric import Fabric
+from astara.localcloud.netns import NamespaceRegistry
+from tests.conftest import RUN_DIR
+
+
+@pytest.fixture
+def kit_state_dir() -> Iterator[Path]:
+    path = RUN_DIR / "state" / f"kit-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def fabric() -> Iterator[Fabric]:
+    prefix = f"at{uuid.uuid4().hex[:6]}"
+    registry = NamespaceRegistry(RUN_DIR / "topologies" / f"{prefix}.json")
+    kit_fabric = Fabric(prefix, registry)
+    try:
+        yield kit_fabric
+    finally:
+        registry.delete_all()
