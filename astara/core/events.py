@@ -21,6 +21,22 @@ class Action(enum.StrEnum):
     REBALANCE = "rebalance"  # the cluster's hash ring changed, handled by the worker
 
 
+class Command(enum.StrEnum):
+    """Operator commands carried by ``Action.COMMAND`` events in ``body["command"]``.
+
+    Handled by the worker that owns the resource: ``rebuild`` (optional ``body["image"]``),
+    ``update``, ``poll`` and ``read`` become that action on the resource's state machine;
+    ``workers_debug`` logs the worker's diagnostics. The resource's ``tenant_id`` may be ""
+    when the sender only knows the resource id: the engine looks the tenant up.
+    """
+
+    REBUILD = "rebuild"
+    UPDATE = "update"
+    POLL = "poll"
+    READ = "read"
+    WORKERS_DEBUG = "workers_debug"
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """One managed resource (a Neutron router, later a load balancer)."""

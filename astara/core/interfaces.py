@@ -94,6 +94,18 @@ class ApplianceError(Exception):
     """The appliance API refused or failed a request; the message says why."""
 
 
+class ApplianceConfigRejected(ApplianceError):
+    """The appliance validated a configuration document and refused it (HTTP 422).
+
+    ``paths`` names every bad field (e.g. ``configuration.networks.0.interface.mtu``).
+    Rebooting the appliance would not help: the same document would be refused again.
+    """
+
+    def __init__(self, message: str, paths: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.paths: tuple[str, ...] = tuple(paths)
+
+
 class ApplianceClient(Protocol):
     """The appliance's REST API (DESIGN §5), addressed by management address and port."""
 

@@ -1,0 +1,360 @@
+"""What the orchestrator knows of one resource's appliance, and the operations on it.
+
+:class:`InstanceManager` keeps the instance state (DESIGN §4: down, booting, up, configured,
+restart, replug, gone, error, degraded) and performs every side effect the state machine asks
+for, through the protocols of :mod:`astara.core.interfaces` only. It never sleeps: time comes
+from an injectable clock, so boot timeouts and error cool-downs are tested without waiting.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from astara.core.events import Resource
+from astara.core.interfaces import (
+    ApplianceClient,
+    ApplianceConfigRejected,
+    ApplianceError,
+    ComputeProvider,
+    Instance,
+    InstanceStatus,
+    PortRole,
+    PortSpec,
+    ProviderError,
+    ResourceDriver,
+)
+from astara.core.settings import MachineSettings
+
+LOG = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class InstanceState(enum.StrEnum):
+    DOWN = "down"  # no running appliance
+    BOOTING = "booting"  # boot requested, API not answering yet
+    UP = "up"  # API answers, configuration not (yet) pushed
+    CONFIGURED = "configured"  # the current configuration is applied
+    RESTART = "restart"  # must be stopped and booted again
+    REPLUG = "replug"  # its interfaces differ from the ports the driver requires
+    GONE = "gone"  # the resource was deleted from the backend
+    ERROR = "error"  # too many failed boots: cooling down
+    DEGRADED = "degraded"  # alive, but refused the last configuration (runs the previous one)
+
+
+# What the backend is told for each instance state (Neutron router status values).
+BACKEND_STATUS: Mapping[InstanceState, str] = {
+    InstanceState.DOWN: "DOWN",
+    InstanceState.BOOTING: "BUILD",
+    InstanceState.UP: "BUILD",
+    InstanceState.REPLUG: "BUILD",
+    InstanceState.RESTART: "DOWN",
+    InstanceState.CONFIGURED: "ACTIVE",
+    InstanceState.DEGRADED: "ERROR",
+    InstanceState.ERROR: "ERROR",
+}
+
+
+def _floating_ips(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The floating IP addresses a configuration document holds (DESIGN §5)."""
+    config = document.get("configuration", document)
+    entries = config.get("floating_ips") or () if isinstance(config, Mapping) else ()
+    return tuple(str(e["floating_ip"]) for e in entries if isinstance(e, Mapping))
+
+
+class InstanceManager:
+    """One resource's appliance: its state and the operations that change it."""
+
+    __slots__ = (
+        "_last_reported",
+        "_observed",
+        "appliance",
+        "boot_failures",
+        "clock",
+        "driver",
+        "error_since",
+        "floating_ips",
+        "image",
+        "instance",
+        "last_error",
+        "provider",
+        "resource",
+        "settings",
+        "state",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        resource: Resource,
+        driver: ResourceDriver,
+        provider: ComputeProvider,
+        appliance: ApplianceClient,
+        settings: MachineSettings,
+        clock: Clock,
+    ) -> None:
+        self.resource = resource
+        self.driver = driver
+        self.provider = provider
+        self.appliance = appliance
+        self.settings = settings
+        self.clock = clock
+        self.state = InstanceState.DOWN
+        self._observed = False  # False until the provider was asked once (adoption)
+        self.instance: Instance | None = None
+        self.image: str | None = None  # custom image from the last REBUILD, None = default
+        self.boot_failures = 0
+        self.error_since: float | None = None
+        self.last_error: str | None = None
+        self.floating_ips: tuple[str, ...] = ()
+        self.stats: Mapping[str, Any] | None = None
+        self._last_reported: str | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return f"{self.resource.kind} {self.resource.id}"
+
+    @property
+    def observed(self) -> bool:
+        """Whether the provider has been asked about this resource's instance yet."""
+        return self._observed
+
+    @property
+    def management_address(self) -> str | None:
+        return self.instance.management_address if self.instance else None
+
+    def _set(self, state: InstanceState, why: str = "") -> None:
+        if state is self.state and self._last_reported in (None, BACKEND_STATUS.get(state)):
+            return  # nothing changed (a failed report is retried on the next change)
+        if state is not self.state:
+            LOG.debug("%s: instance %s -> %s %s", self.name, self.state, state, why)
+            self.state = state
+        self._report()
+
+    def _fail(self, message: str) -> None:
+        self.last_error = message
+        LOG.warning("%s: %s", self.name, message)
+
+    def _report(self) -> None:
+        status = BACKEND_STATUS.get(self.state)
+        if status is None or status == self._last_reported:
+            return
+        try:
+            self.driver.report_status(self.resource, status)
+            self._last_reported = status
+        except Exception as exc:  # the backend being down must not stop the machine
+            LOG.warning("%s: could not report status %s: %s", self.name, status, exc)
+
+    def _api(self) -> tuple[str, int] | None:
+        address = self.management_address
+        return (address, self.settings.mgt_service_port) if address else None
+
+    # -- observing -----------------------------------------------------------------------------
+    def update_state(self) -> InstanceState:
+        """Ask the provider and the appliance API what the appliance is doing now."""
+        if self.state in (InstanceState.GONE, InstanceState.ERROR):
+            return self.state
+        if self.instance is None or self.state is not InstanceState.CONFIGURED:
+            self.instance = self.provider.get(self.resource)
+        self._observed = True
+        instance = self.instance
+        if instance is None:
+            if self.state is InstanceState.BOOTING:
+                self._boot_failed("instance disappeared while booting")
+            self._set(InstanceState.DOWN, "(no instance)")
+            return self.state
+        if instance.status is InstanceStatus.ERROR:
+            self._boot_failed(f"provider reports instance ERROR: {instance.fault or 'no reason'}")
+            self._set(InstanceState.DOWN, "(instance error)")
+            return self.state
+        if instance.status is InstanceStatus.SHUTOFF:
+            self._set(InstanceState.DOWN, "(instance shut off)")
+            return self.state
+        api = self._api()
+        if api is not None and self.appliance.is_alive(*api):
+            if self.state in (InstanceState.DOWN, InstanceState.BOOTING, InstanceState.RESTART):
+                self._set(InstanceState.UP, "(appliance API answers)")
+            return self.state
+        booted_at = instance.booted_at
+        age = self.clock() - booted_at if booted_at is not None else None
+        in_time = age is not None and age < self.settings.boot_timeout
+        if self.state is InstanceState.BOOTING or (self.state is InstanceState.DOWN and in_time):
+            if in_time:
+                self._set(InstanceState.BOOTING)
+            else:
+                self._boot_failed(f"appliance API silent {age or 0:.0f}s after boot (boot_timeout)")
+                self._set(InstanceState.DOWN, "(boot timed out)")
+        else:
+            self._fail(f"appliance at {self.management_address} does not answer")
+            self._set(InstanceState.DOWN, "(appliance dead)")
+        return self.state
+
+    def _boot_failed(self, message: str) -> None:
+        self.boot_failures += 1
+        self._fail(
+            f"boot failed ({self.boot_failures}/{self.settings.reboot_error_threshold}): {message}"
+        )
+
+    # -- acting --------------------------------------------------------------------------------
+    def boot(self) -> None:
+        """Boot a new appliance (stopping a leftover one first); count a failure."""
+        if not self.driver.fetch(self.resource):
+            self._set(InstanceState.GONE, "(deleted from backend)")
+            return
+        if self.boot_failures >= self.settings.reboot_error_threshold:
+            self.set_error()
+            return
+        try:
+            if self.instance is not None or self.provider.get(self.resource) is not None:
+                self.provider.stop(self.resource)
+            self.instance = None
+            ports = self.driver.ensure_ports(self.resource)
+            self.instance = self.provider.boot(self.resource, ports, self.image)
+            if self.instance.booted_at is None:
+                self.instance.booted_at = self.clock()
+        except ProviderError as exc:
+            self._boot_failed(f"provider could not boot: {exc}")
+            self._set(InstanceState.DOWN, "(boot failed)")
+            return
+        self._observed = True
+        LOG.info(
+            "%s: booted instance %s (image %s, attempt %d)",
+            self.name,
+            self.instance.instance_id,
+            self.image or "default",
+            self.boot_failures + 1,
+        )
+        self._set(InstanceState.BOOTING)
+
+    def stop(self, delete: bool) -> None:
+        """Stop the appliance; with ``delete`` also remove its ports and mark it GONE."""
+        try:
+            self.provider.stop(self.resource)
+        except ProviderError as exc:
+            self._fail(f"provider could not stop the appliance: {exc}")
+            return
+        self.instance = None
+        if delete:
+            try:
+                self.driver.delete_ports(self.resource)
+            except Exception as exc:
+                self._fail(f"could not delete ports after stop: {exc}")
+            self.state = InstanceState.GONE
+            LOG.info("%s: appliance stopped, resource gone", self.name)
+        else:
+            self._set(InstanceState.DOWN, "(stopped)")
+
+    def configure(self) -> None:
+        """Push the resource's configuration; detect needed replugs first."""
+        api = self._api()
+        if api is None or self.instance is None:
+            self._set(InstanceState.DOWN, "(no management address)")
+            return
+        if not self.driver.fetch(self.resource):
+            self._set(InstanceState.GONE, "(deleted from backend)")
+            return
+        ports = self.driver.ensure_ports(self.resource)
+        if self._interfaces_differ(ports):
+            self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
+            return
+        document = self.driver.build_config(self.resource, self.instance)
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                self.appliance.put_config(*api, document)
+                break
+            except ApplianceConfigRejected as exc:
+                self._fail(f"appliance refused configuration: {exc} {list(exc.paths)}")
+                self._set(InstanceState.DEGRADED)
+                return
+            except ApplianceError as exc:
+                self._fail(f"configuration push {attempt + 1} failed: {exc}")
+        else:
+            self._boot_failed("configuration could not be pushed (max_retries)")
+            self._set(InstanceState.RESTART)
+            return
+        self.floating_ips = _floating_ips(document)
+        self.boot_failures = 0
+        self.last_error = None
+        LOG.info("%s: configuration applied", self.name)
+        self._set(InstanceState.CONFIGURED)
+
+    def _interfaces_differ(self, ports: Sequence[PortSpec]) -> bool:
+        api = self._api()
+        assert api is not None
+        present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
+        present.discard("")
+        return present != {p.mac_address.lower() for p in ports}
+
+    def replug(self) -> None:
+        """Hot-plug missing ports and unplug stale ones, without rebooting."""
+        api = self._api()
+        if api is None or self.instance is None:
+            self._set(InstanceState.DOWN, "(no instance to replug)")
+            return
+        ports = self.driver.ensure_ports(self.resource)
+        wanted = {p.mac_address.lower(): p for p in ports}
+        present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
+        try:
+            for mac, port in wanted.items():
+                if mac not in present:
+                    LOG.info("%s: plugging port %s (%s)", self.name, port.port_id, mac)
+                    self.provider.plug(self.resource, port)
+            for port in list(self.instance.ports):
+                mac = port.mac_address.lower()
+                if mac in present and mac not in wanted and port.role is not PortRole.MANAGEMENT:
+                    LOG.info("%s: unplugging port %s (%s)", self.name, port.port_id, mac)
+                    self.provider.unplug(self.resource, port.port_id)
+        except ProviderError as exc:
+            self._boot_failed(f"replug failed, restarting: {exc}")
+            self._set(InstanceState.RESTART)
+            return
+        self.instance = self.provider.get(self.resource) or self.instance
+        if self._interfaces_differ(ports):
+            self._boot_failed("interfaces still differ after replug, restarting")
+            self._set(InstanceState.RESTART)
+        else:
+            self._set(InstanceState.UP, "(replugged)")
+
+    def read_stats(self) -> Mapping[str, Any] | None:
+        """Read and keep the appliance's traffic counters."""
+        api = self._api()
+        if api is None:
+            return None
+        try:
+            self.stats = self.appliance.get_stats(*api)
+        except ApplianceError as exc:
+            self._fail(f"could not read traffic counters: {exc}")
+        return self.stats
+
+    def set_error(self) -> None:
+        self.error_since = self.clock()
+        self._fail(
+            f"{self.boot_failures} failed boots (reboot_error_threshold), ERROR for "
+            f"{self.settings.error_state_cooldown:.0f}s"
+        )
+        self._set(InstanceState.ERROR)
+
+    def cooldown_left(self) -> float:
+        if self.state is not InstanceState.ERROR or self.error_since is None:
+            return 0.0
+        return max(0.0, self.error_since + self.settings.error_state_cooldown - self.clock())
+
+    def clear_error(self, force: bool = False) -> bool:
+        """Leave ERROR if the cool-down is over (or ``force``); True if it was cleared."""
+        if self.state is not InstanceState.ERROR:
+            return True
+        if not force and self.cooldown_left() > 0:
+            return False
+        LOG.info("%s: clearing ERROR (%s)", self.name, "forced" if force else "cool-down over")
+        self.boot_failures = 0
+        self.error_since = None
+        self.instance = None
+        self._set(InstanceState.DOWN, "(error cleared)")
+        return True
+
+    def reset_boot_counter(self) -> None:
+        self.boot_failures = 0

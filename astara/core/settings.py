@@ -1,0 +1,18 @@
+"""The tunables the state machine needs, as plain values (built from oslo.config outside)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSettings:
+    """Per-resource state machine settings; one shared instance per worker."""
+
+    boot_timeout: float = 600.0  # seconds from boot to a live appliance API
+    reboot_error_threshold: int = 5  # failed boots in a row before ERROR
+    error_state_cooldown: float = 30.0  # seconds in ERROR before ClearError may retry
+    max_retries: int = 3  # retries of a failed configuration push before a restart
+    transition_history: int = 50  # transitions kept per resource
+    mgt_service_port: int = 5000  # the appliance API port
+    boot_check_interval: float = 1.0  # seconds between aliveness checks while booting

@@ -1,0 +1,216 @@
+"""One worker: a thread pool over the state machines of the tenants it owns.
+
+A :class:`Worker` runs inside a worker process (:func:`worker_process_main`) or, in
+single-process mode, inside the orchestrator itself. After every run of a machine it publishes a
+small :class:`ResourceSummary` if anything an operator sees changed; the engine keeps those
+summaries so that listing resources needs no round trip to the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from astara.core.control import ResourceView
+from astara.core.events import Action, Command, Event, Resource
+from astara.core.instance import Clock
+from astara.core.interfaces import ApplianceClient, ComputeProvider, DebugModes, ResourceDriver
+from astara.core.scheduler import ResourceScheduler
+from astara.core.settings import MachineSettings
+from astara.core.state_machine import Machine
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class Backends:
+    """What a worker's machines talk to; built inside each worker process."""
+
+    driver: ResourceDriver
+    provider: ComputeProvider
+    appliance: ApplianceClient
+    debug: DebugModes | None = None
+
+
+BackendsFactory = Callable[[], Backends]
+
+COMMAND_ACTIONS = {
+    Command.REBUILD: Action.REBUILD,
+    Command.UPDATE: Action.UPDATE,
+    Command.POLL: Action.POLL,
+    Command.READ: Action.READ,
+}
+
+
+class ResourceSummary(NamedTuple):
+    """What the engine keeps of a resource between queries (small, picklable)."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    state: str
+    instance_status: str
+    worker: int
+    management_address: str | None
+    image: str | None
+    last_error: str | None
+    boot_failures: int
+    debug_reason: str | None
+    floating_ips: tuple[str, ...]
+    deleted: bool = False
+
+    def view(self) -> ResourceView:
+        return ResourceView(
+            id=self.id,
+            tenant_id=self.tenant_id,
+            kind=self.kind,
+            state=self.state,
+            instance_status=self.instance_status,
+            worker=self.worker,
+            debug_reason=self.debug_reason,
+            management_address=self.management_address,
+            image=self.image,
+            last_error=self.last_error,
+            boot_failures=self.boot_failures,
+        )
+
+
+def summarize(machine: Machine, worker: int) -> ResourceSummary:
+    instance = machine.instance
+    return ResourceSummary(
+        id=machine.resource.id,
+        tenant_id=machine.resource.tenant_id,
+        kind=machine.resource.kind,
+        state=machine.state.value,
+        instance_status=instance.state.value,
+        worker=worker,
+        management_address=instance.management_address,
+        image=instance.instance.image if instance.instance else instance.image,
+        last_error=instance.last_error,
+        boot_failures=instance.boot_failures,
+        debug_reason=machine.debug_reason,
+        floating_ips=instance.floating_ips,
+        deleted=machine.deleted,
+    )
+
+
+class Worker:
+    """The machines of the tenants sharded to worker ``index``, and the threads running them."""
+
+    def __init__(
+        self,
+        index: int,
+        backends: Backends,
+        settings: MachineSettings,
+        num_threads: int,
+        deleted_memory: float,
+        publish: Callable[[ResourceSummary], None],
+        clock: Clock = time.time,
+    ) -> None:
+        self.index = index
+        self.backends = backends
+        self.settings = settings
+        self.num_threads = num_threads
+        self.clock = clock
+        self._publish = publish
+        self._published: dict[str, int] = {}  # resource id -> hash of its last summary
+        self._threads: list[threading.Thread] = []
+        self.scheduler = ResourceScheduler(
+            self._make_machine,
+            debug=backends.debug,
+            deleted_memory=deleted_memory,
+            clock=clock,
+            on_done=self._after_run,
+        )
+
+    def _make_machine(self, resource: Resource, lock: threading.Lock) -> Machine:
+        b = self.backends
+        return Machine(resource, b.driver, b.provider, b.appliance, self.settings, self.clock, lock)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        for n in range(self.num_threads):
+            thread = threading.Thread(
+                target=self.scheduler.run_thread, name=f"worker-{self.index}-{n}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.scheduler.stop()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    # -- events --------------------------------------------------------------------------------
+    def handle(self, event: Event) -> bool:
+        """Queue an event, or carry out an operator command; False if dropped."""
+        if event.action is Action.COMMAND:
+            return self._command(event)
+        if event.action is Action.REBALANCE:
+            LOG.debug("worker %d: REBALANCE is handled by the engine (resync)", self.index)
+            return False
+        accepted = self.scheduler.submit(event)
+        if not accepted:
+            self._after_drop(event.resource.id)
+        return accepted
+
+    def _command(self, event: Event) -> bool:
+        name = str(event.body.get("command", ""))
+        if name == Command.WORKERS_DEBUG:
+            LOG.info("worker %d: workers debug: %s", self.index, self.report())
+            return True
+        try:
+            action = COMMAND_ACTIONS[Command(name)]
+        except (ValueError, KeyError):
+            LOG.warning("%s %s: unknown command %r", event.resource.kind, event.resource.id, name)
+            return False
+        LOG.info("%s %s: operator command %s", event.resource.kind, event.resource.id, name)
+        return self.handle(Event(event.resource, action, event.body))
+
+    def poll_all(self) -> int:
+        return self.scheduler.poll_all()
+
+    def update_settings(self, settings: MachineSettings) -> None:
+        """New settings for every machine (after a configuration reload)."""
+        self.settings = settings
+        for machine in self.scheduler:
+            machine.instance.settings = settings
+
+    # -- publishing ----------------------------------------------------------------------------
+    def _after_run(self, machine: Machine) -> None:
+        summary = summarize(machine, self.index)
+        digest = hash(summary)
+        rid = machine.resource.id
+        if self._published.get(rid) == digest:
+            return
+        if summary.deleted:
+            self._published.pop(rid, None)
+        else:
+            self._published[rid] = digest
+        self._publish(summary)
+
+    def _after_drop(self, rid: str) -> None:
+        machine = self.scheduler.machines.get(rid)
+        if machine is not None and rid not in self._published:
+            self._after_run(machine)  # a machine made just to drop its event is still known
+
+    # -- inspecting ----------------------------------------------------------------------------
+    def view(self, resource_id: str) -> ResourceView | None:
+        machine = self.scheduler.machines.get(resource_id)
+        return machine.view(self.index) if machine is not None else None
+
+    def report(self) -> dict[str, Any]:
+        report = self.scheduler.report()
+        report["worker"] = self.index
+        report["threads"] = sum(t.is_alive() for t in self._threads)
+        report["machines"] = {
+            m.resource.id: {"state": m.state.value, "instance": m.instance.state.value}
+            for m in self.scheduler
+            if m.state.value != "CalcAction" or m.queue
+        }
+        return report

@@ -1,0 +1,162 @@
+"""Per-resource exclusivity, deleted memory, debug skip and timers of the scheduler."""
+
+from __future__ import annotations
+
+import threading
+
+from astara.core.events import Action, Event, Resource
+from astara.core.instance import InstanceState as I
+from astara.core.scheduler import ResourceScheduler
+from astara.core.sharding import shard_for
+from astara.core.state_machine import Machine
+from astara.orchestrator.fakes import FakeDebugModes
+from astara.providers.fake import Fault
+from tests.unit.core.conftest import World
+
+
+def scheduler(world: World, **kwargs: object) -> ResourceScheduler:
+    def make(resource: Resource, lock: threading.Lock) -> Machine:
+        return Machine(
+            resource, world.driver, world.provider, world.fleet, world.settings, world.clock, lock
+        )
+
+    return ResourceScheduler(make, clock=world.clock, **kwargs)  # type: ignore[arg-type]
+
+
+def drain(sched: ResourceScheduler) -> int:
+    """Work everything ready in this thread; returns how many runs."""
+    runs = 0
+    while (machine := sched.acquire(timeout=0)) is not None:
+        sched.work(machine)
+        sched.release(machine)
+        runs += 1
+    return runs
+
+
+def test_a_resource_is_handed_to_one_thread_at_a_time_while_others_move_on(world: World):
+    sched = scheduler(world)
+    a, b = world.router("a"), world.router("b")
+    sched.submit(Event(a, Action.CREATE))
+    first = sched.acquire(timeout=0)
+    assert first is not None and first.resource == a
+    sched.submit(Event(a, Action.READ))  # more work for a while a is busy
+    assert sched.acquire(timeout=0) is None  # nobody else may take a
+    sched.submit(Event(b, Action.CREATE))
+    other = sched.acquire(timeout=0)
+    assert other is not None and other.resource == b  # another thread moves on to b
+    sched.work(first)
+    sched.release(first)
+    again = sched.acquire(timeout=0)
+    assert again is first and again.queue == [Action.READ]
+
+
+def test_threads_never_run_one_machine_concurrently(world: World):
+    sched = scheduler(world)
+    running: set[str] = set()
+    overlaps: list[str] = []
+    guard = threading.Lock()
+    real_build = world.driver.build_config
+
+    def build_config(resource, instance):  # type: ignore[no-untyped-def]
+        with guard:
+            if resource.id in running:
+                overlaps.append(resource.id)
+            running.add(resource.id)
+        try:
+            return real_build(resource, instance)
+        finally:
+            with guard:
+                running.discard(resource.id)
+
+    world.driver.build_config = build_config  # type: ignore[method-assign]
+    resources = [world.router(f"r{n}", f"t{n % 3}") for n in range(20)]
+    threads = [threading.Thread(target=sched.run_thread) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(5):
+        for r in resources:
+            sched.submit(Event(r, Action.UPDATE))
+    done = threading.Event()
+
+    def idle_check() -> None:
+        while not (sched.idle() and all(not m.has_work() for m in sched)):
+            threading.Event().wait(0.01)
+        done.set()
+
+    threading.Thread(target=idle_check, daemon=True).start()
+    assert done.wait(30)
+    sched.stop()
+    for t in threads:
+        t.join(5)
+    assert not overlaps
+    assert all(m.instance.state is I.CONFIGURED for m in sched)
+    assert world.provider.calls["boot"] == 20
+
+
+def test_deleted_resources_are_remembered_then_forgotten(world: World):
+    sched = scheduler(world, deleted_memory=100)
+    r = world.router("gone")
+    sched.submit(Event(r, Action.CREATE))
+    sched.submit(Event(r, Action.DELETE))
+    drain(sched)
+    assert "gone" not in sched.machines and "gone" in sched.deleted
+    assert not sched.submit(Event(r, Action.UPDATE))  # a late event does not resurrect it
+    assert sched.dropped == 1 and "gone" not in sched.machines
+    world.clock.advance(101)
+    assert sched.submit(Event(r, Action.UPDATE))
+    assert "gone" in sched.machines and "gone" not in sched.deleted
+
+
+def test_debug_mode_skips_the_resource_and_says_why(world: World):
+    debug = FakeDebugModes()
+    sched = scheduler(world, debug=debug)
+    r = world.router("dbg", "tenant-x")
+    debug.tenants["tenant-x"] = "tenant debug: ticket 42"
+    sched.submit(Event(r, Action.CREATE))
+    drain(sched)
+    machine = sched.machines["dbg"]
+    assert world.provider.calls["boot"] == 0 and sched.skipped == 1
+    assert machine.debug_reason == "tenant debug: ticket 42"
+    assert "ticket 42" in machine.history[-1].reason
+    del debug.tenants["tenant-x"]
+    sched.submit(Event(r, Action.CREATE))
+    drain(sched)
+    assert machine.instance.state is I.CONFIGURED and machine.debug_reason is None
+
+
+def test_booting_machine_waits_on_a_timer_not_a_thread(world: World):
+    sched = scheduler(world)
+    r = world.router("slow")
+    world.provider.inject("slow", Fault.HANGS, times=1)
+    sched.submit(Event(r, Action.CREATE))
+    assert drain(sched) == 1
+    assert sched.acquire(timeout=0) is None  # not ready until its timer fires
+    world.provider.instances["slow"].booted_at = world.clock() - 1000  # now past boot_timeout
+    world.clock.advance(world.settings.boot_check_interval)
+    assert drain(sched) == 1
+    assert sched.machines["slow"].instance.state is I.CONFIGURED
+
+
+def test_poll_all_reaches_every_machine_but_not_those_in_error(world: World):
+    sched = scheduler(world)
+    for n in range(3):
+        sched.submit(Event(world.router(f"p{n}"), Action.CREATE))
+    world.provider.inject("p2", Fault.BOOT_FAILS)
+    drain(sched)
+    assert sched.machines["p2"].instance.state is I.ERROR
+    assert sched.poll_all() == 2
+    drain(sched)
+    report = sched.report()
+    assert report["resources"] == 3 and report["transitions"]["CalcAction->Alive"] >= 5
+
+
+def test_commands_outside_the_machine_are_refused(world: World):
+    sched = scheduler(world)
+    assert not sched.submit(Event(world.router("c"), Action.COMMAND, {"command": "poll"}))
+
+
+def test_tenant_sharding_is_stable_and_spread():
+    assert shard_for("tenant-a", 1) == 0
+    shards = [shard_for(f"tenant-{n}", 4) for n in range(400)]
+    assert shards == [shard_for(f"tenant-{n}", 4) for n in range(400)]
+    assert all(60 < shards.count(s) < 140 for s in range(4))
