@@ -1,0 +1,176 @@
+"""The appliance REST API (seed paths, JSON everywhere, OpenAPI at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from astara.appliance import links, netops
+from astara.appliance.apply import Appliance, ApplyError, ResolveError
+from astara.configdoc import Document, document_errors, parse_document
+
+LOG = logging.getLogger(__name__)
+
+JSON_TYPES = ("application/json",)
+
+
+def _error(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def gateway_reachable(family: int) -> bool:
+    """Does the default gateway of ``family`` (4 or 6) answer a ping?"""
+    with links.netlink() as ipr:
+        defaults = [
+            r
+            for r in ipr.get_routes(family=2 if family == 4 else 10, table=254)
+            if r["dst_len"] == 0 and r.get("gateway")
+        ]
+    if not defaults:
+        return False
+    gateway = defaults[0].get("gateway")
+    result = subprocess.run(
+        ["ping", f"-{family}", "-c", "1", "-W", "1", "-n", gateway], capture_output=True, timeout=5
+    )
+    return result.returncode == 0
+
+
+def _groups(appliance: Appliance) -> dict[str, list[str]]:
+    if appliance.current is None:
+        return {}
+    return {
+        (n.interface.lladdr or "").lower(): list(n.interface.groups)
+        for n in appliance.current.configuration.networks
+    }
+
+
+def create_app(appliance: Appliance) -> FastAPI:
+    app = FastAPI(title="Astara appliance API", version="1", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+            for e in exc.errors()
+        ]
+        return _error(422, detail)
+
+    @app.get("/v1/status/", summary="Can the router reach its default gateways?")
+    @app.get("/v1/status", include_in_schema=False)
+    def status() -> dict[str, bool]:
+        return {"v4": gateway_reachable(4), "v6": gateway_reachable(6)}
+
+    @app.get("/v1/firewall/rules/", summary="The live nftables ruleset, as text")
+    @app.get("/v1/firewall/rules", include_in_schema=False)
+    def rules() -> dict[str, str]:
+        return {"ruleset": netops.nft_ruleset()}
+
+    @app.get("/v1/system/interfaces", summary="Every NIC, in the seed's format")
+    @app.get("/v1/system/interfaces/", include_in_schema=False)
+    def interfaces() -> dict[str, list[dict[str, Any]]]:
+        with appliance.lock:
+            links.sync_names(appliance.state)
+            with links.netlink() as ipr:
+                return {"interfaces": links.describe(ipr, _groups(appliance))}
+
+    @app.get(
+        "/v1/system/interface/{ifname}/",
+        summary="One NIC, by name",
+        responses={404: {"description": "no such interface"}},
+    )
+    @app.get("/v1/system/interface/{ifname}", include_in_schema=False)
+    def interface(ifname: str) -> Any:
+        with appliance.lock:
+            links.sync_names(appliance.state)
+            with links.netlink() as ipr:
+                found = [
+                    i for i in links.describe(ipr, _groups(appliance)) if i["ifname"] == ifname
+                ]
+        if not found:
+            return _error(404, f"no interface named {ifname!r}")
+        return {"interface": found[0]}
+
+    @app.get("/v1/system/stats", summary="Per-interface traffic counters")
+    @app.get("/v1/system/stats/", include_in_schema=False)
+    def stats() -> dict[str, Any]:
+        with links.netlink() as ipr:
+            return {"interfaces": links.counters(ipr)}
+
+    @app.get("/v1/system/config", summary="The configuration document the router runs")
+    @app.get("/v1/system/config/", include_in_schema=False)
+    def get_config() -> dict[str, Any]:
+        return (appliance.current or Document()).model_dump(mode="json")
+
+    put_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}},
+        },
+        "responses": {
+            "415": {"description": "the body is not application/json"},
+            "422": {"description": "invalid document: every bad field, by path"},
+            "500": {"description": "a step failed; the previous configuration was restored"},
+        },
+    }
+
+    @app.put(
+        "/v1/system/config/",
+        summary="Apply a configuration document as a whole",
+        openapi_extra=put_doc,
+    )
+    @app.put("/v1/system/config", include_in_schema=False)
+    async def put_config(request: Request) -> Any:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in JSON_TYPES:
+            return _error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
+        raw = await request.body()
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(
+                422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+            )
+        try:
+            doc = parse_document(data)
+        except ValidationError as exc:
+            errors = document_errors(exc)
+            for e in errors:
+                e["loc"] = ["body", *e["loc"]]
+            return _error(422, errors)
+        try:
+            changed = await run_in_threadpool(appliance.apply, doc)
+        except ResolveError as exc:
+            return _error(422, exc.errors)
+        except ApplyError as exc:
+            return _error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
+        return {
+            "status": "applied" if changed else "unchanged",
+            "changed": changed,
+            "config": doc.model_dump(mode="json"),
+        }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            doc_schema = Document.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(doc_schema.pop("$defs", {}))
+            components["Document"] = doc_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,273 @@
+"""Apply a configuration document to this box: as a whole, or not at all.
+
+Every step *converges* the box towards a configuration and is idempotent, so rolling back is
+converging every step already touched (and the one that failed) back to the previous
+configuration. The same document twice changes nothing and restarts nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from astara.appliance import bird, dhcp, firewall, links, metadata_proxy, netops, routes
+from astara.appliance.state import StateDir, write_atomic
+from astara.appliance.supervisor import Daemon
+from astara.configdoc import Configuration, Document
+
+LOG = logging.getLogger(__name__)
+
+
+class ResolveError(ValueError):
+    """The document names NICs this box does not have; ``errors`` are 422 details."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} unknown interface(s)")
+        self.errors = errors
+
+
+class ApplyError(RuntimeError):
+    """A step failed; the previous configuration was put back."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"applying {step} failed: {reason}; previous configuration restored")
+        self.step = step
+        self.reason = reason
+
+
+@dataclass
+class Plan:
+    conf: Configuration
+    ifnames: dict[str, str] = field(default_factory=dict)  # network_id -> ifname
+    index: dict[str, int] = field(default_factory=dict)  # network_id -> ifindex
+
+
+class Appliance:
+    """The box: the configuration it runs, and how to move it to another one."""
+
+    def __init__(self, state: StateDir, api_port: int = 5000) -> None:
+        self.state = state
+        self.api_port = api_port
+        self.lock = threading.Lock()
+        self.dnsmasq = dhcp.Dnsmasq(state)
+        self.bird = bird.Bird(state)
+        self.proxy = Daemon(state, "metadata-proxy")
+        self._fw_live: firewall.FirewallInputs | None = None
+        saved = state.read_json("applied.json")
+        self.current: Document | None = Document.model_validate(saved) if saved else None
+
+    # -- resolving networks to NICs ------------------------------------------------------------
+    def resolve(self, conf: Configuration, *, strict: bool = True) -> Plan:
+        """Match each network to a NIC by MAC (or by ifname when the MAC is null)."""
+        links.sync_names(self.state)
+        plan = Plan(conf)
+        errors = []
+        with links.netlink() as ipr:
+            by_mac = links.index_by_mac(ipr)
+            by_name = {n.ifname: n.index for n in links.list_nics(ipr)}
+        names = {i: n for n, i in by_name.items()}
+        for i, net in enumerate(conf.networks):
+            iface = net.interface
+            idx = (
+                by_mac.get(iface.lladdr.lower())
+                if iface.lladdr
+                else by_name.get(iface.ifname or "")
+            )
+            if idx is None:
+                field_name = "lladdr" if iface.lladdr else "ifname"
+                errors.append(
+                    {
+                        "loc": ["body", "configuration", "networks", i, "interface", field_name],
+                        "msg": "no interface with this " + ("MAC" if iface.lladdr else "name"),
+                        "type": "unknown_interface",
+                    }
+                )
+                continue
+            plan.ifnames[net.network_id] = names[idx]
+            plan.index[net.network_id] = idx
+        if errors and strict:
+            raise ResolveError(errors)
+        if errors:  # lenient (rollback): leave out the networks whose NIC has gone
+            plan.conf = conf.model_copy(
+                update={"networks": [n for n in conf.networks if n.network_id in plan.index]}
+            )
+        return plan
+
+    # -- the steps -----------------------------------------------------------------------------
+    def _mgmt(self) -> tuple[str | None, list[links.IPInterface]]:
+        mgmt = self.state.management
+        if not mgmt:
+            return None, []
+        return mgmt["ifname"], [ipaddress.ip_interface(mgmt["address"])]
+
+    def step_links(self, plan: Plan) -> bool:
+        netops.enable_forwarding()
+        mgmt_if, keep = self._mgmt()
+        changed = False
+        ext = plan.conf.external
+        fips = [
+            ipaddress.ip_interface(f"{f.floating_ip}/{f.floating_ip.max_prefixlen}")
+            for f in plan.conf.floating_ips
+        ]
+        with links.netlink() as ipr:
+            for net in plan.conf.networks:
+                iface = net.interface
+                addrs = list(iface.addresses)
+                if ext is not None and net.network_id == ext.network_id:
+                    addrs += fips
+                changed |= links.converge_link(
+                    ipr,
+                    plan.index[net.network_id],
+                    addresses=addrs,
+                    mtu=iface.mtu,
+                    up=iface.state == "up",
+                    description=iface.description,
+                    keep=keep,
+                )
+            used = set(plan.index.values())
+            for nic in links.list_nics(ipr):  # NICs no network uses any more lose their addresses
+                if nic.index not in used and nic.ifname != mgmt_if:
+                    link = ipr.link("get", index=nic.index)[0]
+                    changed |= links.converge_link(
+                        ipr,
+                        nic.index,
+                        addresses=[],
+                        mtu=None,
+                        up=bool(link["flags"] & links.IFF_UP),
+                        description="",
+                        keep=keep,
+                    )
+        return changed
+
+    def step_routes(self, plan: Plan) -> bool:
+        with links.netlink() as ipr:
+            return routes.converge_routes(ipr, plan.conf)
+
+    def step_firewall(self, plan: Plan) -> bool:
+        mgmt_if, _ = self._mgmt()
+        inputs = firewall.inputs_from(
+            plan.conf, plan.ifnames, self.api_port, (mgmt_if,) if mgmt_if else ()
+        )
+        live = self._fw_live
+        if live == inputs:
+            return False
+        if live is not None and dataclasses.replace(live, fips=inputs.fips) == inputs:
+            netops.nft_apply(firewall.fip_delta(live.fips, inputs.fips))
+        else:
+            netops.nft_apply(firewall.render(inputs))
+        self._fw_live = inputs
+        return True
+
+    def step_dhcp(self, plan: Plan) -> bool:
+        return self.dnsmasq.converge(dhcp.render(plan.conf, plan.ifnames, self.state)) != "none"
+
+    def step_bird(self, plan: Plan) -> bool:
+        return self.bird.converge(bird.render(plan.conf, plan.ifnames)) != "none"
+
+    def step_metadata(self, plan: Plan) -> bool:
+        config = metadata_proxy.render(plan.conf, firewall.METADATA_PORT)
+        path = self.state.file("metadata-proxy.json")
+        if config is None:
+            running = self.proxy.pid is not None
+            self.proxy.stop()
+            path.unlink(missing_ok=True)
+            return running
+        changed = write_atomic(path, json.dumps(config, sort_keys=True))
+        if not changed and self.proxy.pid is not None:
+            return False
+        first = config["listeners"][0]
+        self.proxy.start(
+            [sys.executable, "-m", "astara.appliance.metadata_proxy", "--config", str(path)],
+            ready=lambda: _accepts(first["address"], first["port"]),
+        )
+        return True
+
+    # -- apply with rollback -------------------------------------------------------------------
+    def steps(self) -> list[tuple[str, Callable[[Plan], bool]]]:
+        return [
+            ("links", self.step_links),
+            ("routes", self.step_routes),
+            ("firewall", self.step_firewall),
+            ("dhcp", self.step_dhcp),
+            ("metadata", self.step_metadata),
+            ("bird", self.step_bird),
+        ]
+
+    def apply(self, doc: Document) -> list[str]:
+        """Apply ``doc``; return the steps that changed something.
+
+        Raises ResolveError (unknown NICs) or ApplyError (rolled back).
+        """
+        with self.lock:
+            started = time.monotonic()
+            plan = self.resolve(doc.configuration)
+            old_doc = self.current or Document()
+            changed: list[str] = []
+            done: list[tuple[str, Callable[[Plan], bool]]] = []
+            for name, step in self.steps():
+                done.append((name, step))
+                try:
+                    if step(plan):
+                        changed.append(name)
+                except Exception as exc:
+                    LOG.error("step %s failed (%s): rolling back", name, exc)
+                    self._rollback(old_doc, done)
+                    raise ApplyError(name, str(exc)) from exc
+            self._after(old_doc.configuration, plan)
+            self.current = doc
+            self.state.write_json("applied.json", doc.model_dump(mode="json"))
+            LOG.info(
+                "configuration applied in %.3fs, changed: %s",
+                time.monotonic() - started,
+                ", ".join(changed) or "nothing",
+            )
+            return changed
+
+    def _rollback(self, old: Document, done: list[tuple[str, Callable[[Plan], bool]]]) -> None:
+        self._fw_live = None  # force a full firewall ruleset on the way back
+        plan = self.resolve(old.configuration, strict=False)
+        for name, step in reversed(done):
+            try:
+                step(plan)
+            except Exception as exc:  # keep going: restore as much as possible
+                LOG.error("rollback of %s failed: %s", name, exc)
+
+    def _after(self, old: Configuration, plan: Plan) -> None:
+        """Flush conntrack of removed floating IPs; announce new addresses by gratuitous ARP."""
+        new_fips = {(str(f.floating_ip), str(f.fixed_ip)) for f in plan.conf.floating_ips}
+        old_fips = {(str(f.floating_ip), str(f.fixed_ip)) for f in old.floating_ips}
+        for fip, _fixed in old_fips - new_fips:
+            netops.flush_conntrack(fip)
+        ext = plan.conf.external
+        if ext is None or ext.interface.lladdr is None:
+            return
+        announce = [fip for fip, _ in new_fips - old_fips]
+        old_ext = [str(a.ip) for n in old.networks_of("external") for a in n.interface.addresses]
+        announce += [str(a.ip) for a in ext.interface.addresses if str(a.ip) not in old_ext]
+        for ip in announce:
+            if ipaddress.ip_address(ip).version == 4:
+                try:
+                    netops.send_garp(plan.ifnames[ext.network_id], ext.interface.lladdr, ip)
+                except OSError as exc:
+                    LOG.warning("gratuitous ARP for %s failed: %s", ip, exc)
+
+    def shutdown(self) -> None:
+        for daemon in (self.dnsmasq.daemon, self.bird.daemon, self.proxy):
+            daemon.stop()
+
+
+def _accepts(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,116 @@
+"""Entry points: ``astara-appliance-api`` and ``astara-configure-management``."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import ssl
+import sys
+from typing import Any
+
+from astara.appliance.state import StateDir
+
+LOG = logging.getLogger("astara.appliance")
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def configure_management(argv: list[str] | None = None) -> int:
+    """Bring the management NIC (found by MAC) up with its address; record it for the API."""
+    parser = argparse.ArgumentParser(
+        prog="astara-configure-management", description=configure_management.__doc__
+    )
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("mac")
+    parser.add_argument("address", help="ip/prefix")
+    args = parser.parse_args(argv)
+    _logging()
+    try:
+        address = ipaddress.ip_interface(args.address)
+    except ValueError as exc:
+        parser.error(str(exc))
+    mac = args.mac.lower()
+    from astara.appliance import links
+
+    state = StateDir(args.state_dir)
+    names = links.sync_names(state, first_mac=mac)
+    if mac not in names:
+        print(f"astara-configure-management: no NIC with MAC {mac}", file=sys.stderr)
+        return 1
+    with links.netlink() as ipr:
+        lo = ipr.link_lookup(ifname="lo")
+        if lo:
+            ipr.link("set", index=lo[0], state="up")
+        index = links.index_by_mac(ipr)[mac]
+        link = ipr.link("get", index=index)[0]
+        links.converge_link(
+            ipr, index, addresses=[address], mtu=link.get("mtu"), up=True, description="management"
+        )
+    state.set_management(str(address), names[mac], mac)
+    LOG.info("management interface %s (%s) up with %s", names[mac], mac, address)
+    return 0
+
+
+def api(argv: list[str] | None = None) -> int:
+    """Run the appliance REST API."""
+    parser = argparse.ArgumentParser(prog="astara-appliance-api", description=api.__doc__)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--listen", help="address to bind (default: the management address)")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--tls-cert", help="server certificate (PEM); enables TLS")
+    parser.add_argument("--tls-key", help="server private key (PEM)")
+    parser.add_argument("--tls-ca", help="CA bundle: clients must present a certificate it signed")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    _logging(args.verbose)
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together; --tls-ca needs them")
+    state = StateDir(args.state_dir)
+    listen = args.listen
+    if listen is None:
+        mgmt = state.management
+        if not mgmt:
+            parser.error(
+                "no --listen and no management address recorded in the state dir "
+                "(run astara-configure-management first)"
+            )
+        listen = str(ipaddress.ip_interface(mgmt["address"]).ip)
+    ipaddress.ip_address(listen)  # an address, never a name: no resolver in a namespace
+
+    import uvicorn
+
+    from astara.appliance.api import create_app
+    from astara.appliance.apply import Appliance
+    from astara.appliance.links import sync_names
+
+    sync_names(state)
+    appliance = Appliance(state, api_port=args.port)
+    if appliance.current is not None:
+        LOG.info("restoring the configuration applied before this restart")
+        try:
+            appliance.apply(appliance.current)
+        except Exception as exc:
+            LOG.error("could not restore the previous configuration: %s", exc)
+    tls: dict[str, Any] = {}
+    if args.tls_cert:
+        tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
+        if args.tls_ca:
+            tls |= {"ssl_ca_certs": args.tls_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    try:
+        uvicorn.run(
+            create_app(appliance),
+            host=listen,
+            port=args.port,
+            log_level="info",
+            access_log=args.verbose,
+            **tls,
+        )
+    finally:
+        appliance.shutdown()
+    return 0

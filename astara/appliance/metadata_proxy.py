@@ -1,0 +1,203 @@
+"""The metadata proxy: instances' requests to 169.254.169.254 -> the orchestrator's metadata port.
+
+nftables redirects ``169.254.169.254:80`` on each internal network to this proxy's listener on
+the router's address there (one listener per internal network). The proxy forwards the request
+to the orchestrator over the management network, adding ``X-Forwarded-For``, ``X-Instance-ID``
+(the device owning the source address), ``X-Tenant-ID`` and ``X-Neutron-Network-ID``; headers
+of those names sent by the instance are dropped. Requests from an unknown address get 404.
+
+Program: ``astara-metadata-proxy --config FILE`` (JSON written by the appliance API). Plain
+asyncio streams: small, no framework, no name lookups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from astara.configdoc import Configuration
+
+LOG = logging.getLogger("astara.metadata_proxy")
+MAX_HEAD = 64 * 1024
+MAX_BODY = 1024 * 1024
+TIMEOUT = 30.0
+DROPPED = {
+    "x-forwarded-for",
+    "x-instance-id",
+    "x-tenant-id",
+    "x-neutron-network-id",
+    "x-instance-id-signature",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+}
+
+
+def render(conf: Configuration, port: int) -> dict[str, Any] | None:
+    """The proxy's configuration for ``conf``, or None when no proxy is needed."""
+    if conf.orchestrator is None:
+        return None
+    listeners = []
+    for net in conf.networks_of("internal"):
+        v4 = [a for a in net.interface.addresses if a.version == 4]
+        if not v4:
+            continue
+        instances = {
+            str(ip): alloc.device_id
+            for alloc in net.address_allocations
+            for ip in alloc.ip_addresses
+        }
+        listeners.append(
+            {
+                "address": str(v4[0].ip),
+                "port": port,
+                "network_id": net.network_id,
+                "instances": instances,
+            }
+        )
+    if not listeners:
+        return None
+    return {
+        "upstream": {
+            "address": str(conf.orchestrator.address),
+            "port": conf.orchestrator.metadata_port,
+        },
+        "tenant_id": conf.tenant_id,
+        "listeners": listeners,
+    }
+
+
+def _reply(status: str, text: str) -> bytes:
+    body = text.encode()
+    return (
+        f"HTTP/1.0 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+        f"Connection: close\r\n\r\n"
+    ).encode() + body
+
+
+class Proxy:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.upstream = (config["upstream"]["address"], int(config["upstream"]["port"]))
+        self.tenant_id = config.get("tenant_id", "")
+
+    async def handle(
+        self,
+        listener: dict[str, Any],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        peer = writer.get_extra_info("peername")[0]
+        try:
+            await asyncio.wait_for(self._forward(listener, peer, reader, writer), TIMEOUT)
+        except (
+            TimeoutError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ) as exc:
+            LOG.warning("request from %s failed: %s", peer, exc)
+            with contextlib.suppress(ConnectionError):
+                writer.write(_reply("502 Bad Gateway", "metadata proxy error\n"))
+        finally:
+            with contextlib.suppress(ConnectionError):
+                writer.close()
+
+    async def _forward(
+        self,
+        listener: dict[str, Any],
+        peer: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if len(head) > MAX_HEAD:
+            raise ValueError("request head too large")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _version = lines[0].split(" ", 2)
+        device_id = listener["instances"].get(peer)
+        if device_id is None:
+            LOG.info("no instance owns %s on network %s: 404", peer, listener["network_id"])
+            writer.write(_reply("404 Not Found", "unknown instance\n"))
+            return
+        headers = []
+        length = 0
+        for line in lines[1:]:
+            if not line:
+                continue
+            name, _, value = line.partition(":")
+            if name.strip().lower() in DROPPED:
+                continue
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+                if not 0 <= length <= MAX_BODY:
+                    raise ValueError("bad content length")
+            headers.append(f"{name.strip()}: {value.strip()}")
+        headers += [
+            f"X-Forwarded-For: {peer}",
+            f"X-Instance-ID: {device_id}",
+            f"X-Tenant-ID: {self.tenant_id}",
+            f"X-Neutron-Network-ID: {listener['network_id']}",
+            "Connection: close",
+        ]
+        body = await reader.readexactly(length) if length else b""
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        try:
+            up_writer.write(f"{method} {target} HTTP/1.0\r\n".encode("latin-1"))
+            up_writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body)
+            await up_writer.drain()
+            while chunk := await up_reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            up_writer.close()
+        LOG.info("%s %s from %s (instance %s) forwarded", method, target, peer, device_id)
+
+
+async def serve(config: dict[str, Any]) -> None:
+    proxy = Proxy(config)
+    servers = []
+    for listener in config["listeners"]:
+
+        def handler(
+            r: asyncio.StreamReader, w: asyncio.StreamWriter, lst: dict[str, Any] = listener
+        ) -> Any:
+            return proxy.handle(lst, r, w)
+
+        servers.append(
+            await asyncio.start_server(
+                handler, listener["address"], listener["port"], reuse_address=True
+            )
+        )
+        LOG.info(
+            "listening on %s:%s for network %s",
+            listener["address"],
+            listener["port"],
+            listener["network_id"],
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Astara appliance metadata proxy")
+    parser.add_argument("--config", required=True, help="JSON file written by the appliance API")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(serve(json.loads(Path(args.config).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

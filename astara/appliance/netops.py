@@ -1,0 +1,61 @@
+"""Small data-plane operations in the appliance's namespace: nft, conntrack, sysctls, GARP."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+
+class NftError(RuntimeError):
+    """nft refused a transaction (nothing of it was applied)."""
+
+
+def nft_apply(text: str) -> None:
+    """Run ``text`` as one nft transaction: all of it or none of it."""
+    result = subprocess.run(
+        ["nft", "-f", "-"], input=text, capture_output=True, text=True, timeout=30
+    )
+    if result.returncode != 0:
+        raise NftError(f"nft -f failed: {result.stderr.strip()}")
+
+
+def nft_ruleset() -> str:
+    """The live ruleset of this namespace, as text."""
+    return subprocess.run(
+        ["nft", "list", "ruleset"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+
+
+def enable_forwarding() -> None:
+    """Route IPv4 and IPv6 (per-namespace sysctls)."""
+    for path in ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding"):
+        p = Path(path)
+        if p.read_text().strip() != "1":
+            p.write_text("1\n")
+
+
+def flush_conntrack(address: str) -> None:
+    """Drop the conntrack entries of ``address`` in either direction (removed floating IP)."""
+    for flag in ("--orig-dst", "--reply-dst"):
+        # Exit status 1 means "nothing matched": not an error.
+        result = subprocess.run(
+            ["conntrack", "-D", flag, address], capture_output=True, text=True, timeout=10
+        )
+        if result.returncode not in (0, 1):
+            LOG.warning("conntrack -D %s %s: %s", flag, address, result.stderr.strip())
+
+
+def send_garp(ifname: str, mac: str, address: str) -> None:
+    """Broadcast one gratuitous ARP request announcing ``address`` at ``mac`` on ``ifname``."""
+    hw = bytes.fromhex(mac.replace(":", ""))
+    ip = socket.inet_aton(address)
+    frame = b"\xff" * 6 + hw + struct.pack("!H", 0x0806)
+    frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + ip + b"\x00" * 6 + ip
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((ifname, 0))
+        sock.send(frame)

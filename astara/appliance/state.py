@@ -1,0 +1,74 @@
+"""The appliance's state directory: everything one appliance writes lives under it.
+
+Many appliances run side by side on one host, each in its own namespace with its own state
+directory, so nothing here uses fixed system paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class StateDir:
+    """Paths and small JSON records of one appliance."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.run.mkdir(exist_ok=True)
+
+    @property
+    def run(self) -> Path:
+        """Daemon configuration files, pid records and leases."""
+        return self.path / "run"
+
+    def file(self, name: str) -> Path:
+        return self.run / name
+
+    # -- JSON records, written atomically ------------------------------------------------------
+    def read_json(self, name: str) -> Any:
+        try:
+            return json.loads((self.path / name).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_atomic(self.path / name, json.dumps(data, indent=1, sort_keys=True))
+
+    def remove(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
+    # -- well-known records -------------------------------------------------------------------
+    @property
+    def management(self) -> dict[str, str] | None:
+        """``{"address", "ifname", "mac"}`` recorded by astara-configure-management."""
+        data = self.read_json("management.json")
+        return data if isinstance(data, dict) else None
+
+    def set_management(self, address: str, ifname: str, mac: str) -> None:
+        self.write_json("management.json", {"address": address, "ifname": ifname, "mac": mac})
+
+    @property
+    def names(self) -> dict[str, str]:
+        """MAC -> geN: every name ever given, so names never change, across restarts too."""
+        data = self.read_json("names.json")
+        return data if isinstance(data, dict) else {}
+
+    def set_names(self, names: dict[str, str]) -> None:
+        self.write_json("names.json", names)
+
+
+def write_atomic(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` via a rename; return False (and write nothing) if unchanged."""
+    try:
+        if path.read_text() == text:
+            return False
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True

@@ -1,0 +1,340 @@
+"""The appliance configuration document (DESIGN §5), as pydantic v2 models.
+
+The orchestrator's router driver builds it, the appliance validates and applies it. Key names are
+the 2016 seed's; ``version`` (default 1) lets both sides evolve. :func:`parse_document` checks the
+structure and then the meaning (addresses inside their subnets, no duplicates, floating IPs that
+point at internal addresses, ...), and reports every bad field with its path.
+
+Every string a tenant controls (names, descriptions, hostnames, ids) must match a strict pattern,
+so nothing unescaped can reach a command line or a daemon's configuration file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyInterface,
+    IPvAnyNetwork,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+# Strict patterns for tenant-controlled strings.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_RE = rf"^{_LABEL}(\.{_LABEL})*$"
+ID_RE = r"^[A-Za-z0-9_.:-]{0,128}$"
+TEXT_RE = r"^[\w .,:@()/+=-]*$"
+IFNAME_RE = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
+GROUP_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
+MAC_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+
+Hostname = Annotated[str, Field(pattern=HOSTNAME_RE, max_length=253)]
+Identifier = Annotated[str, Field(pattern=ID_RE)]
+Text = Annotated[str, Field(pattern=TEXT_RE, max_length=255)]
+MacAddress = Annotated[str, Field(pattern=MAC_RE)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Asn = Annotated[int, Field(ge=1, le=4294967295)]
+
+NetworkType = Literal["external", "internal", "management", "isolated"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Interface(_Model):
+    ifname: Annotated[str, Field(pattern=IFNAME_RE)] | None = None
+    addresses: list[IPvAnyInterface] = Field(default_factory=list, max_length=256)
+    lladdr: MacAddress | None = None
+    mtu: Annotated[int, Field(ge=1280, le=9216)] | None = 1500
+    state: Literal["up", "down"] = "up"
+    description: Text = ""
+    groups: list[Annotated[str, Field(pattern=GROUP_RE)]] = Field(default_factory=list)
+    media: Text | None = None
+
+
+class HostRoute(_Model):
+    destination: IPvAnyNetwork
+    nexthop: IPvAnyAddress
+
+
+class Subnet(_Model):
+    id: Identifier = ""
+    cidr: IPvAnyNetwork
+    gateway_ip: IPvAnyAddress | None = None
+    dhcp_enabled: bool = True
+    dns_nameservers: list[IPvAnyAddress] = Field(default_factory=list, max_length=16)
+    host_routes: list[HostRoute] = Field(default_factory=list, max_length=64)
+    # Neutron's IPv6 modes; None on an IPv6 subnet means SLAAC (the router advertises the prefix).
+    ipv6_ra_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
+    ipv6_address_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
+
+
+class AddressAllocation(_Model):
+    device_id: Identifier = ""
+    hostname: Hostname
+    ip_addresses: dict[IPvAnyAddress, bool]  # ip -> handed out by DHCP
+    mac_address: MacAddress
+
+
+class Network(_Model):
+    network_id: Identifier
+    network_type: NetworkType
+    interface: Interface
+    name: Text = ""
+    v4_conf_service: Literal["static", "dhcp"] = "static"
+    v6_conf_service: Literal["static", "ra", "dhcp"] = "static"
+    address_allocations: list[AddressAllocation] = Field(default_factory=list, max_length=20000)
+    subnets: list[Subnet] = Field(default_factory=list, max_length=64)
+
+
+class StaticRoute(_Model):
+    destination: IPvAnyNetwork
+    nexthop: IPvAnyAddress
+
+
+class FloatingIP(_Model):
+    floating_ip: IPvAnyAddress
+    fixed_ip: IPvAnyAddress
+
+
+class Orchestrator(_Model):
+    address: IPvAnyAddress
+    metadata_port: Port = 9697
+
+
+class Configuration(_Model):
+    networks: list[Network] = Field(default_factory=list, max_length=512)
+    static_routes: list[StaticRoute] = Field(default_factory=list, max_length=1024)
+    floating_ips: list[FloatingIP] = Field(default_factory=list, max_length=10000)
+    tenant_id: Identifier = ""
+    hostname: Hostname | None = None
+    default_v4_gateway: ipaddress.IPv4Address | None = None
+    asn: Asn | None = None
+    neighbor_asn: Asn | None = None
+    orchestrator: Orchestrator | None = None
+
+    @model_validator(mode="after")
+    def _check_meaning(self) -> Configuration:
+        errors = _semantic_errors(self)
+        if errors:
+            raise ValidationError.from_exception_data("Configuration", errors)
+        return self
+
+    # -- helpers the appliance uses ------------------------------------------------------------
+    def networks_of(self, network_type: str) -> list[Network]:
+        return [n for n in self.networks if n.network_type == network_type]
+
+    @property
+    def external(self) -> Network | None:
+        found = self.networks_of("external")
+        return found[0] if found else None
+
+
+class Document(_Model):
+    """What ``PUT /v1/system/config/`` takes and ``GET /v1/system/config`` returns."""
+
+    version: Literal[1] = 1
+    configuration: Configuration = Field(default_factory=Configuration)
+
+
+def _error(loc: tuple[str | int, ...], kind: str, msg: str, value: Any) -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError(kind, msg),
+        loc=loc,
+        input=str(value),
+    )
+
+
+def _in_any(ip: IPAddress, nets: list[IPNetwork]) -> bool:
+    return any(ip.version == n.version and ip in n for n in nets)
+
+
+def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
+    errors: list[InitErrorDetails] = []
+    seen_ids: set[str] = set()
+    seen_macs: set[str] = set()
+    seen_addrs: set[IPAddress] = set()
+    counts: dict[str, int] = {}
+    internal_nets: list[IPNetwork] = []
+    external_nets: list[IPNetwork] = []
+    connected: list[IPNetwork] = []
+    for i, net in enumerate(conf.networks):
+        loc: tuple[str | int, ...] = ("networks", i)
+        counts[net.network_type] = counts.get(net.network_type, 0) + 1
+        if net.network_type in ("external", "management") and counts[net.network_type] > 1:
+            errors.append(
+                _error(
+                    (*loc, "network_type"),
+                    "duplicate_network",
+                    f"more than one {net.network_type} network",
+                    net.network_type,
+                )
+            )
+        if net.network_id in seen_ids:
+            errors.append(
+                _error((*loc, "network_id"), "duplicate", "duplicate network_id", net.network_id)
+            )
+        seen_ids.add(net.network_id)
+        mac = (net.interface.lladdr or "").lower()
+        if mac and mac in seen_macs:
+            errors.append(
+                _error((*loc, "interface", "lladdr"), "duplicate", "two networks on one MAC", mac)
+            )
+        seen_macs.add(mac)
+        cidrs = [s.cidr for s in net.subnets]
+        connected += cidrs + [a.network for a in net.interface.addresses]
+        if net.network_type == "internal":
+            internal_nets += cidrs
+        if net.network_type == "external":
+            external_nets += cidrs + [a.network for a in net.interface.addresses]
+        for j, addr in enumerate(net.interface.addresses):
+            aloc = (*loc, "interface", "addresses", j)
+            if addr.ip in seen_addrs:
+                errors.append(_error(aloc, "duplicate_address", "address used twice", addr))
+            seen_addrs.add(addr.ip)
+            if cidrs and not _in_any(addr.ip, cidrs):
+                errors.append(
+                    _error(
+                        aloc,
+                        "address_not_in_subnet",
+                        "address is in none of the network's subnets",
+                        addr,
+                    )
+                )
+        for j, sub in enumerate(net.subnets):
+            sloc = (*loc, "subnets", j)
+            if sub.gateway_ip is not None and not _in_any(sub.gateway_ip, [sub.cidr]):
+                errors.append(
+                    _error(
+                        (*sloc, "gateway_ip"),
+                        "address_not_in_subnet",
+                        "gateway_ip is outside cidr",
+                        sub.gateway_ip,
+                    )
+                )
+            for k, dns in enumerate(sub.dns_nameservers):
+                if dns.version != sub.cidr.version:
+                    errors.append(
+                        _error(
+                            (*sloc, "dns_nameservers", k),
+                            "wrong_family",
+                            "DNS server of another IP family",
+                            dns,
+                        )
+                    )
+            for k, route in enumerate(sub.host_routes):
+                if route.nexthop.version != sub.cidr.version or (
+                    route.destination.version != sub.cidr.version
+                ):
+                    errors.append(
+                        _error(
+                            (*sloc, "host_routes", k),
+                            "wrong_family",
+                            "host route of another IP family",
+                            route.destination,
+                        )
+                    )
+        for j, alloc in enumerate(net.address_allocations):
+            for ip in alloc.ip_addresses:
+                if cidrs and not _in_any(ip, cidrs):
+                    errors.append(
+                        _error(
+                            (*loc, "address_allocations", j, "ip_addresses", str(ip)),
+                            "address_not_in_subnet",
+                            "allocation outside the network's subnets",
+                            ip,
+                        )
+                    )
+    seen_fips: set[IPAddress] = set()
+    for i, fip in enumerate(conf.floating_ips):
+        loc = ("floating_ips", i)
+        if fip.floating_ip.version != fip.fixed_ip.version:
+            errors.append(
+                _error(
+                    loc, "wrong_family", "floating and fixed IP families differ", fip.floating_ip
+                )
+            )
+        if fip.floating_ip in seen_fips:
+            errors.append(
+                _error(
+                    (*loc, "floating_ip"),
+                    "duplicate_address",
+                    "floating IP used twice",
+                    fip.floating_ip,
+                )
+            )
+        seen_fips.add(fip.floating_ip)
+        if not counts.get("external"):
+            errors.append(
+                _error(
+                    (*loc, "floating_ip"),
+                    "no_external_network",
+                    "floating IPs need an external network",
+                    fip.floating_ip,
+                )
+            )
+        elif external_nets and not _in_any(fip.floating_ip, external_nets):
+            errors.append(
+                _error(
+                    (*loc, "floating_ip"),
+                    "address_not_in_subnet",
+                    "floating IP outside the external subnets",
+                    fip.floating_ip,
+                )
+            )
+        if not _in_any(fip.fixed_ip, internal_nets):
+            errors.append(
+                _error(
+                    (*loc, "fixed_ip"),
+                    "address_not_in_subnet",
+                    "fixed IP is on no internal subnet",
+                    fip.fixed_ip,
+                )
+            )
+    gw = conf.default_v4_gateway
+    if gw is not None and not _in_any(gw, external_nets):
+        errors.append(
+            _error(("default_v4_gateway",), "address_not_in_subnet",
+                   "default gateway is on no external subnet", gw)
+        )  # fmt: skip
+    for i, sroute in enumerate(conf.static_routes):
+        if sroute.nexthop.version != sroute.destination.version:
+            errors.append(
+                _error(("static_routes", i), "wrong_family",
+                       "nexthop and destination families differ", sroute.nexthop)
+            )  # fmt: skip
+        elif not _in_any(sroute.nexthop, connected):
+            errors.append(
+                _error(("static_routes", i, "nexthop"), "unreachable_nexthop",
+                       "nexthop is on no connected subnet", sroute.nexthop)
+            )  # fmt: skip
+    return errors
+
+
+def parse_document(data: Any) -> Document:
+    """Validate ``data`` (parsed JSON); raise pydantic's ValidationError listing every bad field."""
+    return Document.model_validate(data)
+
+
+def document_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """The errors of ``exc`` as JSON-safe dicts: ``loc`` (path), ``msg``, ``type``."""
+    return [
+        {
+            "loc": [str(p) if not isinstance(p, int) else p for p in e["loc"]],
+            "msg": e["msg"],
+            "type": e["type"],
+        }
+        for e in exc.errors(include_url=False)
+    ]

@@ -1,0 +1,351 @@
+"""A small cloud in namespaces around one real appliance (API, nftables, dnsmasq, bird, proxy).
+
+    orch (fdca:3ba5:a17a:acda::1, metadata stand-in) ─ br-mgmt ─┐
+    upstream (172.24.4.1, 2001:db8:ff::1, internet 198.51.100.10 / 2001:db8:ee::10) ─ br-ext ─┤
+    vm1, vm2 (10.10.10.5/.6, SLAAC in 2001:db8:10::/64) ─ br-int ─┤  appliance namespace
+    (spare NIC for a second internal network) ─ br-int2 ─┘        tapmgmt/tapext/tapint/tapint2
+
+Everything runs inside namespaces of one Topology; processes go through the ProcessTracker.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from astara.localcloud.netns import Topology
+from astara.localcloud.processes import ProcessTracker
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[3]
+
+MGMT_MAC, EXT_MAC, INT_MAC, INT2_MAC = (f"02:00:00:00:00:0{i}" for i in range(1, 5))
+VM1_MAC, VM2_MAC = "fa:16:3e:00:00:05", "fa:16:3e:00:00:06"
+MGMT_ADDR = "fdca:3ba5:a17a:acda::10"
+ORCH_ADDR = "fdca:3ba5:a17a:acda::1"
+EXT_ADDR, EXT_GW, INTERNET = "172.24.4.10", "172.24.4.1", "198.51.100.10"
+EXT6_ADDR, EXT6_GW, INTERNET6 = "2001:db8:ff::10", "2001:db8:ff::1", "2001:db8:ee::10"
+FIP = "172.24.4.100"
+API_PORT = 5000
+METADATA_PORT = 9697
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def base_document() -> dict[str, Any]:
+    """The router: management, external (v4+v6, BGP), one internal network with vm1."""
+    return {
+        "version": 1,
+        "configuration": {
+            "tenant_id": "tenant-a",
+            "hostname": "router-a",
+            "default_v4_gateway": EXT_GW,
+            "asn": 64512,
+            "neighbor_asn": 64513,
+            "orchestrator": {"address": ORCH_ADDR, "metadata_port": METADATA_PORT},
+            "static_routes": [],
+            "floating_ips": [],
+            "networks": [
+                {
+                    "network_id": "net-mgmt",
+                    "network_type": "management",
+                    "interface": {"lladdr": MGMT_MAC, "addresses": [f"{MGMT_ADDR}/64"]},
+                    "subnets": [
+                        {"id": "s-mgmt", "cidr": "fdca:3ba5:a17a:acda::/64", "dhcp_enabled": False}
+                    ],
+                },
+                {
+                    "network_id": "net-ext",
+                    "network_type": "external",
+                    "interface": {
+                        "lladdr": EXT_MAC,
+                        "addresses": [f"{EXT_ADDR}/24", f"{EXT6_ADDR}/64"],
+                    },
+                    "subnets": [
+                        {
+                            "id": "s-ext",
+                            "cidr": "172.24.4.0/24",
+                            "gateway_ip": EXT_GW,
+                            "dhcp_enabled": False,
+                        },
+                        {
+                            "id": "s-ext6",
+                            "cidr": "2001:db8:ff::/64",
+                            "gateway_ip": EXT6_GW,
+                            "dhcp_enabled": False,
+                        },
+                    ],
+                },
+                {
+                    "network_id": "net-int",
+                    "network_type": "internal",
+                    "interface": {
+                        "lladdr": INT_MAC,
+                        "addresses": ["10.10.10.1/24", "2001:db8:10::1/64"],
+                    },
+                    "subnets": [
+                        {
+                            "id": "s-int",
+                            "cidr": "10.10.10.0/24",
+                            "gateway_ip": "10.10.10.1",
+                            "dhcp_enabled": True,
+                            "dns_nameservers": ["192.0.2.53"],
+                            "host_routes": [
+                                {"destination": "192.168.50.0/24", "nexthop": "10.10.10.254"}
+                            ],
+                        },
+                        {
+                            "id": "s-int6",
+                            "cidr": "2001:db8:10::/64",
+                            "gateway_ip": "2001:db8:10::1",
+                            "ipv6_ra_mode": "slaac",
+                            "ipv6_address_mode": "slaac",
+                        },
+                    ],
+                    "address_allocations": [
+                        {
+                            "device_id": "dev-vm1",
+                            "hostname": "vm-one",
+                            "mac_address": VM1_MAC,
+                            "ip_addresses": {"10.10.10.5": True},
+                        },
+                    ],
+                },
+            ],
+        },
+    }
+
+
+def with_vm2(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["configuration"]["networks"][2]["address_allocations"].append(
+        {
+            "device_id": "dev-vm2",
+            "hostname": "vm-two",
+            "mac_address": VM2_MAC,
+            "ip_addresses": {"10.10.10.6": True},
+        }
+    )
+    return doc
+
+
+def with_fip(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["configuration"]["floating_ips"] = [{"floating_ip": FIP, "fixed_ip": "10.10.10.5"}]
+    return doc
+
+
+class Lab:
+    def __init__(self, topo: Topology, tracker: ProcessTracker, workdir: Path) -> None:
+        self.topo = topo
+        self.tracker = tracker
+        self.workdir = workdir
+        self.state_dir = workdir / "appliance"
+        self.names: list[str] = []
+
+    # -- building ------------------------------------------------------------------------------
+    def build(self) -> None:
+        t = self.topo
+        self.fabric = t.add_netns("fabric")
+        self.app = t.add_netns("app")
+        self.orch = t.add_netns("orch")
+        self.upstream = t.add_netns("up")
+        self.vm1 = t.add_netns("vm1")
+        self.vm2 = t.add_netns("vm2")
+        for vm in (self.vm1, self.vm2):  # instant IPv6 addresses on the VMs: no DAD wait
+            t.exec(vm, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+        for br in ("br-mgmt", "br-ext", "br-int", "br-int2"):
+            t.add_bridge(self.fabric, br)
+        t.add_veth(self.app, "tapmgmt", self.fabric, "pmgmt", mac_a=MGMT_MAC, master_b="br-mgmt")
+        t.add_veth(self.app, "tapext", self.fabric, "pext", mac_a=EXT_MAC, master_b="br-ext")
+        t.add_veth(self.app, "tapint", self.fabric, "pint", mac_a=INT_MAC, master_b="br-int")
+        t.add_veth(self.app, "tapint2", self.fabric, "pint2", mac_a=INT2_MAC, master_b="br-int2")
+        t.add_veth(self.orch, "eth0", self.fabric, "porch", master_b="br-mgmt")
+        t.add_address(self.orch, "eth0", f"{ORCH_ADDR}/64")
+        t.add_veth(self.upstream, "eth0", self.fabric, "pup", master_b="br-ext")
+        t.add_address(self.upstream, "eth0", f"{EXT_GW}/24")
+        t.add_address(self.upstream, "eth0", f"{EXT6_GW}/64")
+        t.add_address(self.upstream, "lo", f"{INTERNET}/32")
+        t.add_address(self.upstream, "lo", f"{INTERNET6}/128")
+        t.add_veth(self.vm1, "eth0", self.fabric, "pvm1", mac_a=VM1_MAC, master_b="br-int")
+        t.add_veth(self.vm2, "eth0", self.fabric, "pvm2", mac_a=VM2_MAC, master_b="br-int")
+
+    def start_appliance(self) -> None:
+        self.sh(
+            self.app,
+            [
+                str(VENV_BIN / "astara-configure-management"),
+                "--state-dir",
+                str(self.state_dir),
+                MGMT_MAC,
+                f"{MGMT_ADDR}/64",
+            ],
+        )
+        self.start_api()
+
+    def start_api(self) -> None:
+        self.spawn(
+            "api",
+            self.app,
+            [
+                str(VENV_BIN / "astara-appliance-api"),
+                "--state-dir",
+                str(self.state_dir),
+                "--port",
+                str(API_PORT),
+            ],
+        )
+        wait_for(lambda: self.api("GET", "/v1/system/config")[0] == 200, 20, "the API")
+
+    def spawn(self, short: str, ns: str, argv: list[str]) -> None:
+        name = f"{self.topo.prefix}-{short}"
+        self.tracker.start(name, argv, netns=ns, log_path=self.workdir / f"{short}.log", cwd=REPO)
+        self.names.append(name)
+
+    def stop(self, short: str) -> None:
+        self.tracker.stop(f"{self.topo.prefix}-{short}")
+
+    def standin(self, short: str, ns: str, *args: str) -> None:
+        self.spawn(short, ns, [sys.executable, "-m", "tests.functional.appliance.standins", *args])
+
+    def close(self) -> None:
+        for name in reversed(self.names):
+            self.tracker.stop(name)
+
+    # -- doing ---------------------------------------------------------------------------------
+    def sh(self, ns: str, argv: list[str], check: bool = True, timeout: float = 30) -> str:
+        result = subprocess.run(
+            ["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{argv} in {ns} exited {result.returncode}: {result.stderr}")
+        return result.stdout
+
+    def api(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        """Call the appliance API from the orchestrator's namespace (over management)."""
+        argv = [
+            "curl",
+            "-sS",
+            "-g",
+            "-m",
+            "30",
+            "-X",
+            method,
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            f"http://[{MGMT_ADDR}]:{API_PORT}{path}",
+        ]
+        data = None
+        if body is not None:
+            data = body if isinstance(body, str) else json.dumps(body)
+            argv += ["-H", f"Content-Type: {content_type}", "--data-binary", "@-"]
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.orch, *argv],
+            input=data,
+            capture_output=True,
+            text=True,
+            timeout=40,
+        )
+        if result.returncode != 0:
+            return 0, result.stderr
+        text, _, code = result.stdout.rpartition("\n")
+        try:
+            return int(code), json.loads(text)
+        except ValueError:
+            return int(code), text
+
+    def put(self, doc: Any) -> dict[str, Any]:
+        code, body = self.api("PUT", "/v1/system/config/", doc)
+        assert code == 200, (code, body)
+        return body  # type: ignore[no-any-return]
+
+    def ping(self, ns: str, address: str, count: int = 1) -> bool:
+        result = subprocess.run(
+            ["ip", "netns", "exec", ns, "ping", "-c", str(count), "-W", "1", "-n", address],
+            capture_output=True,
+            timeout=10,
+        )
+        return result.returncode == 0
+
+    def tcp_read(self, ns: str, address: str, port: int) -> str:
+        """Connect from ``ns`` and return what the server sends (empty on failure)."""
+        code = (
+            "import socket,sys;s=socket.create_connection((sys.argv[1],int(sys.argv[2])),"
+            "timeout=2);print(s.recv(100).decode().strip())"
+        )
+        out = self.sh(ns, [sys.executable, "-c", code, address, str(port)], check=False)
+        return out.strip()
+
+    def daemon_pids(self) -> dict[str, int]:
+        pids = {}
+        for name in ("dnsmasq", "bird", "metadata-proxy"):
+            path = self.state_dir / "run" / f"{name}.proc.json"
+            if path.exists():
+                pids[name] = json.loads(path.read_text())["pid"]
+        return pids
+
+    def dhcp_lease(self, vm: str, short: str) -> dict[str, str]:
+        """Run dhclient in ``vm`` until it is bound; return the options it received."""
+        d = self.workdir / short
+        d.mkdir(exist_ok=True)
+        out = d / "lease.env"
+        out.unlink(missing_ok=True)
+        script = d / "script.sh"
+        script.write_text(
+            "#!/bin/sh\n"
+            'case "$reason" in BOUND|RENEW|REBIND|REBOOT)\n'
+            '  ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"\n'
+            '  ip route replace default via "$new_routers" dev "$interface"\n'
+            f'  env | grep -E "^new_" > "{out}.tmp" && mv "{out}.tmp" "{out}";;\n'
+            "esac\n"
+        )
+        script.chmod(0o755)
+        conf = d / "dhclient.conf"
+        conf.write_text(
+            "option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;\n"
+            "request subnet-mask, routers, domain-name-servers, host-name,\n"
+            "        rfc3442-classless-static-routes;\n"
+        )
+        self.spawn(
+            f"dhclient-{short}",
+            vm,
+            [
+                "dhclient",
+                "-4",
+                "-d",
+                "-sf",
+                str(script),
+                "-cf",
+                str(conf),
+                "-lf",
+                str(d / "leases"),
+                "-pf",
+                str(d / "pid"),
+                "eth0",
+            ],
+        )
+        try:
+            wait_for(out.exists, 30, f"a DHCP lease in {short}")
+        finally:
+            self.stop(f"dhclient-{short}")
+        return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)

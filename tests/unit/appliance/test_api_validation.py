@@ -1,0 +1,93 @@
+"""The API refuses bad input before it touches the box: 415, 422 with paths, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from astara.appliance.api import create_app
+from astara.appliance.apply import Appliance
+from astara.appliance.state import StateDir
+from tests.functional.appliance.lab import base_document
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    return TestClient(create_app(Appliance(StateDir(tmp_path))))
+
+
+def test_wrong_content_type_is_415(client: TestClient) -> None:
+    resp = client.put(
+        "/v1/system/config/",
+        content=b"a=1",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 415
+    assert "application/json" in resp.json()["detail"]
+
+
+def test_missing_content_type_is_415(client: TestClient) -> None:
+    assert client.put("/v1/system/config/", content=b"{}").status_code == 415
+
+
+@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[]", b"null", b'"x"', b"1e999999"])
+def test_garbage_is_422(client: TestClient, body: bytes) -> None:
+    resp = client.put(
+        "/v1/system/config/", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_invalid_document_lists_every_bad_field(client: TestClient) -> None:
+    doc = base_document()
+    doc["configuration"]["networks"][2]["address_allocations"][0]["hostname"] = "a;b"
+    doc["configuration"]["networks"][2]["interface"]["addresses"][0] = "10.99.0.1/24"
+    resp = client.put("/v1/system/config/", json=doc)
+    assert resp.status_code == 422
+    locs = {tuple(e["loc"]) for e in resp.json()["detail"]}
+    assert locs == {
+        ("body", "configuration", "networks", 2, "address_allocations", 0, "hostname"),
+    }  # structural errors first: meaning is checked once the structure is right
+    doc["configuration"]["networks"][2]["address_allocations"][0]["hostname"] = "ok"
+    resp = client.put("/v1/system/config/", json=doc)
+    assert resp.status_code == 422
+    assert [e["loc"] for e in resp.json()["detail"]] == [
+        ["body", "configuration", "networks", 2, "interface", "addresses", 0]
+    ]
+
+
+def test_config_before_any_put_is_the_empty_document(client: TestClient) -> None:
+    assert client.get("/v1/system/config").json() == {
+        "version": 1,
+        "configuration": {
+            "networks": [],
+            "static_routes": [],
+            "floating_ips": [],
+            "tenant_id": "",
+            "hostname": None,
+            "default_v4_gateway": None,
+            "asn": None,
+            "neighbor_asn": None,
+            "orchestrator": None,
+        },
+    }
+
+
+def test_openapi_documents_every_route_and_the_document(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert {
+        "/v1/status/",
+        "/v1/firewall/rules/",
+        "/v1/system/interfaces",
+        "/v1/system/interface/{ifname}/",
+        "/v1/system/config",
+        "/v1/system/config/",
+        "/v1/system/stats",
+    } <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    assert {"Document", "Configuration", "Network", "Interface"} <= set(schemas)
+    body = spec["paths"]["/v1/system/config/"]["put"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Document"

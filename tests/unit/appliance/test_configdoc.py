@@ -1,0 +1,150 @@
+"""The configuration document: the seed's example validates; bad input names every bad field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from astara.configdoc import document_errors, parse_document
+from tests.functional.appliance.lab import base_document
+
+SEED_EXAMPLE: dict[str, Any] = {
+    "configuration": {
+        "networks": [
+            {
+                "address_allocations": [],
+                "interface": {
+                    "addresses": ["8.8.8.8", "2001:4860:4860::8888"],
+                    "description": "",
+                    "groups": [],
+                    "ifname": "ge1",
+                    "lladdr": None,
+                    "media": None,
+                    "mtu": 1500,
+                    "state": "up",
+                },
+                "name": "",
+                "network_id": "f0f8c937-9fb7-4a58-b83f-57e9515e36cb",
+                "network_type": "external",
+                "v4_conf_service": "static",
+                "v6_conf_service": "static",
+            },
+            {
+                "address_allocations": [
+                    {
+                        "device_id": "7c400585-1743-42ca-a2a3-6b30dd34f83b",
+                        "hostname": "10-10-10-1.local",
+                        "ip_addresses": {"10.10.10.1": True, "2607:f298:6050:f0ff::1": False},
+                        "mac_address": "fa:16:4d:c3:95:81",
+                    }
+                ],
+                "interface": {
+                    "addresses": ["10.10.10.1/24", "2607:f298:6050:f0ff::1/64"],
+                    "description": "",
+                    "groups": [],
+                    "ifname": "ge2",
+                    "lladdr": None,
+                    "media": None,
+                    "mtu": 1500,
+                    "state": "up",
+                },
+                "name": "",
+                "network_id": "31a242a0-95aa-49cd-b2db-cc00f33dfe88",
+                "network_type": "internal",
+                "v4_conf_service": "static",
+                "v6_conf_service": "static",
+            },
+        ],
+        "static_routes": [],
+    }
+}
+
+
+def errors_of(data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    with pytest.raises(ValidationError) as info:
+        parse_document(data)
+    return [(tuple(e["loc"]), e["type"]) for e in document_errors(info.value)]
+
+
+def test_seed_example_validates_as_version_1() -> None:
+    doc = parse_document(SEED_EXAMPLE)
+    assert doc.version == 1
+    assert doc.configuration.networks[1].address_allocations[0].hostname == "10-10-10-1.local"
+
+
+def test_round_trip_is_stable() -> None:
+    doc = parse_document(base_document())
+    again = parse_document(doc.model_dump(mode="json"))
+    assert again == doc
+
+
+def test_wrong_version_and_types_report_every_path() -> None:
+    data = base_document()
+    data["version"] = 2
+    data["configuration"]["networks"][2]["interface"]["mtu"] = "big"
+    data["configuration"]["asn"] = -1
+    found = errors_of(data)
+    assert (("version",), "literal_error") in found
+    assert (("configuration", "networks", 2, "interface", "mtu"), "int_parsing") in found
+    assert (("configuration", "asn"), "greater_than_equal") in found
+
+
+@pytest.mark.parametrize("hostname", ["a;reboot", "x\nrm -rf /", "$(id)", "a b", "-lead", "é"])
+def test_injection_in_hostname_is_rejected(hostname: str) -> None:
+    data = base_document()
+    data["configuration"]["networks"][2]["address_allocations"][0]["hostname"] = hostname
+    path = ("configuration", "networks", 2, "address_allocations", 0, "hostname")
+    assert (path, "string_pattern_mismatch") in errors_of(data)
+
+
+@pytest.mark.parametrize("field", ["name", "network_id"])
+def test_tenant_strings_reject_quotes_and_newlines(field: str) -> None:
+    data = base_document()
+    data["configuration"]["networks"][2][field] = 'x"\n}'
+    assert (("configuration", "networks", 2, field), "string_pattern_mismatch") in errors_of(data)
+
+
+def test_meaning_errors_are_reported_by_path() -> None:
+    data = base_document()
+    conf = data["configuration"]
+    conf["networks"][2]["interface"]["addresses"].append("10.99.0.1/24")  # outside its subnets
+    conf["networks"][1]["interface"]["addresses"].append("10.10.10.1/24")  # duplicate
+    conf["floating_ips"] = [{"floating_ip": "172.24.4.100", "fixed_ip": "192.168.1.1"}]
+    conf["static_routes"] = [{"destination": "10.50.0.0/16", "nexthop": "10.77.0.1"}]
+    conf["default_v4_gateway"] = "10.20.0.254"
+    found = errors_of(data)
+    assert (
+        ("configuration", "networks", 2, "interface", "addresses", 2),
+        "address_not_in_subnet",
+    ) in found
+    assert (
+        ("configuration", "networks", 2, "interface", "addresses", 0),
+        "duplicate_address",
+    ) in found
+    assert (("configuration", "floating_ips", 0, "fixed_ip"), "address_not_in_subnet") in found
+    assert (("configuration", "static_routes", 0, "nexthop"), "unreachable_nexthop") in found
+    assert (("configuration", "default_v4_gateway"), "address_not_in_subnet") in found
+
+
+def test_unknown_network_type_and_extra_keys() -> None:
+    data = copy.deepcopy(base_document())
+    data["configuration"]["networks"][0]["network_type"] = "vpn"
+    data["configuration"]["surprise"] = 1
+    found = errors_of(data)
+    assert (("configuration", "networks", 0, "network_type"), "literal_error") in found
+    assert (("configuration", "surprise"), "extra_forbidden") in found
+
+
+def test_two_external_networks_and_shared_mac() -> None:
+    data = base_document()
+    second = copy.deepcopy(data["configuration"]["networks"][1])
+    second["network_id"] = "net-ext2"
+    second["interface"]["addresses"] = ["172.24.5.10/24"]
+    second["subnets"] = []
+    data["configuration"]["networks"].append(second)
+    found = errors_of(data)
+    assert (("configuration", "networks", 3, "network_type"), "duplicate_network") in found
+    assert (("configuration", "networks", 3, "interface", "lladdr"), "duplicate") in found
