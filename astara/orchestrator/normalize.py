@@ -1,0 +1,249 @@
+"""Neutron notifications -> orchestrator events, exactly per DESIGN §3's table.
+
+:func:`normalize` takes one decoded notification (the dict inside oslo.messaging's envelope)
+and returns the events it causes. A notification that causes nothing raises :class:`Ignored`
+(expected: ``*.start``, ``network.*``, a port Neutron owns, ...); one that is malformed or whose
+router cannot be resolved raises :class:`Dropped`. Both carry a short ``reason`` the listener
+counts and logs. The router of an event is always resolved from the payload, the Neutron API
+(through a :class:`RouterLookup`) or the orchestrator's own configurations
+(:meth:`Control.resource_for_floating_ip`) — never guessed from the tenant.
+
+Tenant ids are taken as opaque non-empty strings (Keystone allows non-UUID project ids); the
+router's tenant, not the caller's, decides which worker gets the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from astara.core.control import Control
+from astara.core.events import Action, Event, Resource
+
+ROUTER_KIND = "router"
+COMMAND_EVENT = "astara.command"
+ASTARA_PORT_PREFIX = "ASTARA:"  # the appliance's own ports (ASTARA:MGT:<id>, ASTARA:VRRP:<id>)
+NETWORK_OWNER_PREFIX = "network:"  # router interfaces, gateways, DHCP, floating IPs
+WILDCARD = "*"
+MAX_ID_LENGTH = 255
+
+
+class Skipped(Exception):
+    """The notification causes no event; ``reason`` is a short counter name."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class Ignored(Skipped):
+    """Nothing to do (a notification no router cares about)."""
+
+
+class Dropped(Skipped):
+    """Malformed, or its router could not be resolved."""
+
+
+class LookupUnavailable(Exception):
+    """The Neutron API could not be asked (down, timed out, refused)."""
+
+
+class RouterLookup(Protocol):
+    """What normalization asks the Neutron API."""
+
+    def routers_on_network(self, network_id: str) -> list[Resource]:
+        """Every router with an interface (or gateway) on ``network_id``."""
+        ...
+
+    def router_tenant(self, router_id: str) -> str | None:
+        """The tenant owning ``router_id``, or None if Neutron has no such router."""
+        ...
+
+    def forget_network(self, network_id: str) -> None:
+        """Routers on ``network_id`` changed (an interface came or went): drop cached answers."""
+        ...
+
+
+Handler = Callable[[str, Mapping[str, Any], Control, RouterLookup], list[Event]]
+
+
+def normalize(note: Any, control: Control, lookup: RouterLookup) -> list[Event]:
+    """The events one notification causes. Raises :class:`Ignored` or :class:`Dropped`.
+
+    A Neutron API failure during resolution becomes ``Dropped("neutron_unavailable")``.
+    """
+    if not isinstance(note, Mapping):
+        raise Dropped("not_a_mapping", type(note).__name__)
+    event_type = note.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise Dropped("missing_event_type")
+    payload = note.get("payload")
+    if event_type == COMMAND_EVENT:
+        return [_command(payload)]
+    if event_type.endswith(".start"):
+        raise Ignored("start_event", event_type)
+    handler = _HANDLERS.get(event_type)
+    if handler is None:
+        raise Ignored("uninteresting_event", event_type)
+    if not isinstance(payload, Mapping):
+        raise Dropped("payload_not_a_mapping", event_type)
+    try:
+        return handler(event_type, payload, control, lookup)
+    except LookupUnavailable as exc:
+        raise Dropped("neutron_unavailable", f"{event_type}: {exc}") from exc
+
+
+# -- field helpers -----------------------------------------------------------------------------
+def _section(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = payload.get(key)
+    if not isinstance(value, Mapping):
+        raise Dropped(f"missing_{key}")
+    return value
+
+
+def _router_id(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise Dropped(f"missing_{what}")
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise Dropped(f"bad_{what}", repr(value)[:80]) from None
+    return value
+
+
+def _tenant(section: Mapping[str, Any]) -> str | None:
+    for key in ("tenant_id", "project_id"):
+        value = section.get(key)
+        if isinstance(value, str) and value and len(value) <= MAX_ID_LENGTH:
+            return value
+    return None
+
+
+def _network_id(section: Mapping[str, Any]) -> str:
+    value = section.get("network_id")
+    if not isinstance(value, str) or not value:
+        raise Dropped("missing_network_id")
+    return value
+
+
+def _router(router_id: str, lookup: RouterLookup) -> Resource:
+    """The router as a Resource, its tenant read from Neutron."""
+    tenant = lookup.router_tenant(router_id)
+    if not tenant:
+        raise Dropped("router_not_found", router_id)
+    return Resource(id=router_id, tenant_id=tenant, kind=ROUTER_KIND)
+
+
+# -- handlers ----------------------------------------------------------------------------------
+def _router_event(
+    event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
+) -> list[Event]:
+    router = _section(payload, "router")
+    router_id = _router_id(router.get("id"), "router_id")
+    tenant = _tenant(router)
+    if tenant is None:
+        raise Dropped("missing_tenant", router_id)
+    action = Action.CREATE if event_type == "router.create.end" else Action.UPDATE
+    return [Event(Resource(router_id, tenant, ROUTER_KIND), action)]
+
+
+def _router_deleted(
+    event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
+) -> list[Event]:
+    router_id = _router_id(payload.get("router_id"), "router_id")
+    router = payload.get("router")
+    tenant = _tenant(router) if isinstance(router, Mapping) else None
+    if tenant is None:
+        known = control.get_resource(router_id)
+        tenant = known.tenant_id if known is not None else None
+    if tenant is None:
+        raise Dropped("missing_tenant", router_id)
+    return [Event(Resource(router_id, tenant, ROUTER_KIND), Action.DELETE)]
+
+
+def _router_interface(
+    event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
+) -> list[Event]:
+    interface = _section(payload, "router_interface")
+    router_id = _router_id(interface.get("id"), "router_id")
+    network_id = interface.get("network_id")
+    if isinstance(network_id, str) and network_id:
+        lookup.forget_network(network_id)
+    # router_interface.tenant_id is the port's tenant, not necessarily the router's.
+    return [Event(_router(router_id, lookup), Action.UPDATE)]
+
+
+def _floating_ip(
+    event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
+) -> list[Event]:
+    fip = _section(payload, "floatingip")
+    router_ids: list[str] = []
+    if fip.get("router_id") is not None:
+        router_ids.append(_router_id(fip.get("router_id"), "router_id"))
+    address = fip.get("floating_ip_address")
+    if isinstance(address, str) and address:
+        # The router that held the address until now (disassociated, or moved to another router).
+        holder = control.resource_for_floating_ip(address)
+        if holder is not None and holder not in router_ids:
+            router_ids.append(holder)
+    elif not router_ids:
+        raise Dropped("missing_floating_ip_address")
+    if not router_ids:
+        raise Ignored("floatingip_not_on_router", str(address))
+    return [Event(_router(router_id, lookup), Action.UPDATE) for router_id in router_ids]
+
+
+def _port(
+    event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
+) -> list[Event]:
+    port = _section(payload, "port")
+    owner = port.get("device_owner")
+    if isinstance(owner, str) and owner.startswith(NETWORK_OWNER_PREFIX):
+        raise Ignored("network_owned_port", owner)
+    name = port.get("name")
+    if isinstance(name, str) and name.startswith(ASTARA_PORT_PREFIX):
+        raise Ignored("astara_port", name)
+    return _routers_on(_network_id(port), lookup)
+
+
+def _subnet(
+    event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
+) -> list[Event]:
+    return _routers_on(_network_id(_section(payload, "subnet")), lookup)
+
+
+def _routers_on(network_id: str, lookup: RouterLookup) -> list[Event]:
+    routers = lookup.routers_on_network(network_id)
+    if not routers:
+        raise Ignored("no_router_on_network", network_id)
+    return [Event(router, Action.UPDATE) for router in routers]
+
+
+def _command(payload: Any) -> Event:
+    """An operator command (seed astara-ctl): ``{command, router_id|resource_id, tenant_id}``."""
+    if not isinstance(payload, Mapping):
+        raise Dropped("payload_not_a_mapping", COMMAND_EVENT)
+    command = payload.get("command")
+    if not isinstance(command, str) or not command:
+        raise Dropped("missing_command")
+    resource_id = payload.get("resource_id") or payload.get("router_id") or WILDCARD
+    tenant_id = payload.get("tenant_id") or WILDCARD
+    kind = payload.get("resource_kind") or ROUTER_KIND
+    for value in (resource_id, tenant_id, kind):
+        if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
+            raise Dropped("bad_command_target", command)
+    return Event(Resource(resource_id, tenant_id, kind), Action.COMMAND, dict(payload))
+
+
+_HANDLERS: dict[str, Handler] = {
+    "router.create.end": _router_event,
+    "router.update.end": _router_event,
+    "router.delete.end": _router_deleted,
+    "router.interface.create": _router_interface,
+    "router.interface.delete": _router_interface,
+    **{f"floatingip.{op}.end": _floating_ip for op in ("create", "update", "delete")},
+    **{f"port.{op}.end": _port for op in ("create", "update", "delete")},
+    **{f"subnet.{op}.end": _subnet for op in ("create", "update", "delete")},
+}
