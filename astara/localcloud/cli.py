@@ -1,8 +1,10 @@
 """``astara-local``: the all-in-one local cloud on one Linux host.
 
-Sub-commands: ``up`` (RabbitMQ, a real neutron-server, a demo tenant router), ``status`` and
-``down``. State lives in ``--state-dir`` (default ``/var/lib/astara-local``); every process is
-recorded there by PID so that ``down`` stops exactly what ``up`` started.
+Sub-commands: ``up`` (RabbitMQ, a real neutron-server, the bridge fabric, the management and
+external networks, the upstream gateway and internet stand-in, the orchestrator when it is
+installed, and a demo tenant router), ``status``, ``down`` and ``vm create|exec|delete|list``.
+State lives in ``--state-dir`` (default ``/var/lib/astara-local``); every process is recorded
+there by PID and every namespace by name, so ``down`` removes exactly what ``up`` made.
 """
 
 from __future__ import annotations
@@ -10,108 +12,125 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
-from astara.localcloud import rabbit
-from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.processes import ProcessTracker
-
-DEFAULT_STATE_DIR = Path("/var/lib/astara-local")
-NEUTRON_PORT = 9696
-VHOST = "astara-local"
+from astara.localcloud.kit import DEFAULT_STATE_DIR, NEUTRON_PORT, VHOST, LocalCloud
+from astara.localcloud.vms import VmError
 
 
 def _step(msg: str) -> None:
     print(f"==> {msg}", flush=True)
 
 
-class LocalCloud:
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir
-        self.tracker = ProcessTracker(state_dir / "pids")
-        self.neutron = NeutronServer(
-            state_dir / "neutron", rabbit.transport_url(VHOST), self.tracker, port=NEUTRON_PORT
-        )
+def _demo_router(cloud: LocalCloud, external_network_id: str) -> None:
+    api = cloud.api()
+    routers = list(api.net.routers(name="demo-router"))
+    if routers:
+        _step("demo router already exists")
+        router = routers[0]
+    else:
+        _step("creating the demo tenant: private network, router with the public gateway")
+        net = api.network("demo-net", "demo")
+        subnet = api.subnet(net, "10.10.0.0/24", "demo", dns_nameservers=["172.24.4.1"])
+        router = api.router("demo-router", "demo")
+        api.add_interface(router, subnet)
+        router = api.set_gateway(router, api.net.get_network(external_network_id))
+    print(json.dumps({"id": router.id, "name": router.name}, indent=2))
 
-    def up(self) -> None:
-        _step("RabbitMQ on 127.0.0.1:5672")
-        rabbit.ensure_running()
-        if VHOST not in rabbit.list_vhosts():
-            rabbit.add_vhost(VHOST)
-        if self.neutron.running():
-            _step(f"neutron-server already running at {self.neutron.endpoint}")
-        else:
-            _step(f"starting neutron-server at {self.neutron.endpoint} (SQLite, noauth)")
-            self.neutron.start()
-        self._demo_router()
 
-    def _demo_router(self) -> None:
-        from astara.localcloud.cloud_api import NeutronBuilder
-
-        api = NeutronBuilder(self.neutron.endpoint)
-        routers = list(api.net.routers(name="demo-router"))
-        if routers:
-            _step("demo router already exists")
-            router = routers[0]
-        else:
-            _step("creating the demo tenant: external network, private network, router")
-            ext = api.network("public", "admin", external=True)
-            api.subnet(ext, "172.24.4.0/24", "admin", enable_dhcp=False, gateway_ip="172.24.4.1")
-            net = api.network("demo-net", "demo")
-            subnet = api.subnet(net, "10.10.0.0/24", "demo", dns_nameservers=["172.24.4.1"])
-            router = api.router("demo-router", "demo")
-            api.add_interface(router, subnet)
-            router = api.set_gateway(router, ext)
+def _vm(cloud: LocalCloud, args: argparse.Namespace) -> int:
+    if args.vm_command == "create":
+        vm = cloud.vm_create(args.network, args.name, wait=None if args.no_wait else args.timeout)
+        lease = vm.lease or {}
         print(
             json.dumps(
-                {"id": router.id, "name": router.name, "gateway": router.external_gateway_info},
+                {
+                    "name": vm.name,
+                    "namespace": vm.namespace,
+                    "port_id": vm.port_id,
+                    "mac": vm.mac_address,
+                    "address": lease.get("ip_address"),
+                },
                 indent=2,
             )
         )
-
-    def status(self) -> int:
-        procs = self.tracker.all()
-        for proc in procs:
-            print(f"{proc.name:20} pid {proc.pid:7}  {' '.join(proc.argv)[:80]}")
-        if not procs:
-            print("nothing running")
         return 0
+    if args.vm_command == "exec":
+        argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        if not argv:
+            raise VmError("vm exec needs a command after '--'")
+        result = cloud.vms.exec(args.name, argv, timeout=args.timeout)
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        return result.returncode
+    if args.vm_command == "delete":
+        if not cloud.vm_delete(args.name):
+            print(f"no VM named {args.name}", file=sys.stderr)
+            return 1
+        _step(f"vm {args.name} deleted")
+        return 0
+    for vm in cloud.vms.list():
+        address = (vm.lease or {}).get("ip_address", "-")
+        print(f"{vm.name:16} {vm.namespace:28} {vm.mac_address}  {address}")
+    return 0
 
-    def down(self, keep_state: bool) -> None:
-        stopped = self.tracker.stop_all()
-        _step(f"stopped: {', '.join(stopped) or 'nothing was running'}")
-        if VHOST in rabbit.list_vhosts():
-            rabbit.delete_vhost(VHOST)
-        if not keep_state:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-            _step(f"removed {self.state_dir}")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="astara-local", description=__doc__.split("\n")[0])
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument("--prefix", default="astara", help="namespace name prefix")
+    parser.add_argument("--neutron-port", type=int, default=NEUTRON_PORT)
+    parser.add_argument("--vhost", default=VHOST, help="RabbitMQ virtual host")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the local cloud (idempotent)")
+    up.add_argument("--no-demo", action="store_true", help="do not create the demo router")
+    sub.add_parser("status", help="what runs: processes, namespaces, bridges, appliances, VMs")
+    down = sub.add_parser("down", help="stop everything and remove the state")
+    down.add_argument("--keep-state", action="store_true", help="keep the state directory")
+    vm = sub.add_parser("vm", help="VM stand-ins").add_subparsers(dest="vm_command", required=True)
+    create = vm.add_parser("create", help="a VM stand-in with a Neutron port, address by DHCP")
+    create.add_argument("--network", required=True, help="Neutron network name or id")
+    create.add_argument("--name")
+    create.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for DHCP")
+    create.add_argument("--no-wait", action="store_true", help="do not wait for a DHCP lease")
+    run = vm.add_parser("exec", help="run a command in a VM: vm exec NAME -- CMD...")
+    run.add_argument("name")
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    run.add_argument("--timeout", type=float, default=60.0)
+    delete = vm.add_parser("delete", help="delete a VM stand-in and its Neutron port")
+    delete.add_argument("name")
+    vm.add_parser("list", help="list VM stand-ins")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="astara-local", description=__doc__.split("\n")[0])
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the local cloud and create the demo router")
-    sub.add_parser("status", help="list the processes of the local cloud")
-    down = sub.add_parser("down", help="stop everything and remove the state")
-    down.add_argument("--keep-state", action="store_true", help="keep the state directory")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cloud = LocalCloud(args.state_dir)
-    if args.command == "up":
-        cloud.up()
-        print(
-            "\nNOT YET: the orchestrator, the netns appliances and the VM stand-ins are not built;"
-            " this demo shows the real Neutron side only (issues 3, 4, 5)."
-            "\nTake it down with: sudo scripts/demo.sh down"
-        )
+    cloud = LocalCloud(
+        args.state_dir,
+        prefix=args.prefix,
+        neutron_port=args.neutron_port,
+        vhost=args.vhost,
+        progress=_step,
+    )
+    try:
+        if args.command == "up":
+            nets = cloud.up()
+            if not args.no_demo:
+                _demo_router(cloud, nets.external_network_id)
+            print(f"\n{cloud.orchestrator_note()}\nTake it down with: sudo scripts/demo.sh down")
+            return 0
+        if args.command == "status":
+            print(json.dumps(cloud.status(), indent=2))
+            return 0
+        if args.command == "vm":
+            return _vm(cloud, args)
+        cloud.down(args.keep_state)
         return 0
-    if args.command == "status":
-        return cloud.status()
-    cloud.down(args.keep_state)
-    return 0
+    except VmError as exc:
+        print(f"astara-local: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -127,9 +127,14 @@ class VmStandIns:
         network_id: str,
         mac_address: str,
         dhcp: bool = True,
+        wait: bool = True,
         timeout: float = 30.0,
     ) -> Vm:
-        """Plug a stand-in for Neutron port ``port_id``; with ``dhcp``, wait for its lease."""
+        """Plug a stand-in for Neutron port ``port_id``.
+
+        With ``dhcp`` it runs a DHCP client, and with ``wait`` it waits up to ``timeout`` for a
+        lease (a VM that gets none is deleted again and :class:`VmError` says why).
+        """
         if not NAME_RE.match(name):
             raise VmError(f"invalid VM name {name!r}: lowercase letters, digits, '-' (max 32)")
         if self.get(name) is not None:
@@ -146,7 +151,8 @@ class VmStandIns:
             )
             if dhcp:
                 self._start_dhclient(vm)
-                vm.lease = self.wait_for_lease(name, timeout)
+                if wait:
+                    vm.lease = self.wait_for_lease(name, timeout)
         except BaseException:
             self.delete(name)
             raise

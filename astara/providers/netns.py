@@ -82,6 +82,11 @@ OPTS = [
         help="The appliance API server started inside the namespace; {state_dir}, {port} and "
         "{address} are filled in.",
     ),
+    cfg.StrOpt(
+        "namespace_registry",
+        help="File recording every namespace the provider makes, so a kit can remove them all "
+        "(default: <state_dir>/namespaces.json).",
+    ),
     cfg.FloatOpt(
         "ready_timeout",
         default=60.0,
@@ -185,6 +190,7 @@ class NetnsProvider:
             appliance_command=opts.appliance_command,
             api_port=conf.router.mgt_service_port,
             ready_timeout=opts.ready_timeout,
+            namespace_registry=opts.namespace_registry,
         )
 
     # -- names and records -------------------------------------------------------------------

@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
 from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric, port_ifname
-from astara.localcloud.processes import ProcessTracker
+from astara.localcloud.fabric import port_ifname
 from astara.localcloud.vms import VmError, VmStandIns
+from tests.functional.localcloud.dhcp_server import start_dnsmasq
 
 MAC = "fa:16:3e:12:34:56"
-
-
-def start_dnsmasq(
-    fabric: Fabric, tracker: ProcessTracker, network_id: str, state: Path, *, hosts: str
-) -> str:
-    """A DHCP server namespace on ``network_id`` (10.20.0.1) giving fixed leases only."""
-    ns = fabric.ns_name("dhcp")
-    fabric.registry.create(ns)
-    fabric.attach(ns, "eth0", network_id, "dhcp-srv")
-    netns.add_address(ns, "eth0", "10.20.0.1/24")
-    name = f"dnsmasq-{fabric.prefix}"
-    tracker.start(
-        name,
-        [
-            "dnsmasq",
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=0",
-            "--bind-interfaces",
-            "--interface=eth0",
-            "--dhcp-range=10.20.0.0,static,255.255.255.0,2m",
-            f"--dhcp-host={hosts}",
-            "--dhcp-option=option:router,10.20.0.1",
-            "--dhcp-option=option:mtu,1450",
-            f"--dhcp-leasefile={state / 'dnsmasq.leases'}",
-            "--user=root",
-        ],
-        netns=ns,
-        log_path=state / "dnsmasq.log",
-    )
-    return name
 
 
 def test_vm_gets_its_neutron_address_by_dhcp(fabric, kit_state_dir, process_tracker):
     network = str(uuid.uuid4())
     port_id = str(uuid.uuid4())
     server = start_dnsmasq(
-        fabric, process_tracker, network, kit_state_dir, hosts=f"{MAC},10.20.0.57"
+        fabric, process_tracker, network, kit_state_dir, "10.20.0.1/24", {MAC: "10.20.0.57"}
     )
     vms = VmStandIns(fabric, kit_state_dir)
     try:

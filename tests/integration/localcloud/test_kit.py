@@ -1,0 +1,116 @@
+"""``astara-local`` against a real neutron-server: up (twice), VM by DHCP, status, down."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from astara.localcloud import netns, rabbit
+from astara.localcloud.cli import main
+from astara.localcloud.fabric import bridge_name
+from astara.localcloud.kit import LocalCloud
+from tests.conftest import RUN_DIR
+from tests.functional.localcloud.dhcp_server import start_dnsmasq
+
+
+class Kit:
+    def __init__(self) -> None:
+        self.prefix = f"at{uuid.uuid4().hex[:6]}"
+        self.state_dir = RUN_DIR / "state" / f"local-{self.prefix}"
+        self.vhost = f"astara-test-local-{self.prefix}"
+        self.args = [
+            "--state-dir",
+            str(self.state_dir),
+            "--prefix",
+            self.prefix,
+            "--neutron-port",
+            "0",
+            "--vhost",
+            self.vhost,
+        ]
+
+    def cli(self, *argv: str) -> int:
+        return main([*self.args, *argv])
+
+    def cloud(self) -> LocalCloud:
+        return LocalCloud(self.state_dir, prefix=self.prefix, vhost=self.vhost)
+
+
+@pytest.fixture
+def kit(rabbitmq: None) -> Iterator[Kit]:
+    kit = Kit()
+    try:
+        yield kit
+    finally:
+        if kit.state_dir.exists():
+            LocalCloud(kit.state_dir, prefix=kit.prefix, vhost=kit.vhost).down()
+        shutil.rmtree(kit.state_dir, ignore_errors=True)
+
+
+def ping(ns: str, address: str) -> str:
+    return netns.exec_in(ns, ["ping", "-c", "1", "-W", "2", address])
+
+
+def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
+    assert kit.cli("up") == 0
+    out = capsys.readouterr().out
+    assert "NOT STARTED" in out or "orchestrator running" in out
+    cloud = kit.cloud()
+    nets = cloud.networks()
+    assert nets is not None
+    fabric = cloud.fabric
+    bridges = fabric.bridges()
+    assert "mgmt-orch" in bridges[bridge_name(nets.management_network_id)]
+    assert "upstream-ext" in bridges[bridge_name(nets.external_network_id)]
+    # The internet stand-in is routed behind the external gateway, v4 and v6.
+    assert "1 received" in ping(fabric.upstream_namespace, "203.0.113.10")
+    assert "1 received" in ping(fabric.internet_namespace, "172.24.4.1")
+    assert "1 received" in ping(fabric.internet_namespace, "2001:db8:e::1")
+    # Nothing routes off the host: the internet host knows only the external subnets.
+    routes = netns.exec_in(fabric.internet_namespace, ["ip", "route", "show", "default"])
+    assert routes.strip() == ""
+
+    assert kit.cli("up", "--no-demo") == 0  # idempotent: same networks, nothing duplicated
+    assert kit.cloud().networks() == nets
+    api = cloud.api()
+    assert len(list(api.net.networks(name="astara-mgmt"))) == 1
+
+    # A VM on the demo network takes the address Neutron gave its port, by DHCP.
+    assert kit.cli("vm", "create", "--network", "demo-net", "--name", "web", "--no-wait") == 0
+    vm = cloud.vms.get("web")
+    assert vm is not None
+    port = api.net.get_port(vm.port_id)
+    address = port.fixed_ips[0]["ip_address"]
+    server = start_dnsmasq(
+        fabric,
+        process_tracker,
+        vm.network_id,
+        kit.state_dir,
+        "10.10.0.1/24",
+        {vm.mac_address: address},
+    )
+    try:
+        lease = cloud.vms.wait_for_lease("web", timeout=40)
+        assert lease["ip_address"] == address
+        capsys.readouterr()
+        assert kit.cli("vm", "exec", "web", "--", "ping", "-c", "1", "-W", "2", "10.10.0.1") == 0
+        assert "1 received" in capsys.readouterr().out
+        assert kit.cli("status") == 0
+        status = json.loads(capsys.readouterr().out)
+        assert [v["address"] for v in status["vms"]] == [address]
+        assert fabric.namespace in status["namespaces"]
+        assert kit.cli("vm", "delete", "web") == 0
+        assert api.net.find_port(vm.port_id) is None
+        assert not netns.netns_exists(vm.namespace)
+    finally:
+        process_tracker.stop(server)
+
+    namespaces = cloud.registry.names()
+    assert kit.cli("down") == 0
+    assert not any(netns.netns_exists(ns) for ns in namespaces)
+    assert not kit.state_dir.exists()
+    assert kit.vhost not in rabbit.list_vhosts()
