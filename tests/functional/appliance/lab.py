@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 MGMT_MAC, EXT_MAC, INT_MAC, INT2_MAC = (f"02:00:00:00:00:0{i}" for i in range(1, 5))
 VM1_MAC, VM2_MAC = "fa:16:3e:00:00:05", "fa:16:3e:00:00:06"
+HOT_MAC = "02:00:00:00:00:09"
 MGMT_ADDR = "fdca:3ba5:a17a:acda::10"
 ORCH_ADDR = "fdca:3ba5:a17a:acda::1"
 EXT_ADDR, EXT_GW, INTERNET = "172.24.4.10", "172.24.4.1", "198.51.100.10"
@@ -148,6 +149,20 @@ def with_vm2(doc: dict[str, Any]) -> dict[str, Any]:
 def with_fip(doc: dict[str, Any]) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     doc["configuration"]["floating_ips"] = [{"floating_ip": FIP, "fixed_ip": "10.10.10.5"}]
+    return doc
+
+
+def with_second_network(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` plus a second internal network (10.20.0.0/24, DHCP) on the spare NIC."""
+    doc = copy.deepcopy(doc)
+    doc["configuration"]["networks"].append(
+        {
+            "network_id": "net-int2",
+            "network_type": "internal",
+            "interface": {"lladdr": INT2_MAC, "addresses": ["10.20.0.1/24"]},
+            "subnets": [{"id": "s-int2", "cidr": "10.20.0.0/24", "gateway_ip": "10.20.0.1"}],
+        }
+    )
     return doc
 
 

@@ -4,6 +4,7 @@
 - ``echo ADDR PORT``: TCP; echoes every line.
 - ``metadata ADDR PORT``: HTTP; answers with the request's path and headers as JSON.
 - ``flow ADDR PORT LOG``: connects once, sends a line every 100 ms and logs ``ok``/``fail``.
+- ``block ADDR PORT``: holds UDP ADDR:PORT (even before the address exists) so a daemon cannot.
 
 socketserver only: no name lookups (there is no resolver inside a namespace).
 """
@@ -71,6 +72,12 @@ def flow(addr: str, port: int, log: str) -> None:
 
 def main() -> None:
     mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if mode == "block":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
+        sock.bind((addr, port))
+        while True:
+            time.sleep(3600)
     if mode == "flow":
         flow(addr, port, sys.argv[4])
         return

@@ -6,12 +6,31 @@ with the base document (plus what it says) applied.
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 from tests.functional.appliance.lab import (
+    EXT6_ADDR,
+    EXT6_GW,
     EXT_ADDR,
+    EXT_GW,
+    EXT_MAC,
+    FIP,
+    HOT_MAC,
+    INT2_MAC,
+    INT_MAC,
     INTERNET,
+    INTERNET6,
+    METADATA_PORT,
+    MGMT_MAC,
+    ORCH_ADDR,
     Lab,
     base_document,
     wait_for,
+    with_fip,
+    with_second_network,
+    with_vm2,
 )
 
 
@@ -28,3 +47,175 @@ def test_01_vm_gets_dhcp_lease_and_reaches_internet_via_snat(lab: Lab) -> None:
     lab.standin("whoami", lab.upstream, "whoami", INTERNET, "7000")
     wait_for(lambda: lab.ping(lab.vm1, INTERNET), 10, "vm1 pinging the internet")
     assert wait_for(lambda: lab.tcp_read(lab.vm1, INTERNET, 7000), 10) == EXT_ADDR
+
+
+def test_02_floating_ip_inbound_outbound_hairpin_and_removal(lab: Lab) -> None:
+    lab.standin("echo-vm1", lab.vm1, "echo", "10.10.10.5", "8000")
+    lab.standin("whoami-vm1", lab.vm1, "whoami", "10.10.10.5", "8001")
+    lab.sh(lab.vm2, ["ip", "addr", "replace", "10.10.10.6/24", "dev", "eth0"])
+    lab.sh(lab.vm2, ["ip", "route", "replace", "default", "via", "10.10.10.1"])
+    body = lab.put(with_fip(base_document()))
+    assert "firewall" in body["changed"]
+    # From outside, through the floating IP, to the VM (which sees the real client).
+    assert wait_for(lambda: lab.tcp_read(lab.upstream, FIP, 8001), 10) == EXT_GW
+    # The VM's own outbound traffic carries the floating IP.
+    assert wait_for(lambda: lab.tcp_read(lab.vm1, INTERNET, 7000), 10) == FIP
+    # Another internal host reaches the VM through its floating IP too (hairpin NAT).
+    assert wait_for(lambda: lab.tcp_read(lab.vm2, FIP, 8001), 10) == "10.10.10.1"
+
+    log = lab.workdir / "flow.log"
+    lab.standin("flow", lab.upstream, "flow", FIP, "8000", str(log))
+    wait_for(lambda: log.exists() and "ok" in log.read_text(), 10, "an established flow")
+    lab.put(base_document())
+    removed = time.monotonic()
+    wait_for(lambda: "fail" in log.read_text(), 10, "the established flow to break")
+    time.sleep(1.0)  # let the flow try a few more times: it must stay dead
+    lab.stop("flow")
+    late = [
+        line
+        for line in log.read_text().splitlines()
+        if float(line.split()[1]) > removed + 0.6 and line.startswith("ok")
+    ]
+    assert late == [], "the established flow survived the floating IP's removal"
+    assert lab.tcp_read(lab.upstream, FIP, 8001) == ""
+    assert lab.tcp_read(lab.vm1, INTERNET, 7000) == EXT_ADDR
+
+
+def test_03_metadata_reaches_the_orchestrator_with_the_four_headers(lab: Lab) -> None:
+    lab.standin("metadata", lab.orch, "metadata", ORCH_ADDR, str(METADATA_PORT))
+    url = "http://169.254.169.254/latest/meta-data/"
+
+    def fetch() -> dict[str, Any] | None:
+        out = lab.sh(
+            lab.vm1, ["curl", "-sS", "-m", "5", "-H", "X-Instance-ID: forged", url], check=False
+        )
+        return json.loads(out) if out.startswith("{") else None
+
+    answer = wait_for(fetch, 10, "a metadata answer")
+    assert answer["path"] == "/latest/meta-data/"
+    headers = answer["headers"]
+    assert headers["X-Forwarded-For"] == "10.10.10.5"
+    assert headers["X-Instance-ID"] == "dev-vm1"  # the forged header was dropped
+    assert headers["X-Tenant-ID"] == "tenant-a"
+    assert headers["X-Neutron-Network-ID"] == "net-int"
+
+
+def test_04_ipv6_slaac_from_ra_and_bgp_route_upstream(lab: Lab) -> None:
+    conf = lab.workdir / "upstream-bird.conf"
+    conf.write_text(
+        f"router id {EXT_GW};\nprotocol device {{}}\n"
+        "protocol kernel { ipv6 { import none; export all; }; }\n"
+        f"protocol bgp appliance {{ local {EXT6_GW} as 64513; neighbor {EXT6_ADDR} as 64512;\n"
+        "  ipv6 { import all; export none; }; }\n"
+    )
+    lab.spawn(
+        "upstream-bird",
+        lab.upstream,
+        ["bird", "-f", "-c", str(conf), "-s", str(lab.workdir / "upstream-bird.ctl")],
+    )
+
+    def slaac_address() -> str | None:
+        out = lab.sh(lab.vm1, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"])
+        found = [w for w in out.split() if w.startswith("2001:db8:10:")]
+        return found[0] if found else None
+
+    address = wait_for(slaac_address, 30, "a SLAAC address from the router's RA")
+    assert address.endswith("/64")
+    # The upstream learned the tenant prefix over BGP (no static route anywhere).
+    wait_for(
+        lambda: "2001:db8:10::/64" in lab.sh(lab.upstream, ["ip", "-6", "route"]),
+        30,
+        "the BGP route upstream",
+    )
+    assert wait_for(lambda: lab.ping(lab.vm1, INTERNET6), 15, "vm1 pinging the IPv6 host")
+    code, status = lab.api("GET", "/v1/status/")
+    assert code == 200 and status == {"v4": True, "v6": True}
+
+
+def test_05_bad_documents_are_refused_and_traffic_still_passes(lab: Lab) -> None:
+    good = lab.api("GET", "/v1/system/config")[1]
+    code, body = lab.api("PUT", "/v1/system/config/", "{garbage")
+    assert code == 422
+    code, _ = lab.api("PUT", "/v1/system/config/", "{}", content_type="text/plain")
+    assert code == 415
+    bad = base_document()
+    allocation = bad["configuration"]["networks"][2]["address_allocations"][0]
+    allocation["hostname"] = "vm;reboot"
+    bad["configuration"]["networks"][2]["interface"]["mtu"] = "huge"
+    code, body = lab.api("PUT", "/v1/system/config/", bad)
+    assert code == 422
+    assert {tuple(e["loc"][-2:]) for e in body["detail"]} == {(0, "hostname"), ("interface", "mtu")}
+    outside = base_document()
+    outside["configuration"]["networks"][2]["interface"]["addresses"] = ["10.99.0.1/24"]
+    code, body = lab.api("PUT", "/v1/system/config/", outside)
+    assert code == 422 and body["detail"][0]["type"] == "address_not_in_subnet"
+    unknown = base_document()
+    unknown["configuration"]["networks"][2]["interface"]["lladdr"] = "02:00:00:00:00:99"
+    code, body = lab.api("PUT", "/v1/system/config/", unknown)
+    assert code == 422 and body["detail"][0]["loc"][-1] == "lladdr"
+    assert lab.api("GET", "/v1/system/config")[1] == good
+    assert lab.ping(lab.vm1, INTERNET)
+
+
+def test_05b_apply_failing_midway_rolls_back(lab: Lab) -> None:
+    good = lab.api("GET", "/v1/system/config")[1]
+    rules = lab.api("GET", "/v1/firewall/rules/")[1]
+    bigger = with_second_network(good)
+    # Hold 10.20.0.1:53 so that dnsmasq cannot start with the new network: a real failure.
+    lab.standin("block", lab.app, "block", "10.20.0.1", "53")
+    wait_for(lambda: "10.20.0.1:53" in lab.sh(lab.app, ["ss", "-uln"]), 10, "the blocker")
+    code, body = lab.api("PUT", "/v1/system/config/", bigger)
+    assert code == 500, body
+    assert body["detail"]["step"] == "dhcp" and body["detail"]["rolled_back"]
+    assert lab.api("GET", "/v1/system/config")[1] == good
+    assert lab.api("GET", "/v1/firewall/rules/")[1] == rules
+    code, ge3 = lab.api("GET", "/v1/system/interface/ge3/")
+    assert code == 200 and ge3["interface"]["addresses"] == []
+    assert lab.ping(lab.vm1, INTERNET)
+    assert "dnsmasq" in lab.daemon_pids()
+    # Without the blocker the same document applies: the failure was the blocked port.
+    lab.stop("block")
+    assert lab.put(bigger)["status"] == "applied"
+    lab.put(good)
+
+
+def test_06_same_document_twice_changes_nothing_and_hosts_reload(lab: Lab) -> None:
+    doc = base_document()
+    lab.put(doc)
+    pids = lab.daemon_pids()
+    assert set(pids) == {"dnsmasq", "bird", "metadata-proxy"}
+    rules = lab.api("GET", "/v1/firewall/rules/")[1]
+    body = lab.put(doc)
+    assert body == {"status": "unchanged", "changed": [], "config": body["config"]}
+    assert lab.daemon_pids() == pids
+    assert lab.api("GET", "/v1/firewall/rules/")[1] == rules
+    # Only the hosts change: dnsmasq reloads (same PID) and keeps the leases it gave.
+    leases = (lab.state_dir / "run" / "dnsmasq.leases").read_text()
+    assert "10.10.10.5" in leases
+    body = lab.put(with_vm2(doc))
+    assert "dhcp" in body["changed"]
+    assert lab.daemon_pids()["dnsmasq"] == pids["dnsmasq"]
+    lease = lab.dhcp_lease(lab.vm2, "vm2")
+    assert (lease["new_ip_address"], lease["new_host_name"]) == ("10.10.10.6", "vm-two")
+    assert "10.10.10.5" in (lab.state_dir / "run" / "dnsmasq.leases").read_text()
+
+
+def test_07_hot_added_nic_gets_next_name_across_restarts(lab: Lab) -> None:
+    def names() -> dict[str, str]:
+        code, body = lab.api("GET", "/v1/system/interfaces")
+        assert code == 200
+        return {i["lladdr"]: i["ifname"] for i in body["interfaces"]}
+
+    before = names()
+    assert before == {MGMT_MAC: "ge0", EXT_MAC: "ge1", INT_MAC: "ge2", INT2_MAC: "ge3"}
+    lab.topo.add_veth(lab.app, "taphot", lab.fabric, "phot", mac_a=HOT_MAC, master_b="br-int2")
+    assert names() == {**before, HOT_MAC: "ge4"}
+    code, one = lab.api("GET", "/v1/system/interface/ge2/")
+    assert code == 200 and "10.10.10.1/24" in one["interface"]["addresses"]
+    assert lab.api("GET", "/v1/system/interface/nope/")[0] == 404
+    code, stats = lab.api("GET", "/v1/system/stats")
+    assert code == 200 and stats["interfaces"]["ge2"]["packets_in"] > 0
+    lab.stop("api")
+    lab.start_api()
+    assert names() == {**before, HOT_MAC: "ge4"}
+    wait_for(lambda: lab.ping(lab.vm1, INTERNET), 10, "traffic after the API restart")
