@@ -6,15 +6,16 @@ provider's full ``boot`` (the same kernel work, plus running the configure progr
 until the appliance API listens) and ``stop``. The end-to-end convergence benchmark compares
 against the baseline printed here.
 
-    sudo .venv/bin/python benchmarks/netns_boot.py [--ports 3] [--rounds 10] [--appliance real]
+    sudo .venv/bin/python benchmarks/netns_boot.py [--ports 3] [--rounds 10]
 
-``--appliance standin`` (default) uses the small stand-in of the provider tests; ``real`` runs
-``astara-configure-management`` and ``astara-appliance-api`` from this virtualenv.
+The appliance is the real one: ``astara-configure-management`` and ``astara-appliance-api``
+from this virtualenv.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -80,7 +81,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ports", type=int, default=3, help="ports per appliance (1 = mgmt only)")
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--appliance", choices=["standin", "real"], default="standin")
     args = parser.parse_args()
     prefix = f"bn{uuid.uuid4().hex[:6]}"
     state = Path(tempfile.mkdtemp(prefix="astara-bench-"))
@@ -88,19 +88,9 @@ def main() -> int:
     fabric = Fabric(prefix, registry)
     mgmt_net = str(uuid.uuid4())
     service_nets = [str(uuid.uuid4()) for _ in range(args.ports - 1)]
-    options: dict[str, object] = {}
-    if args.appliance == "standin":
-        standin = str(
-            Path(__file__).resolve().parents[1] / "tests/functional/providers/standin_appliance.py"
-        )
-        base = [sys.executable, standin, "--state-dir", "{state_dir}"]
-        options = {
-            "configure_command": [*base, "configure", "{mac}", "{cidr}"],
-            "appliance_command": [*base, "api", "--port", "{port}"],
-        }
     provider = NetnsProvider(
-        state / "netns", namespace_prefix=prefix, namespace_registry=registry.path, **options
-    )  # type: ignore[arg-type]
+        state / "netns", namespace_prefix=prefix, namespace_registry=registry.path
+    )
     bare_up: list[float] = []
     bare_down: list[float] = []
     boot: list[float] = []
@@ -129,7 +119,7 @@ def main() -> int:
             provider.stop(Resource(instance.resource_id, "bench"))
         registry.delete_all()
         shutil.rmtree(state, ignore_errors=True)
-    print(f"\nnetns appliance boot, {args.ports} ports, appliance={args.appliance}")
+    print(f"\nnetns appliance boot, {args.ports} ports, load average {os.getloadavg()[0]:.1f}")
     print(summary("baseline: namespace + veths up", bare_up))
     print(summary("baseline: namespace deleted", bare_down))
     print(summary("provider boot (API listening)", boot))

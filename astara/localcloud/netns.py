@@ -176,6 +176,14 @@ def links(ns: str) -> list[dict[str, object]]:
     return list(json.loads(out)) if out else []
 
 
+def ifname_by_mac(ns: str, mac: str) -> str | None:
+    """The name of the link with MAC ``mac`` in ``ns`` (appliances rename their NICs)."""
+    for link in links(ns):
+        if str(link.get("address", "")).lower() == mac.lower():
+            return str(link["ifname"])
+    return None
+
+
 def link_exists(ns: str, ifname: str) -> bool:
     return any(link.get("ifname") == ifname for link in links(ns))
 

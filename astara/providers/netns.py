@@ -92,6 +92,11 @@ OPTS = [
         default=60.0,
         help="Seconds boot waits for the appliance API to listen before it fails.",
     ),
+    cfg.FloatOpt(
+        "configure_timeout",
+        default=60.0,
+        help="Seconds the management configure program may take before boot fails.",
+    ),
 ]
 
 
@@ -166,6 +171,7 @@ class NetnsProvider:
         appliance_command: Sequence[str] = DEFAULT_APPLIANCE_COMMAND,
         api_port: int = 5000,
         ready_timeout: float = 60.0,
+        configure_timeout: float = 60.0,
         namespace_registry: str | os.PathLike[str] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
@@ -176,6 +182,7 @@ class NetnsProvider:
         self.appliance_command = list(appliance_command)
         self.api_port = api_port
         self.ready_timeout = ready_timeout
+        self.configure_timeout = configure_timeout
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
@@ -190,6 +197,7 @@ class NetnsProvider:
             appliance_command=opts.appliance_command,
             api_port=conf.router.mgt_service_port,
             ready_timeout=opts.ready_timeout,
+            configure_timeout=opts.configure_timeout,
             namespace_registry=opts.namespace_registry,
         )
 
@@ -314,11 +322,13 @@ class NetnsProvider:
                 ["ip", "netns", "exec", ns, *argv],
                 capture_output=True,
                 text=True,
-                timeout=self.ready_timeout,
+                timeout=self.configure_timeout,
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as exc:
-            raise ProviderError(f"{argv[0]} did not finish in {self.ready_timeout:.0f}s") from exc
+            raise ProviderError(
+                f"{argv[0]} did not finish in {self.configure_timeout:.0f}s (timeout)"
+            ) from exc
         log.write_text(result.stdout + result.stderr)
         if result.returncode != 0:
             output = (result.stderr or result.stdout).strip()[-1500:]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +14,17 @@ from astara.core.interfaces import PortRole, PortSpec
 from astara.localcloud import netns
 from astara.localcloud.fabric import Fabric
 from astara.localcloud.netns import NamespaceRegistry
-from astara.providers.netns import NetnsProvider
+from astara.providers.netns import (
+    DEFAULT_APPLIANCE_COMMAND,
+    DEFAULT_CONFIGURE_COMMAND,
+    NetnsProvider,
+)
 from tests.conftest import RUN_DIR
 
-STANDIN = str(Path(__file__).with_name("standin_appliance.py"))
-STANDIN_CONFIGURE = [sys.executable, STANDIN, "--state-dir", "{state_dir}"]
-STANDIN_COMMANDS: dict[str, list[str]] = {
-    "configure_command": [*STANDIN_CONFIGURE, "configure", "{mac}", "{cidr}"],
-    "appliance_command": [*STANDIN_CONFIGURE, "api", "--port", "{port}"],
-}
+# The provider runs the real appliance programs of this virtualenv (its defaults).
+for program in (DEFAULT_CONFIGURE_COMMAND[0], DEFAULT_APPLIANCE_COMMAND[0]):
+    if not Path(program).exists():
+        raise RuntimeError(f"{program} is missing: pip install -e '.[appliance,orchestrator,dev]'")
 
 
 def random_mac() -> str:
@@ -49,7 +50,7 @@ class NetnsKit:
 
     def provider(self, **options: Any) -> NetnsProvider:
         """A provider on this kit's state directory (a new one models an orchestrator restart)."""
-        settings: dict[str, Any] = {"ready_timeout": 20.0, **STANDIN_COMMANDS, **options}
+        settings: dict[str, Any] = {"ready_timeout": 20.0, **options}
         return NetnsProvider(
             self.state_dir,
             namespace_prefix=self.prefix,
@@ -65,7 +66,7 @@ class NetnsKit:
     def http_status(self, address: str, api_port: int = 5000) -> str:
         """GET /v1/status/ from the orchestrator side of the management network."""
         url = f"http://[{address}]:{api_port}/v1/status/"
-        return netns.exec_in(self.mgmt_ns, ["curl", "-sS", "-g", "-m", "5", url])
+        return netns.exec_in(self.mgmt_ns, ["curl", "-sS", "-f", "-g", "-m", "5", url])
 
     def destroy(self) -> None:
         provider = self.provider()

@@ -7,7 +7,7 @@ import uuid
 from astara.core.events import Resource
 from astara.core.interfaces import InstanceStatus, PortRole
 from astara.localcloud import netns
-from astara.localcloud.fabric import port_ifname
+from astara.localcloud.fabric import bridge_name, port_ifname
 from astara.providers.netns import API_PROCESS
 from tests.functional.providers.conftest import NetnsKit, port
 
@@ -18,10 +18,12 @@ def test_ports_are_veths_with_the_port_mac_on_the_network_bridge(netns_kit: Netn
     mgmt = netns_kit.management_port()
     instance = provider.boot(resource, [mgmt, service], image=None)
     assert instance.instance_id == f"{netns_kit.prefix}-{resource.id}"
-    links = {link["ifname"]: link for link in netns.links(instance.instance_id)}
-    assert links[port_ifname(service.port_id)]["address"] == service.mac_address
-    # The stand-in configure program (like the real one) renamed the management NIC by MAC.
-    assert links["ge0"]["address"] == mgmt.mac_address
+    # The veth carries the port's MAC (the appliance names its NICs geN by MAC, management
+    # first); its fabric end is tap<port id> on the network's bridge.
+    assert netns.ifname_by_mac(instance.instance_id, mgmt.mac_address) == "ge0"
+    assert netns.ifname_by_mac(instance.instance_id, service.mac_address) is not None
+    members = netns_kit.fabric.bridges()[bridge_name(service.network_id)]
+    assert port_ifname(service.port_id) in members
 
 
 def test_two_appliances_talk_over_their_network_bridge(netns_kit: NetnsKit) -> None:
@@ -31,7 +33,10 @@ def test_two_appliances_talk_over_their_network_bridge(netns_kit: NetnsKit) -> N
         service = port(network, PortRole.SERVICE, f"198.51.100.{last_octet}/24")
         resource = Resource(str(uuid.uuid4()), "t")
         instance = provider.boot(resource, [netns_kit.management_port(), service], image=None)
-        netns.add_address(instance.instance_id, port_ifname(service.port_id), service.fixed_ips[0])
+        nic = netns.ifname_by_mac(instance.instance_id, service.mac_address)
+        assert nic is not None
+        netns.add_address(instance.instance_id, nic, service.fixed_ips[0])
+        netns.run(["ip", "-n", instance.instance_id, "link", "set", nic, "up"])
         instances.append(instance)
     out = netns.exec_in(instances[0].instance_id, ["ping", "-c", "1", "-W", "2", "198.51.100.2"])
     assert "1 received" in out
