@@ -1,0 +1,65 @@
+"""The metadata proxy over loopback: headers added, forged ones dropped, strangers refused."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from astara.appliance.metadata_proxy import Proxy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _exchange(instances: dict[str, str], request: bytes) -> tuple[bytes, list[bytes]]:
+    seen: list[bytes] = []
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    up_port, port = _free_port(), _free_port()
+    up = await asyncio.start_server(upstream, "127.0.0.1", up_port)
+    proxy = Proxy({"upstream": {"address": "127.0.0.1", "port": up_port}, "tenant_id": "t1"})
+    listener: dict[str, Any] = {"network_id": "net-1", "instances": instances}
+    server = await asyncio.start_server(
+        lambda r, w: proxy.handle(listener, r, w), "127.0.0.1", port
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    server.close()
+    up.close()
+    return answer, seen
+
+
+def test_forwards_with_the_four_headers_and_drops_forged_ones() -> None:
+    request = b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Instance-ID: evil\r\n\r\n"
+    answer, seen = asyncio.run(_exchange({"127.0.0.1": "dev-1"}, request))
+    assert answer.endswith(b"ok")
+    head = seen[0].decode()
+    assert head.startswith("GET /latest/meta-data/ HTTP/1.0\r\n")
+    assert "X-Forwarded-For: 127.0.0.1\r\n" in head
+    assert "X-Instance-ID: dev-1\r\n" in head and "evil" not in head
+    assert "X-Tenant-ID: t1\r\n" in head
+    assert "X-Neutron-Network-ID: net-1\r\n" in head
+
+
+def test_unknown_source_gets_404_and_nothing_is_forwarded() -> None:
+    answer, seen = asyncio.run(_exchange({}, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.0 404")
+    assert seen == []
+
+
+def test_garbage_request_gets_an_error_not_a_crash() -> None:
+    answer, seen = asyncio.run(_exchange({"127.0.0.1": "dev-1"}, b"NONSENSE\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.0 502")
+    assert seen == []
