@@ -54,8 +54,13 @@ def test_02_floating_ip_inbound_outbound_hairpin_and_removal(lab: Lab) -> None:
     lab.standin("whoami-vm1", lab.vm1, "whoami", "10.10.10.5", "8001")
     lab.sh(lab.vm2, ["ip", "addr", "replace", "10.10.10.6/24", "dev", "eth0"])
     lab.sh(lab.vm2, ["ip", "route", "replace", "default", "via", "10.10.10.1"])
+    # The upstream learns addresses from gratuitous ARP (arp_accept): proof the router sent one.
+    lab.sh(lab.upstream, ["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"])
+    assert FIP not in lab.sh(lab.upstream, ["ip", "neigh", "show", "dev", "eth0"])
     body = lab.put(with_fip(base_document()))
     assert "firewall" in body["changed"]
+    wait_for(lambda: EXT_MAC in lab.sh(lab.upstream, ["ip", "neigh", "show", FIP]), 5,
+             "the gratuitous ARP for the floating IP")  # fmt: skip
     # From outside, through the floating IP, to the VM (which sees the real client).
     assert wait_for(lambda: lab.tcp_read(lab.upstream, FIP, 8001), 10) == EXT_GW
     # The VM's own outbound traffic carries the floating IP.
