@@ -269,10 +269,13 @@ class NetnsProvider:
         mgmt_port, cidr = management_cidr(ports)
         existing = self.get(resource)
         if existing is not None:
-            if existing.status in (InstanceStatus.ACTIVE, InstanceStatus.BUILD):
-                LOG.info("appliance %s: already running, not booting again", resource.id)
+            same = {p.port_id for p in existing.ports} == {p.port_id for p in ports}
+            healthy = existing.status in (InstanceStatus.ACTIVE, InstanceStatus.BUILD)
+            if healthy and same and existing.image == image:
+                LOG.info("appliance %s: already running as asked, not booting again", resource.id)
                 return existing
-            LOG.info("appliance %s: removing a broken instance (%s)", resource.id, existing.fault)
+            reason = existing.fault or "other ports or image"
+            LOG.info("appliance %s: replacing the existing instance (%s)", resource.id, reason)
             self.stop(resource)
         ns = self.namespace(resource.id)
         app_dir = self._dir(resource.id)

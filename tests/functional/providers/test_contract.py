@@ -1,7 +1,8 @@
 """One contract for every compute provider: boot, adopt after restart, plug, stop, failures.
 
-Each provider is driven through a *subject* that knows how to build it, how to make its boots
-fail or hang, and how to check from the outside (real traffic for netns) what it claims.
+Each provider is driven through a *subject* that knows how to build it, how to make a boot
+fail or hang, and how to check from the outside what the provider claims: real namespaces,
+links and HTTP traffic for netns; the fake appliance fleet for the in-memory fake.
 """
 
 from __future__ import annotations
@@ -24,24 +25,31 @@ from astara.core.interfaces import (
 )
 from astara.localcloud import netns
 from astara.localcloud.fabric import bridge_name, port_ifname
+from astara.orchestrator.fake_appliance import FakeApplianceFleet
+from astara.providers.fake import FakeComputeProvider, Fault
 from tests.functional.providers.conftest import NetnsKit, port
+
+API_PORT = 5000
 
 
 class Subject(Protocol):
-    failure_reason: str  # what the failing provider's boot error must mention
+    failure_reason: str  # what a failed boot's ProviderError must mention
 
-    def provider(self) -> ComputeProvider: ...
-    def failing_provider(self) -> ComputeProvider: ...
-    def hanging_provider(self) -> ComputeProvider: ...
+    def provider(self) -> ComputeProvider:
+        """The provider; called again, a new object on the same state (a restart)."""
+        ...
+
+    def failing_provider(self, resource: Resource) -> ComputeProvider: ...
+    def hanging_provider(self, resource: Resource) -> ComputeProvider: ...
     def ports(self, services: int) -> list[PortSpec]: ...
     def service_port(self) -> PortSpec: ...
     def check_running(self, instance: Instance) -> None: ...
     def check_plugged(self, instance: Instance, port: PortSpec, plugged: bool) -> None: ...
-    def check_gone(self, resource: Resource) -> None: ...
+    def check_gone(self, resource: Resource, last: Instance | None) -> None: ...
 
 
 class NetnsSubject:
-    """The netns provider on a real fabric, checked with namespaces, links and HTTP."""
+    """The netns provider on a real fabric with the real appliance programs."""
 
     failure_reason = "bad config"
 
@@ -52,10 +60,10 @@ class NetnsSubject:
     def provider(self) -> ComputeProvider:
         return self.kit.provider()
 
-    def failing_provider(self) -> ComputeProvider:
+    def failing_provider(self, resource: Resource) -> ComputeProvider:
         return self.kit.provider(appliance_command=["sh", "-c", "echo bad config >&2; exit 3"])
 
-    def hanging_provider(self) -> ComputeProvider:
+    def hanging_provider(self, resource: Resource) -> ComputeProvider:
         return self.kit.provider(appliance_command=["sleep", "600"], ready_timeout=1.0)
 
     def ports(self, services: int) -> list[PortSpec]:
@@ -67,28 +75,71 @@ class NetnsSubject:
     def check_running(self, instance: Instance) -> None:
         assert instance.management_address is not None
         # The appliance API answers on its management address, across the management bridge.
-        answer = json.loads(self.kit.http_status(instance.management_address))
+        answer = json.loads(self.kit.http_status(instance.management_address, API_PORT))
         assert isinstance(answer, dict)
 
-    def _macs(self, instance: Instance) -> set[str]:
-        return {str(link.get("address")) for link in netns.links(instance.instance_id)}
-
     def check_plugged(self, instance: Instance, spec: PortSpec, plugged: bool) -> None:
-        assert (spec.mac_address in self._macs(instance)) is plugged
-        bridges = self.kit.fabric.bridges()
-        members = bridges.get(bridge_name(spec.network_id), [])
+        nic = netns.ifname_by_mac(instance.instance_id, spec.mac_address)
+        assert (nic is not None) is plugged
+        members = self.kit.fabric.bridges().get(bridge_name(spec.network_id), [])
         assert (port_ifname(spec.port_id) in members) is plugged
 
-    def check_gone(self, resource: Resource) -> None:
+    def check_gone(self, resource: Resource, last: Instance | None) -> None:
         assert not netns.netns_exists(f"{self.kit.prefix}-{resource.id}")
         members = [m for ms in self.kit.fabric.bridges().values() for m in ms]
         assert members == ["mgmt-orch"]  # only the orchestrator side is left on the fabric
 
 
-@pytest.fixture(params=["netns"])
+class FakeSubject:
+    """The in-memory fake, checked through its appliance fleet (state lives in the object)."""
+
+    failure_reason = "injected boot failure"
+
+    def __init__(self) -> None:
+        self.fleet = FakeApplianceFleet()
+        self.fake = FakeComputeProvider(self.fleet)
+        self.network = str(uuid.uuid4())
+        self._n = 0
+
+    def provider(self) -> ComputeProvider:
+        return self.fake  # in memory: a "restart" keeps the same object
+
+    def failing_provider(self, resource: Resource) -> ComputeProvider:
+        self.fake.inject(resource.id, Fault.BOOT_FAILS)
+        return self.fake
+
+    def hanging_provider(self, resource: Resource) -> ComputeProvider:
+        self.fake.inject(resource.id, Fault.HANGS)
+        return self.fake
+
+    def ports(self, services: int) -> list[PortSpec]:
+        self._n += 1
+        mgmt = port(str(uuid.uuid4()), PortRole.MANAGEMENT, f"fdca:3ba5:a17a:acda::{self._n}/64")
+        return [mgmt] + [self.service_port() for _ in range(services)]
+
+    def service_port(self) -> PortSpec:
+        return port(self.network, PortRole.SERVICE, "192.0.2.10/24")
+
+    def check_running(self, instance: Instance) -> None:
+        assert instance.management_address is not None
+        assert self.fleet.is_alive(instance.management_address, API_PORT)
+
+    def check_plugged(self, instance: Instance, spec: PortSpec, plugged: bool) -> None:
+        assert instance.management_address is not None
+        nics = self.fleet.get_interfaces(instance.management_address, API_PORT)
+        assert (spec.mac_address in {n["lladdr"] for n in nics}) is plugged
+
+    def check_gone(self, resource: Resource, last: Instance | None) -> None:
+        if last is not None and last.management_address:
+            assert not self.fleet.is_alive(last.management_address, API_PORT)
+
+
+@pytest.fixture(params=["netns", "fake"])
 def subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
-    kit: NetnsKit = request.getfixturevalue("netns_kit")
-    yield NetnsSubject(kit)
+    if request.param == "netns":
+        yield NetnsSubject(request.getfixturevalue("netns_kit"))
+    else:
+        yield FakeSubject()
 
 
 def new_resource() -> Resource:
@@ -101,17 +152,19 @@ def test_boot_get_and_traffic(subject: Subject) -> None:
     instance = provider.boot(resource, ports, image="img-1")
     assert instance.status is InstanceStatus.ACTIVE
     assert instance.resource_id == resource.id
-    assert instance.management_address == ports[0].fixed_ips[0].split("/")[0]
+    assert instance.image == "img-1"
+    assert instance.booted_at is not None
     assert [p.port_id for p in instance.ports] == [p.port_id for p in ports]
     subject.check_running(instance)
     for spec in ports[1:]:
         subject.check_plugged(instance, spec, True)
     again = provider.get(resource)
     assert again is not None and again.instance_id == instance.instance_id
+    assert again.management_address == instance.management_address
     assert [i.resource_id for i in provider.list_instances()] == [resource.id]
 
 
-def test_adopted_after_restart_not_rebooted(subject: Subject) -> None:
+def test_found_again_after_restart(subject: Subject) -> None:
     resource = new_resource()
     first = subject.provider().boot(resource, subject.ports(services=1), image=None)
     restarted = subject.provider()  # a new object on the same state: an orchestrator restart
@@ -119,10 +172,21 @@ def test_adopted_after_restart_not_rebooted(subject: Subject) -> None:
     assert found is not None
     assert (found.instance_id, found.booted_at) == (first.instance_id, first.booted_at)
     assert found.status is InstanceStatus.ACTIVE
+    assert [p.port_id for p in found.ports] == [p.port_id for p in first.ports]
     assert [i.instance_id for i in restarted.list_instances()] == [first.instance_id]
-    again = restarted.boot(resource, first.ports, image=None)  # idempotent: adopts, no reboot
-    assert again.booted_at == first.booted_at
-    subject.check_running(again)
+    subject.check_running(found)
+
+
+def test_boot_with_another_image_replaces_the_instance(subject: Subject) -> None:
+    provider, resource = subject.provider(), new_resource()
+    ports = subject.ports(services=1)
+    first = provider.boot(resource, ports, image="img-1")
+    second = provider.boot(resource, ports, image="img-2")
+    assert second.image == "img-2"
+    assert second.booted_at is not None and first.booted_at is not None
+    assert second.booted_at >= first.booted_at
+    assert [i.image for i in provider.list_instances()] == ["img-2"]
+    subject.check_running(second)
 
 
 def test_plug_and_unplug_without_restart(subject: Subject) -> None:
@@ -133,8 +197,8 @@ def test_plug_and_unplug_without_restart(subject: Subject) -> None:
     provider.plug(resource, extra)  # idempotent
     plugged = provider.get(resource)
     assert plugged is not None
-    assert extra.port_id in [p.port_id for p in plugged.ports]
-    assert plugged.booted_at == instance.booted_at
+    assert [p.port_id for p in plugged.ports].count(extra.port_id) == 1
+    assert (plugged.instance_id, plugged.booted_at) == (instance.instance_id, instance.booted_at)
     subject.check_plugged(plugged, extra, True)
     subject.check_running(plugged)
     provider.unplug(resource, extra.port_id)
@@ -153,32 +217,37 @@ def test_plug_without_instance_fails(subject: Subject) -> None:
 
 def test_stop_removes_everything(subject: Subject) -> None:
     provider, resource = subject.provider(), new_resource()
-    provider.boot(resource, subject.ports(services=2), image=None)
+    instance = provider.boot(resource, subject.ports(services=2), image=None)
     provider.stop(resource)
     provider.stop(resource)  # idempotent
     assert provider.get(resource) is None
     assert provider.list_instances() == []
-    subject.check_gone(resource)
+    subject.check_gone(resource, instance)
 
 
 def test_boot_failure_is_reported_and_cleaned(subject: Subject) -> None:
-    provider, resource = subject.failing_provider(), new_resource()
+    resource = new_resource()
+    provider = subject.failing_provider(resource)
     with pytest.raises(ProviderError) as failure:
         provider.boot(resource, subject.ports(services=1), image=None)
     assert resource.id in str(failure.value)
     assert subject.failure_reason in str(failure.value)  # the provider says why
     assert provider.get(resource) is None
-    subject.check_gone(resource)
+    subject.check_gone(resource, None)
 
 
-def test_boot_timeout_is_a_failure(subject: Subject) -> None:
-    provider, resource = subject.hanging_provider(), new_resource()
-    with pytest.raises(ProviderError, match="timeout"):
-        provider.boot(resource, subject.ports(services=1), image=None)
-    assert provider.get(resource) is None
-    subject.check_gone(resource)
-
-
-def test_boot_needs_one_management_port(subject: Subject) -> None:
-    with pytest.raises(ProviderError, match="management"):
-        subject.provider().boot(new_resource(), [subject.service_port()], image=None)
+def test_a_boot_that_never_gets_ready_is_never_active(subject: Subject) -> None:
+    """Either boot gives up with a timeout (netns waits for the API), or the instance stays
+    BUILD (fake, Nova: the orchestrator's boot_timeout decides)."""
+    resource = new_resource()
+    provider = subject.hanging_provider(resource)
+    try:
+        instance = provider.boot(resource, subject.ports(services=1), image=None)
+    except ProviderError as exc:
+        assert "timeout" in str(exc)
+        assert provider.get(resource) is None
+        subject.check_gone(resource, None)
+    else:
+        assert instance.status is InstanceStatus.BUILD
+        found = provider.get(resource)
+        assert found is not None and found.status is InstanceStatus.BUILD

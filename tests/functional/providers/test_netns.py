@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from astara.core.events import Resource
-from astara.core.interfaces import InstanceStatus, PortRole
+from astara.core.interfaces import InstanceStatus, PortRole, ProviderError
 from astara.localcloud import netns
 from astara.localcloud.fabric import bridge_name, port_ifname
 from astara.providers.netns import API_PROCESS
@@ -63,3 +65,19 @@ def test_a_vanished_namespace_is_an_error(netns_kit: NetnsKit) -> None:
     found = provider.get(resource)
     assert found is not None and found.status is InstanceStatus.ERROR
     assert found.fault and "is gone" in found.fault
+
+
+def test_boot_needs_one_management_port(netns_kit: NetnsKit) -> None:
+    service = port(str(uuid.uuid4()), PortRole.SERVICE, "192.0.2.1/24")
+    with pytest.raises(ProviderError, match="management"):
+        netns_kit.provider().boot(Resource(str(uuid.uuid4()), "t"), [service], image=None)
+
+
+def test_boot_retried_as_asked_adopts_without_reboot(netns_kit: NetnsKit) -> None:
+    resource = Resource(str(uuid.uuid4()), "t")
+    ports = [netns_kit.management_port()]
+    first = netns_kit.provider().boot(resource, ports, image="img")
+    pid = netns_kit.provider()._tracker(resource.id).get(API_PROCESS)
+    again = netns_kit.provider().boot(resource, ports, image="img")  # after a restart
+    assert again.booted_at == first.booted_at
+    assert netns_kit.provider()._tracker(resource.id).get(API_PROCESS) == pid
