@@ -2,7 +2,8 @@
 # Install what Astara needs on a Debian 12 host, idempotently, and start the services it uses.
 #
 #   scripts/setup.sh          everything for the all-in-one local cloud (the demo)
-#   scripts/setup.sh test     the same, plus the test tools
+#   scripts/setup.sh test     the same, plus the test tools (and Nova, for the Nova provider)
+#   scripts/setup.sh nova     the demo's packages plus Nova, Placement and Glance
 #
 # Needs root (apt, namespaces). Safe to run again: it only does what is missing.
 set -euo pipefail
@@ -23,6 +24,16 @@ APT_PACKAGES=(
     rabbitmq-server neutron-server python3-neutron
     iproute2 nftables conntrack dnsmasq-base bird2 isc-dhcp-client iputils-ping curl tcpdump
 )
+# Nova, Placement and Glance for the Nova provider's tests and the local kit's optional Nova
+# (`scripts/setup.sh test`, or `scripts/setup.sh nova`): kept apart so the basic demo stays light.
+# No nova-compute package (it pulls libvirt/qemu): the compute service runs from python3-nova
+# with the fake virt driver.
+NOVA_APT_PACKAGES=(
+    nova-api nova-conductor nova-scheduler python3-nova placement-api glance-api
+)
+if [ "$MODE" = test ] || [ "$MODE" = nova ]; then
+    APT_PACKAGES+=("${NOVA_APT_PACKAGES[@]}")
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

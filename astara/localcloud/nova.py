@@ -1,0 +1,438 @@
+"""Nova, Placement and Glance (Debian's packages) in a state directory: SQLite, loopback.
+
+The services run on the system Python (``/usr/bin/python3``), apart from the project's
+virtualenv, like :mod:`astara.localcloud.neutron_server`. Nova boots servers with the fake virt
+driver (no hypervisor); its ports live in the real neutron-server given by ``neutron_endpoint``.
+
+Auth without Keystone: Nova keeps ``auth_strategy = keystone`` but its paste pipelines have no
+``authtoken`` filter, so it trusts the ``X-User-Id``/``X-Project-Id``/``X-Roles`` headers its
+callers send (with any ``X-Auth-Token``): see :func:`trusted_headers`. Nova reaches Placement
+(noauth2) and Neutron (noauth) with the ``admin_token`` auth plugin; Glance runs unauthenticated.
+
+The databases (nova_api, cell0, cell1, placement, glance) take tens of seconds to migrate, so a
+migrated set is cached per package version and copied for each new cloud; only the cell
+mappings, which name the database files and the RabbitMQ URL, are rewritten in the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from astara.localcloud.neutron_server import CACHE_DIR, SYSTEM_PYTHON, free_port
+from astara.localcloud.processes import ProcessTracker
+
+NOVA_PACKAGES = ("python3-nova", "placement-api", "glance-api")
+DATABASES = ("nova_api", "nova_cell0", "nova", "placement", "glance")
+SERVICES = ("placement", "glance", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute")
+SERVICE_PROJECT = "astara-service"
+MICROVERSION = "2.90"  # Zed supports up to 2.93
+RUN_COMPUTE = "import sys; from nova.cmd.compute import main; sys.exit(main())"
+
+NOVA_CONF = """\
+[DEFAULT]
+host = {host}
+my_ip = 127.0.0.1
+state_path = {state_dir}
+instances_path = {state_dir}/instances
+log_file = {state_dir}/{{service}}.log
+use_stderr = false
+debug = false
+transport_url = {transport_url}
+compute_driver = fake.FakeDriver
+enabled_apis = osapi_compute
+osapi_compute_listen = 127.0.0.1
+osapi_compute_listen_port = {api_port}
+osapi_compute_workers = 1
+use_rootwrap_daemon = false
+heal_instance_info_cache_interval = -1
+instance_build_timeout = 0
+
+[api]
+auth_strategy = keystone
+
+[wsgi]
+api_paste_config = {state_dir}/nova-api-paste.ini
+
+[api_database]
+connection = sqlite:///{state_dir}/nova_api.sqlite
+
+[database]
+connection = sqlite:///{state_dir}/nova.sqlite
+
+[glance]
+api_servers = {glance_endpoint}
+endpoint_override = {glance_endpoint}
+
+[placement]
+auth_type = admin_token
+endpoint = {placement_endpoint}
+endpoint_override = {placement_endpoint}
+token = admin
+
+[neutron]
+auth_type = admin_token
+endpoint = {neutron_endpoint}
+endpoint_override = {neutron_endpoint}
+token = admin
+
+[scheduler]
+discover_hosts_in_cells_interval = -1
+
+[oslo_concurrency]
+lock_path = {state_dir}/lock
+
+[oslo_messaging_notifications]
+driver = noop
+
+[vnc]
+enabled = false
+
+[cinder]
+os_region_name = RegionOne
+"""
+
+PLACEMENT_CONF = """\
+[DEFAULT]
+log_file = {state_dir}/placement.log
+use_stderr = false
+
+[api]
+auth_strategy = noauth2
+
+[placement_database]
+connection = sqlite:///{state_dir}/placement.sqlite
+"""
+
+GLANCE_CONF = """\
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = {glance_port}
+workers = 1
+log_file = {state_dir}/glance.log
+use_stderr = false
+enabled_import_methods = []
+
+[database]
+connection = sqlite:///{state_dir}/glance.sqlite
+
+[glance_store]
+stores = file
+default_store = file
+filesystem_store_datadir = {state_dir}/images
+
+[paste_deploy]
+flavor =
+config_file = /etc/glance/glance-api-paste.ini
+
+[oslo_concurrency]
+lock_path = {state_dir}/lock
+"""
+
+
+# Harness only (never the product): ml2/openvswitch binds a port only to a host with a live
+# "Open vSwitch agent". This stands in for one by sending the agent's report_state RPC to
+# neutron-server every few seconds, on Debian's oslo.messaging (system Python).
+FAKE_AGENT = """
+import datetime, sys, time, uuid
+import oslo_messaging as om
+from oslo_config import cfg
+url, host, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
+transport = om.get_rpc_transport(cfg.CONF, url=url)
+target = om.Target(exchange="neutron", topic="q-reports-plugin", version="1.2")
+client = om.get_rpc_client(transport, target, timeout=30)
+state = {"binary": "neutron-openvswitch-agent", "host": host, "topic": "N/A",
+         "agent_type": "Open vSwitch agent", "start_flag": True,
+         "configurations": {"bridge_mappings": {}, "tunnel_types": ["vxlan"],
+                            "integration_bridge": "br-int", "datapath_type": "system"}}
+context = {"user_id": "astara-harness", "project_id": "astara-harness", "is_admin": True}
+while True:
+    state["uuid"] = str(uuid.uuid4())
+    now = datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f")
+    try:
+        client.call(context, "report_state", agent_state={"agent_state": state}, time=now)
+        state.pop("start_flag", None)
+        print("reported", now, flush=True)
+    except Exception as exc:
+        print("report failed:", exc, flush=True)
+    time.sleep(interval)
+"""
+
+
+def trusted_headers(project_id: str = SERVICE_PROJECT, user_id: str = "astara") -> dict[str, str]:
+    """Headers the local Nova trusts in place of a Keystone token (admin of ``project_id``)."""
+    return {
+        "X-Auth-Token": "local",
+        "X-User-Id": user_id,
+        "X-Project-Id": project_id,
+        "X-Roles": "admin,member,reader",
+    }
+
+
+def nova_version() -> str:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version} ", *NOVA_PACKAGES], capture_output=True, text=True
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def nova_installed() -> bool:
+    return all(Path(path).exists() for path in ("/usr/bin/nova-api", "/usr/bin/placement-api"))
+
+
+class NovaCloud:
+    """Placement, Glance, nova-api, -conductor, -scheduler and a fake-driver compute service."""
+
+    def __init__(
+        self,
+        state_dir: str | Path,
+        transport_url: str,
+        neutron_endpoint: str,
+        tracker: ProcessTracker,
+        *,
+        host: str = "astara-compute",
+        api_port: int | None = None,
+        name_prefix: str = "",
+        fake_agent_transport_url: str | None = None,
+    ) -> None:
+        """``fake_agent_transport_url``: neutron-server's RabbitMQ URL; when given, a stand-in
+        Open vSwitch agent reports for ``host`` so that Neutron binds the servers' ports.
+        """
+        self.state_dir = Path(state_dir)
+        self.transport_url = transport_url
+        self.neutron_endpoint = neutron_endpoint
+        self.tracker = tracker
+        self.host = host
+        self.api_port = api_port or free_port()
+        self.placement_port = free_port()
+        self.glance_port = free_port()
+        self.name_prefix = name_prefix
+        self.fake_agent_transport_url = fake_agent_transport_url
+
+    # -- endpoints ---------------------------------------------------------------------------
+    @property
+    def compute_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}/v2.1"
+
+    @property
+    def placement_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.placement_port}"
+
+    @property
+    def image_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.glance_port}"
+
+    def _process(self, service: str) -> str:
+        return f"{self.name_prefix}{service}"
+
+    # -- configuration -----------------------------------------------------------------------
+    def write_config(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("lock", "instances", "images"):
+            (self.state_dir / sub).mkdir(exist_ok=True)
+        values = {
+            "state_dir": self.state_dir,
+            "host": self.host,
+            "transport_url": self.transport_url,
+            "api_port": self.api_port,
+            "glance_port": self.glance_port,
+            "glance_endpoint": self.image_endpoint,
+            "placement_endpoint": self.placement_endpoint,
+            "neutron_endpoint": self.neutron_endpoint,
+        }
+        nova_conf = NOVA_CONF.format(**values)
+        for service in ("nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "manage"):
+            conf = nova_conf.replace("{service}", service)
+            (self.state_dir / f"{service}.conf").write_text(conf)
+        (self.state_dir / "placement.conf").write_text(PLACEMENT_CONF.format(**values))
+        (self.state_dir / "glance-api.conf").write_text(GLANCE_CONF.format(**values))
+        # Nova's keystone pipelines without authtoken: trust the caller's identity headers.
+        paste = Path("/etc/nova/api-paste.ini").read_text()
+        (self.state_dir / "nova-api-paste.ini").write_text(paste.replace(" authtoken ", " "))
+
+    def _conf(self, service: str) -> list[str]:
+        return ["--config-file", str(self.state_dir / f"{service}.conf")]
+
+    # -- databases ---------------------------------------------------------------------------
+    def prepare_databases(self) -> None:
+        """Copy the cached, migrated databases (building them once per package version)."""
+        if (self.state_dir / "nova_api.sqlite").exists():
+            return
+        key = hashlib.sha1(nova_version().encode()).hexdigest()[:12]
+        template = CACHE_DIR / f"nova-{key}"
+        if not template.exists():
+            self._build_template(template)
+        for db in DATABASES:
+            shutil.copyfile(template / f"{db}.sqlite", self.state_dir / f"{db}.sqlite")
+        self._point_cells_here()
+
+    def _build_template(self, template: Path) -> None:
+        scratch = self.state_dir / "template"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        manage = [*self._conf("manage")]
+        cell0 = f"sqlite:///{self.state_dir}/nova_cell0.sqlite"
+        _check(["nova-manage", *manage, "api_db", "sync"], "nova-manage api_db sync")
+        _check(
+            ["nova-manage", *manage, "cell_v2", "map_cell0", "--database_connection", cell0],
+            "nova-manage cell_v2 map_cell0",
+        )
+        _check(
+            ["nova-manage", *manage, "cell_v2", "create_cell", "--name", "cell1"],
+            "nova-manage cell_v2 create_cell",
+        )
+        _check(["nova-manage", *manage, "db", "sync"], "nova-manage db sync")
+        _check(["placement-manage", *self._conf("placement"), "db", "sync"], "placement db sync")
+        _check(["glance-manage", *self._conf("glance-api"), "db_sync"], "glance-manage db_sync")
+        for db in DATABASES:
+            shutil.move(self.state_dir / f"{db}.sqlite", scratch / f"{db}.sqlite")
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        # Another run may build the same template at the same time: publish atomically.
+        try:
+            os.rename(scratch, template)
+        except OSError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if not template.exists():
+                raise
+
+    def _point_cells_here(self) -> None:
+        """Make the copied cell mappings name this cloud's database files and RabbitMQ."""
+        with sqlite3.connect(self.state_dir / "nova_api.sqlite") as db:
+            db.execute(
+                "UPDATE cell_mappings SET database_connection = ? WHERE name = 'cell0'",
+                (f"sqlite:///{self.state_dir}/nova_cell0.sqlite",),
+            )
+            db.execute(
+                "UPDATE cell_mappings SET database_connection = ?, transport_url = ? "
+                "WHERE name = 'cell1'",
+                (f"sqlite:///{self.state_dir}/nova.sqlite", self.transport_url),
+            )
+
+    # -- processes ---------------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> None:
+        """Configure, prepare the databases, start every service and wait until compute is up."""
+        self.write_config()
+        self.prepare_databases()
+        start = self.tracker.start
+        log = self.state_dir
+        start(
+            self._process("placement"),
+            [
+                "placement-api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.placement_port),
+            ],
+            log_path=log / "placement.stdout",
+            # placement-api's WSGI app reads placement.conf from this directory only.
+            env={**os.environ, "OS_PLACEMENT_CONFIG_DIR": str(self.state_dir)},
+        )
+        start(
+            self._process("glance"),
+            ["glance-api", *self._conf("glance-api")],
+            log_path=log / "glance.stdout",
+        )
+        for service in ("nova-api", "nova-conductor", "nova-scheduler", "nova-compute"):
+            # Debian's nova-compute package pulls libvirt; python3-nova has the service itself.
+            argv = [SYSTEM_PYTHON, "-c", RUN_COMPUTE] if service == "nova-compute" else [service]
+            start(
+                self._process(service),
+                [*argv, *self._conf(service)],
+                log_path=log / f"{service}.stdout",
+            )
+        if self.fake_agent_transport_url:
+            start(
+                self._process("fake-ovs-agent"),
+                [SYSTEM_PYTHON, "-c", FAKE_AGENT, self.fake_agent_transport_url, self.host, "20"],
+                log_path=log / "fake-ovs-agent.log",
+            )
+        deadline = time.monotonic() + timeout
+        self._wait(lambda: self.request("GET", "/os-hypervisors") is not None, deadline, "nova-api")
+        self._wait(self._compute_registered, deadline, "the compute service")
+        _check(
+            ["nova-manage", *self._conf("manage"), "cell_v2", "discover_hosts"], "discover_hosts"
+        )
+        self._wait(self._hypervisor_visible, deadline, "the fake hypervisor")
+        if self.fake_agent_transport_url:
+            self._wait(self._agent_alive, deadline, "the stand-in Open vSwitch agent")
+
+    def _compute_registered(self) -> bool:
+        services = self.request("GET", "/os-services?binary=nova-compute")["services"]
+        return any(s["host"] == self.host and s["state"] == "up" for s in services)
+
+    def _hypervisor_visible(self) -> bool:
+        return bool(self.request("GET", "/os-hypervisors")["hypervisors"])
+
+    def _agent_alive(self) -> bool:
+        url = f"{self.neutron_endpoint}/v2.0/agents?host={self.host}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            agents = json.load(resp)["agents"]
+        return any(agent["alive"] for agent in agents)
+
+    def _services(self) -> list[str]:
+        return [*SERVICES, "fake-ovs-agent"] if self.fake_agent_transport_url else list(SERVICES)
+
+    def _wait(self, ready: Any, deadline: float, what: str) -> None:
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            for service in self._services():
+                if self.tracker.get(self._process(service)) is None:
+                    raise RuntimeError(
+                        f"{service} exited during start-up:\n{self.log_tail(service)}"
+                    )
+            try:
+                if ready():
+                    return
+            except (OSError, urllib.error.URLError, KeyError) as exc:
+                last = exc
+            time.sleep(0.5)
+        raise RuntimeError(f"{what} not ready in time ({last}):\n{self.log_tail('nova-api')}")
+
+    def stop(self) -> None:
+        for service in reversed(self._services()):
+            self.tracker.stop(self._process(service))
+
+    def running(self) -> bool:
+        return all(self.tracker.get(self._process(s)) is not None for s in self._services())
+
+    def log_tail(self, service: str = "nova-compute", lines: int = 40) -> str:
+        try:
+            text = (self.state_dir / f"{service}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return f"(no {service} log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- API ---------------------------------------------------------------------------------
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+        """A raw JSON request to the Nova API as the service project's admin."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.compute_endpoint + path,
+            data=data,
+            method=method,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "OpenStack-API-Version": f"compute {MICROVERSION}",
+                **trusted_headers(),
+            },
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = resp.read()
+        return json.loads(payload) if payload else None
+
+
+def _check(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr[-2000:]}")
