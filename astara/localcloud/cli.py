@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             nets = cloud.up()
             if not args.no_demo:
                 _demo_router(cloud, nets.external_network_id)
-            print(f"\n{cloud.orchestrator_note()}\nTake it down with: sudo scripts/demo.sh down")
+            print(f"\n{cloud.orchestrator.note()}\nTake it down with: sudo scripts/demo.sh down")
             return 0
         if args.command == "status":
             print(json.dumps(cloud.status(), indent=2))

@@ -8,11 +8,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from oslo_config import cfg
 
 from astara.localcloud import netns, rabbit
 from astara.localcloud.cli import main
 from astara.localcloud.fabric import bridge_name
 from astara.localcloud.kit import LocalCloud
+from astara.localcloud.networks import KitNetworks
+from astara.orchestrator.config import register_opts
+from astara.providers.netns import NetnsProvider
 from tests.conftest import RUN_DIR
 from tests.functional.localcloud.dhcp_server import start_dnsmasq
 
@@ -55,6 +59,31 @@ def ping(ns: str, address: str) -> str:
     return netns.exec_in(ns, ["ping", "-c", "1", "-W", "2", address])
 
 
+def check_orchestrator_config(cloud: LocalCloud, nets: KitNetworks) -> None:
+    """The generated orchestrator.ini loads with the orchestrator's options and builds the
+    netns provider on the kit's own state, prefix, fabric and namespace registry."""
+    ini = cloud.orchestrator.write_config(
+        nets,
+        transport_url=rabbit.transport_url(cloud.vhost),
+        neutron_port=cloud.neutron.port,
+        provider_dir=cloud.state_dir / "netns",
+        prefix=cloud.prefix,
+        fabric_ns=cloud.fabric.namespace,
+        registry=cloud.registry.path,
+    )
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf(["--config-file", str(ini)], project="astara")
+    assert conf.compute_provider == "netns"
+    assert conf.management_network_id == nets.management_network_id
+    assert conf.neutron_endpoint == cloud.neutron.endpoint
+    provider = NetnsProvider.from_conf(conf)
+    assert provider.prefix == cloud.prefix
+    assert provider.fabric.namespace == cloud.fabric.namespace
+    assert provider.registry.path == cloud.registry.path
+    assert provider.state_dir == cloud.state_dir / "netns"
+
+
 def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     assert kit.cli("up") == 0
     out = capsys.readouterr().out
@@ -73,6 +102,8 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     # Nothing routes off the host: the internet host knows only the external subnets.
     routes = netns.exec_in(fabric.internet_namespace, ["ip", "route", "show", "default"])
     assert routes.strip() == ""
+
+    check_orchestrator_config(cloud, nets)
 
     assert kit.cli("up", "--no-demo") == 0  # idempotent: same networks, nothing duplicated
     assert kit.cloud().networks() == nets
