@@ -34,6 +34,10 @@ NOVA_APT_PACKAGES=(
 if [ "$MODE" = test ] || [ "$MODE" = nova ]; then
     APT_PACKAGES+=("${NOVA_APT_PACKAGES[@]}")
 fi
+# The database tests run on MariaDB and PostgreSQL too (test mode only).
+if [ "$MODE" = test ]; then
+    APT_PACKAGES+=(mariadb-server mariadb-client postgresql)
+fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -75,5 +79,37 @@ fi
 # RabbitMQ on loopback (started if nothing listens on 127.0.0.1:5672).
 say "checking RabbitMQ on 127.0.0.1:5672"
 .venv/bin/python -c 'from astara.localcloud import rabbit; rabbit.ensure_running()'
+
+# MariaDB and PostgreSQL for the database tests: started if stopped, and a test role that may
+# create its throwaway astara_test_* databases (tests/functional/db/conftest.py).
+if [ "$MODE" = test ]; then
+    say "checking MariaDB (127.0.0.1:3306) and PostgreSQL (127.0.0.1:5432)"
+    if [ -d /run/systemd/system ]; then
+        systemctl start mariadb postgresql
+    else
+        if ! mysqladmin -uroot status >/dev/null 2>&1; then
+            install -d -o mysql -g mysql /run/mysqld
+            start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        fi
+        if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+            # shellcheck disable=SC2046
+            pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
+        fi
+    fi
+    for _ in $(seq 60); do
+        mysqladmin -uroot status >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 0.5
+    done
+    mysql -uroot <<'SQL'
+CREATE USER IF NOT EXISTS 'astara_test'@'localhost' IDENTIFIED BY 'astara_test';
+CREATE USER IF NOT EXISTS 'astara_test'@'127.0.0.1' IDENTIFIED BY 'astara_test';
+GRANT ALL PRIVILEGES ON `astara\_test\_%`.* TO 'astara_test'@'localhost';
+GRANT ALL PRIVILEGES ON `astara\_test\_%`.* TO 'astara_test'@'127.0.0.1';
+SQL
+    (cd / && runuser -u postgres -- psql -q -v ON_ERROR_STOP=1) <<'SQL'
+SELECT 'CREATE ROLE astara_test LOGIN CREATEDB PASSWORD ''astara_test'''
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'astara_test')\gexec
+SQL
+fi
 
 say "setup done ($ROOT)"

@@ -1,0 +1,1 @@
+"""The orchestrator's database: operators' debug modes (SQLAlchemy 2 models, alembic migrations)."""
