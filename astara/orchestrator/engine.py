@@ -1,0 +1,332 @@
+"""The orchestrator's engine: tenant-sharded workers, health sweeps, resync; the Control.
+
+Events are routed by tenant-id hash to one of ``num_worker_processes`` workers (each with
+``num_worker_threads`` threads, one state machine per resource). A background thread sends a
+POLL to every resource each ``health_check_period`` and resyncs from the driver at start and
+each ``resync_period``: listed resources are adopted with POLL (never rebuilt), known ones the
+backend no longer lists get DELETE. The engine keeps one small summary per resource, pushed by
+the workers; details (transition history) are fetched from the owning worker on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from astara.core.control import ResourceView
+from astara.core.events import Action, Event, Resource
+from astara.core.settings import MachineSettings
+from astara.core.sharding import shard_for
+from astara.orchestrator.dispatcher import InProcessPool, ProcessPool
+from astara.orchestrator.worker import Backends, BackendsFactory, ResourceSummary
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    machine: MachineSettings = field(default_factory=MachineSettings)
+    num_worker_processes: int = 1
+    num_worker_threads: int = 4
+    health_check_period: float = 60.0
+    resync_period: float = 600.0  # 0: only at start
+    deleted_memory: float = 3600.0
+    in_process: bool | None = None  # None: in-process when num_worker_processes == 1
+
+    @classmethod
+    def from_conf(cls, conf: Any) -> EngineSettings:
+        """From the oslo.config options of :mod:`astara.orchestrator.config`."""
+        return cls(
+            machine=MachineSettings(
+                boot_timeout=conf.boot_timeout,
+                reboot_error_threshold=conf.reboot_error_threshold,
+                error_state_cooldown=conf.error_state_cooldown,
+                max_retries=conf.max_retries,
+                transition_history=conf.transition_history,
+                mgt_service_port=conf.router.mgt_service_port,
+            ),
+            num_worker_processes=conf.num_worker_processes,
+            num_worker_threads=conf.num_worker_threads,
+            health_check_period=conf.health_check_period,
+            resync_period=conf.resync_period,
+            deleted_memory=conf.deleted_memory,
+        )
+
+    @property
+    def runs_in_process(self) -> bool:
+        return self.num_worker_processes == 1 if self.in_process is None else self.in_process
+
+
+@dataclass
+class ResyncReport:
+    at: float = 0.0
+    listed: int = 0
+    adopted: int = 0
+    deleted: int = 0
+    orphans_stopped: int = 0
+    error: str | None = None
+    runs: int = 0
+
+
+class Engine:
+    """Implements :class:`astara.core.control.Control`."""
+
+    def __init__(
+        self,
+        factory: BackendsFactory,
+        settings: EngineSettings,
+        reload: Callable[[], EngineSettings] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._reload = reload
+        self._shards = settings.num_worker_processes
+        self._summaries: dict[str, ResourceSummary] = {}
+        self._floating_ips: dict[str, str] = {}
+        self._cond = threading.Condition()
+        self._local: Backends | None = None  # the parent's backends, for resync
+        self._stop = threading.Event()
+        self._resync_now = threading.Event()
+        self._periodic: threading.Thread | None = None
+        self.resync_report = ResyncReport()
+        self.health_sweeps = 0
+        pool_args = (
+            self._shards,
+            factory,
+            settings.machine,
+            settings.num_worker_threads,
+            settings.deleted_memory,
+            self._on_summaries,
+        )
+        self.pool: InProcessPool | ProcessPool = (
+            InProcessPool(*pool_args) if settings.runs_in_process else ProcessPool(*pool_args)
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, background: bool = True) -> None:
+        """Start the workers and (with ``background``) resync once, then start the health/resync
+        thread. The start-up resync runs before this returns, so front doors started afterwards
+        never race it (it stops appliances of resources nobody lists)."""
+        self.pool.start()
+        if background:
+            self.resync(startup=True)
+            self._periodic = threading.Thread(
+                target=self._run_periodic, name="engine-periodic", daemon=True
+            )
+            self._periodic.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._resync_now.set()  # wakes the periodic thread
+        if self._periodic is not None:
+            self._periodic.join(10)
+        self.pool.stop()
+
+    def _backends(self) -> Backends:
+        if self._local is None:
+            self._local = self._factory()
+        return self._local
+
+    def _run_periodic(self) -> None:
+        """Health sweeps and resyncs on their periods; restarts dead worker processes."""
+        next_health = time.monotonic() + self.settings.health_check_period
+        next_resync = time.monotonic() + (self.settings.resync_period or float("inf"))
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self._stop.is_set():
+                return
+            if self._resync_now.is_set() or now >= next_resync:
+                self._resync_now.clear()
+                self.resync()
+                next_resync = now + (self.settings.resync_period or float("inf"))
+            if now >= next_health:
+                self.poll_all()
+                self.health_sweeps += 1
+                next_health = now + self.settings.health_check_period
+            self._adopt_after_restart(self.pool.restart_dead())
+            wait = min(next_health, next_resync) - time.monotonic()
+            self._resync_now.wait(max(0.0, min(wait, 1.0)))
+
+    def _adopt_after_restart(self, workers: list[int]) -> None:
+        for index in workers:
+            with self._cond:
+                lost = [s for s in self._summaries.values() if s.worker == index]
+            LOG.warning("worker %d restarted: adopting its %d resources", index, len(lost))
+            for s in lost:
+                self.pool.submit(index, Event(Resource(s.id, s.tenant_id, s.kind), Action.POLL))
+
+    # -- summaries from the workers ------------------------------------------------------------
+    def _on_summaries(self, summaries: list[ResourceSummary]) -> None:
+        with self._cond:
+            for summary in summaries:
+                old = self._summaries.pop(summary.id, None)
+                if old is not None:
+                    for address in old.floating_ips:
+                        self._floating_ips.pop(address, None)
+                if summary.deleted:
+                    continue
+                self._summaries[summary.id] = summary
+                for address in summary.floating_ips:
+                    self._floating_ips[address] = summary.id
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[Engine], bool], timeout: float) -> bool:
+        """Block until ``predicate(self)`` holds after a worker update, or ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def summary(self, resource_id: str) -> ResourceSummary | None:
+        with self._cond:
+            return self._summaries.get(resource_id)
+
+    # -- Control -------------------------------------------------------------------------------
+    def submit(self, event: Event) -> None:
+        if event.action is Action.REBALANCE:
+            LOG.info("REBALANCE: resyncing every resource")
+            self._resync_now.set()
+            return
+        resource = event.resource
+        if not resource.tenant_id:
+            known = self.summary(resource.id)
+            if known is None:
+                LOG.warning(
+                    "%s %s: %s for an unknown resource without tenant, dropped",
+                    resource.kind,
+                    resource.id,
+                    event.action,
+                )
+                return
+            resource = Resource(resource.id, known.tenant_id, resource.kind)
+            event = Event(resource, event.action, event.body)
+        self.pool.submit(shard_for(event.resource.tenant_id, self._shards), event)
+
+    def poll_all(self) -> int:
+        polled = self.pool.poll_all()
+        if polled >= 0:
+            return polled
+        with self._cond:
+            return sum(1 for s in self._summaries.values() if s.instance_status != "error")
+
+    def list_resources(self) -> list[ResourceView]:
+        with self._cond:
+            summaries = list(self._summaries.values())
+        return [s.view() for s in summaries]
+
+    def get_resource(self, resource_id: str) -> ResourceView | None:
+        known = self.summary(resource_id)
+        if known is None:
+            return None
+        try:
+            view = self.pool.view(known.worker, resource_id)
+        except TimeoutError as exc:
+            LOG.warning("%s %s: %s; answering from the summary", known.kind, resource_id, exc)
+            return known.view()
+        return view if view is not None else known.view()
+
+    def resource_for_floating_ip(self, address: str) -> str | None:
+        with self._cond:
+            return self._floating_ips.get(address)
+
+    def workers_report(self) -> Mapping[str, Any]:
+        workers: list[Any] = []
+        for index in range(self._shards):
+            try:
+                workers.append(self.pool.report(index))
+            except TimeoutError as exc:
+                workers.append({"worker": index, "error": str(exc)})
+        with self._cond:
+            count = len(self._summaries)
+        return {
+            "resources": count,
+            "workers": workers,
+            "health_sweeps": self.health_sweeps,
+            "resync": vars(self.resync_report).copy(),
+        }
+
+    def reload_config(self) -> None:
+        if self._reload is None:
+            LOG.info("reload_config: no configuration files to re-read")
+            return
+        new = self._reload()
+        self.settings = EngineSettings(
+            machine=new.machine,
+            num_worker_processes=self.settings.num_worker_processes,  # fixed while running
+            num_worker_threads=self.settings.num_worker_threads,
+            health_check_period=new.health_check_period,
+            resync_period=new.resync_period,
+            deleted_memory=self.settings.deleted_memory,
+            in_process=self.settings.in_process,
+        )
+        self.pool.update_settings(new.machine)
+        LOG.info("configuration reloaded: %s", self.settings)
+
+    def health(self) -> Mapping[str, Any]:
+        workers = self.pool.status()
+        report = self.resync_report
+        healthy = all(w["alive"] for w in workers) and report.error is None
+        with self._cond:
+            count = len(self._summaries)
+        return {
+            "status": "ok" if healthy else "degraded",
+            "workers": workers,
+            "resources": count,
+            "resync": {"at": report.at, "error": report.error, "runs": report.runs},
+        }
+
+    # -- resync --------------------------------------------------------------------------------
+    def resync(self, startup: bool = False) -> ResyncReport:
+        """Adopt every resource the driver lists (POLL); DELETE known ones it no longer lists.
+
+        At start-up, appliances the provider runs for resources nobody lists are stopped.
+        """
+        report = self.resync_report
+        report.at, report.runs = time.time(), report.runs + 1
+        with self._cond:
+            known_before = {rid: s for rid, s in self._summaries.items()}
+        backends = self._backends()
+        try:
+            listed = backends.driver.list_resources()
+        except Exception as exc:
+            report.error = f"could not list resources: {exc}"
+            LOG.error("resync: %s", report.error)
+            return report
+        listed_ids = {r.id for r in listed}
+        for resource in listed:
+            self.submit(Event(resource, Action.POLL))
+        gone = [s for rid, s in known_before.items() if rid not in listed_ids]
+        for s in gone:
+            LOG.info("%s %s: no longer in the backend (resync), deleting", s.kind, s.id)
+            self.submit(Event(Resource(s.id, s.tenant_id, s.kind), Action.DELETE))
+        report.listed, report.deleted, report.error = len(listed), len(gone), None
+        report.adopted = len(listed_ids - set(known_before))
+        if startup:
+            report.orphans_stopped = self._stop_orphans(backends, listed_ids | set(known_before))
+        LOG.info(
+            "resync: %d listed, %d new, %d deleted", report.listed, report.adopted, report.deleted
+        )
+        return report
+
+    def _stop_orphans(self, backends: Backends, wanted: set[str]) -> int:
+        stopped = 0
+        try:
+            instances = backends.provider.list_instances()
+        except Exception as exc:
+            LOG.warning("resync: could not list appliances to find orphans: %s", exc)
+            return 0
+        for instance in instances:
+            if instance.resource_id not in wanted:
+                LOG.info(
+                    "appliance %s of resource %s: no such resource in the backend, stopping it",
+                    instance.instance_id,
+                    instance.resource_id,
+                )
+                try:
+                    backends.provider.stop(Resource(instance.resource_id, ""))
+                    stopped += 1
+                except Exception as exc:
+                    LOG.warning("could not stop orphan %s: %s", instance.instance_id, exc)
+        return stopped

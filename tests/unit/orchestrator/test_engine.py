@@ -1,0 +1,207 @@
+"""The engine in single-process mode, with the in-memory backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from astara.core.events import Action, Command, Event, Resource
+from astara.core.settings import MachineSettings
+from astara.orchestrator.engine import Engine, EngineSettings
+from astara.orchestrator.fake_appliance import FakeApplianceFleet
+from astara.orchestrator.fakes import FakeBackends, FakeDebugModes, FakeRouterDriver
+from astara.orchestrator.worker import Backends
+from astara.providers.fake import FakeComputeProvider
+
+ROUTERS = [(f"router-{n}", f"tenant-{n % 3}") for n in range(6)]
+
+
+def settings(**kwargs: object) -> EngineSettings:
+    base: dict[str, object] = dict(
+        num_worker_processes=1, num_worker_threads=2, health_check_period=3600, resync_period=0
+    )
+    base.update(kwargs)
+    return EngineSettings(**base)  # type: ignore[arg-type]
+
+
+def all_configured(ids: list[str]) -> Callable[[Engine], bool]:
+    def check(engine: Engine) -> bool:
+        return all(
+            (s := engine.summary(rid)) is not None and s.instance_status == "configured"
+            for rid in ids
+        )
+
+    return check
+
+
+@pytest.fixture
+def backends() -> Backends:
+    return FakeBackends.with_routers(ROUTERS)()
+
+
+@pytest.fixture
+def engine(backends: Backends) -> Iterator[Engine]:
+    engine = Engine(lambda: backends, settings())
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+def test_start_resync_adopts_every_listed_router(engine: Engine, backends: Backends):
+    assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+    assert engine.resync_report.listed == 6 and engine.resync_report.adopted == 6
+    views = engine.list_resources()
+    assert sorted(v.id for v in views) == sorted(r for r, _ in ROUTERS)
+    assert all(v.state == "CalcAction" and v.management_address for v in views)
+
+
+def test_create_event_boots_and_configures_a_new_router(engine: Engine, backends: Backends):
+    driver = backends.driver
+    assert isinstance(driver, FakeRouterDriver)
+    resource = driver.add("new-router", "tenant-9", floating_ips=["172.24.4.77"])
+    engine.submit(Event(resource, Action.CREATE))
+    assert engine.wait_for(all_configured(["new-router"]), 10)
+    assert engine.resource_for_floating_ip("172.24.4.77") == "new-router"
+    assert engine.resource_for_floating_ip("172.24.4.78") is None
+    view = engine.get_resource("new-router")
+    assert view is not None and view.tenant_id == "tenant-9"
+    assert [t.to_state for t in view.transitions][:4] == [
+        "Alive",
+        "CreateInstance",
+        "CheckBoot",
+        "ConfigureInstance",
+    ]
+    assert driver.statuses["new-router"] == "ACTIVE"
+
+
+def test_delete_forgets_the_router_and_late_events_do_not_resurrect_it(
+    engine: Engine, backends: Backends
+):
+    provider = backends.provider
+    assert isinstance(provider, FakeComputeProvider)
+    assert engine.wait_for(all_configured(["router-1"]), 10)
+    engine.submit(Event(Resource("router-1", "tenant-1"), Action.DELETE))
+    assert engine.wait_for(lambda e: e.summary("router-1") is None, 10)
+    boots = provider.calls["boot"]
+    engine.submit(Event(Resource("router-1", "tenant-1"), Action.UPDATE))
+    marker = {"command": "rebuild", "image": "marker"}  # same tenant shard, queued behind it
+    engine.submit(Event(Resource("router-1", "tenant-1"), Action.COMMAND, marker))
+    engine.submit(Event(Resource("router-4", "tenant-1"), Action.COMMAND, marker))
+    assert engine.wait_for(lambda e: getattr(e.summary("router-4"), "image", "") == "marker", 10)
+    assert engine.get_resource("router-1") is None
+    assert provider.calls["boot"] == boots + 1 and "router-1" not in provider.instances
+    report = engine.workers_report()
+    assert report["workers"][0]["deleted_remembered"] == 1
+    assert report["workers"][0]["events_dropped"] >= 1
+
+
+def test_resync_deletes_what_the_backend_no_longer_lists(engine: Engine, backends: Backends):
+    driver, provider = backends.driver, backends.provider
+    assert isinstance(driver, FakeRouterDriver) and isinstance(provider, FakeComputeProvider)
+    assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+    del driver.routers["router-4"]
+    report = engine.resync()
+    assert report.deleted == 1 and report.adopted == 0
+    assert engine.wait_for(lambda e: e.summary("router-4") is None, 10)
+    assert "router-4" not in provider.instances and provider.calls["boot"] == 6
+
+
+def test_a_restarted_engine_adopts_running_appliances_without_rebuilding(backends: Backends):
+    provider = backends.provider
+    assert isinstance(provider, FakeComputeProvider)
+    first = Engine(lambda: backends, settings())
+    first.start()
+    assert first.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+    first.stop()
+    provider.instances["orphan"] = provider.instances["router-0"].__class__(
+        "fake-orphan", "orphan", provider.instances["router-0"].status, "fdca::ffff"
+    )
+    second = Engine(lambda: backends, settings())
+    second.start()
+    try:
+        assert second.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+        assert provider.calls["boot"] == 6  # nothing rebuilt
+        assert second.resync_report.orphans_stopped == 1 and "orphan" not in provider.instances
+    finally:
+        second.stop()
+
+
+def test_debug_mode_makes_the_engine_skip_the_router(engine: Engine, backends: Backends):
+    fleet, debug = backends.appliance, backends.debug
+    assert isinstance(fleet, FakeApplianceFleet) and isinstance(debug, FakeDebugModes)
+    assert engine.wait_for(all_configured(["router-3"]), 10)
+    puts = fleet.calls["put_config"]
+    debug.resources["router-3"] = "operator: looking at it"
+    engine.submit(Event(Resource("router-3", "tenant-0"), Action.UPDATE))
+    assert engine.wait_for(
+        lambda e: (s := e.summary("router-3")) is not None and s.debug_reason is not None, 10
+    )
+    view = engine.get_resource("router-3")
+    assert view is not None and view.debug_reason == "operator: looking at it"
+    assert "debug mode" in view.transitions[-1].reason
+    assert fleet.calls["put_config"] == puts
+
+
+def test_operator_commands_by_resource_id_only(engine: Engine, backends: Backends):
+    provider = backends.provider
+    assert isinstance(provider, FakeComputeProvider)
+    assert engine.wait_for(all_configured(["router-5"]), 10)
+    body = {"command": Command.REBUILD, "image": "image-debug"}
+    engine.submit(Event(Resource("router-5", ""), Action.COMMAND, body))
+    assert engine.wait_for(
+        lambda e: (s := e.summary("router-5")) is not None and s.image == "image-debug", 10
+    )
+    assert provider.instances["router-5"].image == "image-debug"
+    engine.submit(Event(Resource("unknown", ""), Action.COMMAND, {"command": "update"}))
+    engine.submit(Event(Resource("router-5", ""), Action.COMMAND, {"command": "workers_debug"}))
+    engine.submit(Event(Resource("router-5", "tenant-2"), Action.COMMAND, {"command": "bogus"}))
+    assert engine.get_resource("unknown") is None
+
+
+def test_health_sweep_polls_every_router_periodically(backends: Backends):
+    fleet = backends.appliance
+    assert isinstance(fleet, FakeApplianceFleet)
+    engine = Engine(lambda: backends, settings(health_check_period=0.2))
+    engine.start()
+    try:
+        assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+        before = fleet.calls["is_alive"]
+        deadline = time.monotonic() + 10
+        while engine.health_sweeps < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.health_sweeps >= 2
+        engine.wait_for(lambda e: fleet.calls["is_alive"] >= before + 12, 5)
+        assert fleet.calls["is_alive"] >= before + 12  # 6 routers, 2 sweeps
+        assert engine.poll_all() == 6
+        health = engine.health()
+        assert health["status"] == "ok" and health["resources"] == 6
+    finally:
+        engine.stop()
+
+
+def test_reload_config_reaches_every_machine(backends: Backends):
+    new = settings(machine=MachineSettings(boot_timeout=5, transition_history=7))
+    engine = Engine(lambda: backends, settings(), reload=lambda: new)
+    engine.start()
+    try:
+        assert engine.wait_for(all_configured(["router-0"]), 10)
+        engine.reload_config()
+        worker = engine.pool.workers[0]  # type: ignore[union-attr]
+        machine = worker.scheduler.machines["router-0"]
+        assert machine.instance.settings.boot_timeout == 5
+    finally:
+        engine.stop()
+
+
+def test_rebalance_triggers_a_resync(engine: Engine, backends: Backends):
+    driver = backends.driver
+    assert isinstance(driver, FakeRouterDriver)
+    runs = engine.resync_report.runs
+    driver.add("late-router", "tenant-7")
+    engine.submit(Event(Resource("*", "*"), Action.REBALANCE))
+    assert engine.wait_for(all_configured(["late-router"]), 10)
+    assert engine.resync_report.runs == runs + 1
