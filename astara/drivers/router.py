@@ -1,0 +1,85 @@
+"""The router resource driver: what a Neutron router's state machine needs from Neutron.
+
+Implements :class:`astara.core.interfaces.ResourceDriver` for kind ``router`` over
+:mod:`astara.neutron` (reads, the appliance's ports, status reporting) and
+:mod:`astara.drivers.router_document` (the configuration document).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from oslo_config import cfg
+
+from astara.core.events import Resource
+from astara.core.interfaces import Instance, PortSpec
+from astara.drivers.router_document import DocumentSettings, build_document
+from astara.neutron.client import NeutronClient
+from astara.neutron.models import ROUTER_GATEWAY_OWNER
+from astara.neutron.ports import AppliancePorts
+from astara.neutron.status import StatusReporter
+from astara.neutron.topology import read_router_topology
+
+
+class RouterGone(LookupError):
+    """The router no longer exists in Neutron."""
+
+
+def document_settings(conf: cfg.ConfigOpts) -> DocumentSettings:
+    """Where appliances' metadata proxies forward to: ``orchestrator_address``, or ::1 of the
+    management prefix."""
+    address = conf.orchestrator_address or str(
+        ipaddress.ip_network(conf.management_prefix, strict=False)[1]
+    )
+    return DocumentSettings(orchestrator_address=address, metadata_port=conf.metadata_port)
+
+
+class RouterDriver:
+    kind = "router"
+
+    def __init__(
+        self,
+        client: NeutronClient,
+        management_network_id: str | None,
+        settings: DocumentSettings,
+    ) -> None:
+        self.client = client
+        self.ports = AppliancePorts(client, management_network_id)
+        self.status = StatusReporter(client)
+        self.settings = settings
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts) -> RouterDriver:
+        return cls(
+            NeutronClient.from_conf(conf), conf.management_network_id, document_settings(conf)
+        )
+
+    def fetch(self, resource: Resource) -> bool:
+        return self.client.get_router(resource.id) is not None
+
+    def ensure_ports(self, resource: Resource) -> list[PortSpec]:
+        """Management port, then one service port per router network (gateway network first)."""
+        router_ports = self.client.router_ports(resource.id)
+        gateway_first = sorted(
+            router_ports, key=lambda p: (p.device_owner != ROUTER_GATEWAY_OWNER, p.network_id)
+        )
+        return self.ports.ensure(resource.id, [p.network_id for p in gateway_first])
+
+    def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:
+        """Raises :class:`RouterGone` if Neutron no longer has the router."""
+        topology = read_router_topology(self.client, resource.id)
+        if topology is None:
+            raise RouterGone(f"router {resource.id} no longer exists in Neutron")
+        appliance_ports = instance.ports or self.ports.find(resource.id)
+        return build_document(topology, appliance_ports, self.settings)
+
+    def delete_ports(self, resource: Resource) -> None:
+        self.ports.delete(resource.id)
+
+    def report_status(self, resource: Resource, status: str) -> None:
+        self.status.report(resource.id, status)
+
+    def list_resources(self) -> list[Resource]:
+        return [Resource(r.id, r.tenant_id, self.kind) for r in self.client.list_routers()]

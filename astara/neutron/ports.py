@@ -1,0 +1,116 @@
+"""The appliance's own Neutron ports: created if missing, found again by name, deleted on teardown.
+
+- management: ``ASTARA:MGT:<resource id>`` on ``management_network_id``, with an address (the
+  orchestrator reaches the appliance API there);
+- service: ``ASTARA:VRRP:<resource id>``, one on every network the router is on, without
+  addresses of its own (the appliance carries the router's interface addresses on it) and with
+  port security off where the port-security extension allows, so it may answer for them.
+
+Names are the only marker: Nova rewrites ``device_owner``/``device_id`` when it attaches a port,
+so neither can be relied on. Ports on networks the router left are deleted, so they never keep a
+tenant from deleting its network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from astara.core.interfaces import PortRole, PortSpec
+from astara.neutron.client import NeutronClient
+from astara.neutron.models import Port
+
+LOG = logging.getLogger(__name__)
+
+MANAGEMENT_LABEL = "MGT"
+SERVICE_LABEL = "VRRP"
+
+
+def port_name(label: str, resource_id: str) -> str:
+    return f"ASTARA:{label}:{resource_id}"
+
+
+class AppliancePorts:
+    """Ensure, find and delete the ports an appliance is plugged into."""
+
+    def __init__(self, client: NeutronClient, management_network_id: str | None) -> None:
+        self._client = client
+        self._management_network_id = management_network_id
+
+    def ensure(self, resource_id: str, network_ids: list[str]) -> list[PortSpec]:
+        """The management port (when a management network is set), then one service port per
+        network in ``network_ids`` (in that order); missing ones are created, stale ones deleted.
+        """
+        specs: list[PortSpec] = []
+        if self._management_network_id:
+            mgmt = self._ensure_one(
+                port_name(MANAGEMENT_LABEL, resource_id), self._management_network_id, True
+            )
+            specs.append(self._spec(mgmt, PortRole.MANAGEMENT))
+        name = port_name(SERVICE_LABEL, resource_id)
+        wanted = list(dict.fromkeys(network_ids))
+        for network_id in wanted:
+            specs.append(self._spec(self._ensure_one(name, network_id, False), PortRole.SERVICE))
+        for stale in self._client.ports_named(name):
+            if stale.network_id not in wanted:
+                LOG.info(
+                    "router %s left network %s: deleting its service port %s",
+                    resource_id,
+                    stale.network_id,
+                    stale.id,
+                )
+                self._client.delete_port(stale.id)
+        return specs
+
+    def find(self, resource_id: str) -> list[PortSpec]:
+        """The appliance's existing ports (management first), without creating any."""
+        found: list[PortSpec] = []
+        for label, role in (
+            (MANAGEMENT_LABEL, PortRole.MANAGEMENT),
+            (SERVICE_LABEL, PortRole.SERVICE),
+        ):
+            for port in self._client.ports_named(port_name(label, resource_id)):
+                found.append(self._spec(port, role))
+        return found
+
+    def delete(self, resource_id: str) -> int:
+        """Delete every port of the appliance of ``resource_id``; return how many."""
+        deleted = 0
+        for label in (SERVICE_LABEL, MANAGEMENT_LABEL):
+            for port in self._client.ports_named(port_name(label, resource_id)):
+                self._client.delete_port(port.id)
+                deleted += 1
+        if deleted:
+            LOG.info("router %s: deleted %d appliance ports", resource_id, deleted)
+        return deleted
+
+    def _ensure_one(self, name: str, network_id: str, with_ips: bool) -> Port:
+        existing = self._client.ports_named(name, network_id)
+        if existing:
+            for duplicate in existing[1:]:  # a crash between create and use can leave two
+                LOG.warning("deleting duplicate port %s (%s) on %s", duplicate.id, name, network_id)
+                self._client.delete_port(duplicate.id)
+            return existing[0]
+        port = self._client.create_port(name, network_id, with_ips=with_ips)
+        LOG.info("created port %s (%s) on network %s", port.id, name, network_id)
+        return port
+
+    def _spec(self, port: Port, role: PortRole) -> PortSpec:
+        return PortSpec(
+            port_id=port.id,
+            network_id=port.network_id,
+            mac_address=port.mac_address,
+            fixed_ips=tuple(self._with_prefix(port)),
+            role=role,
+        )
+
+    def _with_prefix(self, port: Port) -> list[str]:
+        if not port.fixed_ips:
+            return []
+        subnets = {s.id: s for s in self._client.network_subnets(port.network_id)}
+        result = []
+        for subnet_id, ip in port.fixed_ips:
+            subnet = subnets.get(subnet_id)
+            prefix = subnet.prefixlen if subnet else ipaddress.ip_address(ip).max_prefixlen
+            result.append(f"{ip}/{prefix}")
+        return result

@@ -1,0 +1,162 @@
+"""The Neutron adapter's own logic: connecting from options, the lookup caches, status reporting.
+
+Calls that reach Neutron are tested against the real neutron-server in tests/integration.
+"""
+
+from __future__ import annotations
+
+import pytest
+from oslo_config import cfg
+
+from astara.neutron import client as neutron_client
+from astara.neutron.client import KEYSTONE_GROUP, NeutronUnavailable, connect, list_opts
+from astara.neutron.lookup import CachedRouterLookup
+from astara.neutron.models import Router
+from astara.neutron.status import StatusReporter
+from astara.orchestrator import config
+from astara.orchestrator.normalize import LookupUnavailable
+
+
+def make_conf(**overrides: str) -> cfg.ConfigOpts:
+    conf = cfg.ConfigOpts()
+    config.register_opts(conf)
+    neutron_client.register_opts(conf)
+    conf([], project="astara-test", default_config_files=[], default_config_dirs=[])
+    for name, value in overrides.items():
+        group, _, opt = name.rpartition("__")
+        conf.set_override(opt, value, group=group or None)
+    return conf
+
+
+# -- connecting --------------------------------------------------------------------------------
+def test_noauth_needs_an_endpoint():
+    with pytest.raises(NeutronUnavailable, match="neutron_endpoint"):
+        connect(make_conf())
+
+
+def test_noauth_connection_uses_the_endpoint():
+    conn = connect(make_conf(neutron_endpoint="http://127.0.0.1:9696"))
+    assert conn.config.config["network_endpoint_override"] == "http://127.0.0.1:9696"
+
+
+def test_keystone_options_build_a_password_session():
+    conf = make_conf(
+        keystone_authtoken__auth_type="password",
+        neutron_endpoint="http://127.0.0.1:9696",
+    )
+    conf.register_opts(
+        [o for o in list_opts()[0][1] if o.dest not in conf[KEYSTONE_GROUP]], KEYSTONE_GROUP
+    )
+    conf.set_override("auth_url", "http://127.0.0.1:5000/v3", group=KEYSTONE_GROUP)
+    conf.set_override("username", "astara", group=KEYSTONE_GROUP)
+    conf.set_override("password", "secret", group=KEYSTONE_GROUP)
+    conn = connect(conf)
+    assert conn.session.auth.auth_url == "http://127.0.0.1:5000/v3"
+
+
+def test_list_opts_has_session_and_password_options():
+    [(group, opts)] = list_opts()
+    names = {o.dest for o in opts}
+    assert group == "keystone_authtoken"
+    assert {"auth_type", "auth_url", "username", "password", "cafile", "timeout"} <= names
+
+
+# -- the lookup --------------------------------------------------------------------------------
+class FakeClient:
+    def __init__(self) -> None:
+        self.routers = {"r-1": Router("r-1", "t-1"), "r-2": Router("r-2", "t-2")}
+        self.on_network = {"n-1": {"r-1", "r-2"}}
+        self.calls: list[str] = []
+        self.down = False
+        self.tags: list[str] = []
+        self.extension_aliases: frozenset[str] = frozenset()
+        self.puts: list[tuple[str, dict]] = []
+
+    def get_router(self, router_id: str) -> Router | None:
+        self.calls.append(f"router {router_id}")
+        if self.down:
+            raise NeutronUnavailable("connection refused")
+        router = self.routers.get(router_id)
+        if router is None:
+            return None
+        return Router(router.id, router.tenant_id, tags=tuple(self.tags))
+
+    def routers_on_network(self, network_id: str) -> set[str]:
+        self.calls.append(f"network {network_id}")
+        if self.down:
+            raise NeutronUnavailable("connection refused")
+        return set(self.on_network.get(network_id, ()))
+
+    def add_router_tag(self, router_id: str, tag: str) -> None:
+        self.tags.append(tag)
+
+    def remove_router_tag(self, router_id: str, tag: str) -> None:
+        self.tags.remove(tag)
+
+    def extensions(self) -> frozenset[str]:
+        return self.extension_aliases
+
+    def put(self, path: str, body: dict) -> None:
+        self.puts.append((path, body))
+
+
+def test_lookup_caches_tenants_and_networks():
+    client = FakeClient()
+    lookup = CachedRouterLookup(client, network_ttl=60)  # type: ignore[arg-type]
+    first = lookup.routers_on_network("n-1")
+    assert [(r.id, r.tenant_id) for r in first] == [("r-1", "t-1"), ("r-2", "t-2")]
+    assert lookup.routers_on_network("n-1") == first
+    assert lookup.router_tenant("r-1") == "t-1"
+    assert client.calls == ["network n-1", "router r-1", "router r-2"]
+
+
+def test_forgetting_a_network_asks_again():
+    client = FakeClient()
+    lookup = CachedRouterLookup(client, network_ttl=60)  # type: ignore[arg-type]
+    lookup.routers_on_network("n-1")
+    client.on_network["n-1"] = {"r-1"}
+    lookup.forget_network("n-1")
+    assert [r.id for r in lookup.routers_on_network("n-1")] == ["r-1"]
+
+
+def test_expired_network_answers_are_refreshed():
+    client = FakeClient()
+    lookup = CachedRouterLookup(client, network_ttl=0)  # type: ignore[arg-type]
+    lookup.routers_on_network("n-1")
+    lookup.routers_on_network("n-1")
+    assert client.calls.count("network n-1") == 2
+
+
+def test_unknown_router_and_neutron_down():
+    client = FakeClient()
+    lookup = CachedRouterLookup(client, max_routers=1)  # type: ignore[arg-type]
+    assert lookup.router_tenant("nope") is None
+    assert lookup.router_tenant("r-1") == "t-1"
+    client.down = True
+    assert lookup.router_tenant("r-1") == "t-1"  # cached
+    with pytest.raises(LookupUnavailable):
+        lookup.router_tenant("r-2")
+    with pytest.raises(LookupUnavailable):
+        lookup.routers_on_network("n-1")
+
+
+# -- status ------------------------------------------------------------------------------------
+def test_status_tag_replaces_the_previous_one_only():
+    client = FakeClient()
+    client.tags = ["keep-me", "astara-status:BUILD"]
+    assert StatusReporter(client).report("r-1", "active")  # type: ignore[arg-type]
+    assert client.tags == ["keep-me", "astara-status:ACTIVE"]
+    assert client.puts == []
+
+
+def test_status_extension_is_used_when_loaded():
+    client = FakeClient()
+    client.extension_aliases = frozenset({"dhrouterstatus", "router"})
+    StatusReporter(client).report("r-1", "ERROR")  # type: ignore[arg-type]
+    assert client.puts == [("/dhrouterstatus/r-1", {"routerstatus": {"status": "ERROR"}})]
+
+
+def test_status_of_a_gone_router_is_not_an_error():
+    client = FakeClient()
+    assert not StatusReporter(client).report("gone", "DOWN")  # type: ignore[arg-type]
+    assert client.tags == []
