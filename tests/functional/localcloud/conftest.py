@@ -12,6 +12,9 @@ import pytest
 from astara.localcloud.fabric import Fabric
 from astara.localcloud.netns import NamespaceRegistry
 from tests.conftest import RUN_DIR
+from tests.functional.localcloud.netns_kit import netns_kit
+
+__all__ = ["fabric", "kit_state_dir", "netns_kit"]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from astara.localcloud import netns
 from astara.localcloud.fabric import bridge_name, port_ifname
 from astara.orchestrator.fake_appliance import FakeApplianceFleet
 from astara.providers.fake import FakeComputeProvider, Fault
-from tests.functional.providers.conftest import NetnsKit, port
+from tests.functional.localcloud.netns_kit import NetnsKit, port
 
 API_PORT = 5000
 

@@ -11,7 +11,7 @@ from astara.core.interfaces import InstanceStatus, PortRole, ProviderError
 from astara.localcloud import netns
 from astara.localcloud.fabric import bridge_name, port_ifname
 from astara.providers.netns import API_PROCESS
-from tests.functional.providers.conftest import NetnsKit, port
+from tests.functional.localcloud.netns_kit import NetnsKit, port
 
 
 def test_ports_are_veths_with_the_port_mac_on_the_network_bridge(netns_kit: NetnsKit) -> None:
