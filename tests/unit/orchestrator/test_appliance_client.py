@@ -144,7 +144,7 @@ def test_422_names_every_bad_field(standin: StandIn, client: HttpApplianceClient
 def test_failed_apply_is_an_appliance_error(standin: StandIn, client: HttpApplianceClient):
     standin.put_status = 500
     standin.put_body = {"detail": {"step": "firewall", "reason": "nft failed", "rolled_back": True}}
-    with pytest.raises(ApplianceError, match="HTTP 500.*nft failed") as caught:
+    with pytest.raises(ApplianceError, match=r"HTTP 500.*nft failed") as caught:
         client.put_config(standin.address, standin.port, {})  # type: ignore[attr-defined]
     assert not isinstance(caught.value, ApplianceConfigRejected)
 
