@@ -9,6 +9,7 @@ lock at BEGIN (waiting on the busy timeout) instead of failing to upgrade a read
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
@@ -88,8 +89,13 @@ class DebugStore:
         )
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
-        entries = [_entry(row) for row in rows]
-        return min(entries, key=lambda e: _PRECEDENCE[e.scope], default=None)
+        return pick_effective([_entry(row) for row in rows], resource)
+
+    def effective_many(self, resources: Iterable[Resource]) -> dict[str, str]:
+        """``effective_debug`` for many resources in one query: id -> reason (if in debug)."""
+        entries = self.entries()
+        found = {r.id: pick_effective(entries, r) for r in resources}
+        return {rid: entry.describe() for rid, entry in found.items() if entry}
 
     # -- generic -------------------------------------------------------------------------------
     def set(self, scope: DebugScope, target: str, reason: str) -> DebugEntry:
@@ -145,6 +151,13 @@ class DebugStore:
     def global_debug(self) -> DebugEntry | None:
         entries = self.entries(DebugScope.GLOBAL)
         return entries[0] if entries else None
+
+
+def pick_effective(entries: Iterable[DebugEntry], resource: Resource) -> DebugEntry | None:
+    """Of ``entries``, the one that applies to ``resource`` (resource, then tenant, global)."""
+    wanted = {DebugScope.RESOURCE: resource.id, DebugScope.TENANT: resource.tenant_id}
+    applying = [e for e in entries if wanted.get(e.scope, GLOBAL_TARGET) == e.target]
+    return min(applying, key=lambda e: _PRECEDENCE[e.scope], default=None)
 
 
 def _entry(row: object) -> DebugEntry:

@@ -1,0 +1,111 @@
+"""Prometheus metrics of the management API, read from the running orchestrator at scrape time.
+
+Nothing here counts on its own behalf except API requests: resource gauges come from
+``Control.list_resources()``, and every number in ``Control.health()`` and
+``Control.workers_report()`` is exported as it is (nested keys joined with ``_``; identifiers
+that are not metric names, such as resource ids, become label values).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as RequestCounter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from astara.core.control import Control
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+Labels = tuple[tuple[str, str], ...]
+
+
+def numeric_leaves(
+    prefix: str, data: Mapping[str, Any], labels: Labels = ()
+) -> Iterator[tuple[str, Labels, float]]:
+    """Every number (and bool) in ``data`` as (metric name, labels, value)."""
+    for key, value in data.items():
+        key = str(key)
+        if not _NAME.match(key):  # e.g. a resource id: a label of the parent, not a name
+            label = prefix.rsplit("_", 1)[-1]
+            if isinstance(value, Mapping):
+                yield from numeric_leaves(prefix, value, (*labels, (label, key)))
+            elif _is_number(value):
+                yield prefix, (*labels, (label, key)), float(value)
+            continue
+        name = f"{prefix}_{key}"
+        if _is_number(value):
+            yield name, labels, float(value)
+        elif isinstance(value, Mapping):
+            yield from numeric_leaves(name, value, labels)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):  # one label per item: its id, name or index
+                    ident = item.get("id", item.get("name", index))
+                    rest = {k: v for k, v in item.items() if k not in ("id", "name")}
+                    yield from numeric_leaves(name, rest, (*labels, (key, str(ident))))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float)
+
+
+class ControlCollector(Collector):
+    """Builds the orchestrator's metrics from its Control at every scrape."""
+
+    def __init__(self, control: Control) -> None:
+        self._control = control
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        views = self._control.list_resources()
+        states = Counter((v.kind, v.state, v.instance_status) for v in views)
+        resources = GaugeMetricFamily(
+            "astara_resources",
+            "Resources the orchestrator manages, by kind, state and instance status.",
+            labels=["kind", "state", "instance_status"],
+        )
+        for (kind, state, status), count in sorted(states.items()):
+            resources.add_metric([kind, state, status], count)
+        yield resources
+        yield GaugeMetricFamily(
+            "astara_resources_in_debug",
+            "Resources in debug mode (their own, their tenant's or global).",
+            value=sum(1 for v in views if v.debug_reason),
+        )
+        yield GaugeMetricFamily(
+            "astara_resource_boot_failures",
+            "Failed boots in a row, summed over all resources.",
+            value=sum(v.boot_failures for v in views),
+        )
+        yield from _families("astara_health", self._control.health())
+        yield from _families("astara_workers", self._control.workers_report())
+
+
+def _families(prefix: str, data: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
+    families: dict[str, GaugeMetricFamily] = {}
+    label_names: dict[str, tuple[str, ...]] = {}
+    for name, labels, value in numeric_leaves(prefix, data):
+        keys = tuple(k for k, _ in labels)
+        if name not in families:
+            families[name] = GaugeMetricFamily(name, f"{name} as reported", labels=list(keys))
+            label_names[name] = keys
+        if label_names[name] == keys:  # a family keeps one label set
+            families[name].add_metric([v for _, v in labels], value)
+    yield from families.values()
+
+
+def new_registry(control: Control) -> tuple[CollectorRegistry, RequestCounter]:
+    """A registry of this server's own (several servers may live in one process)."""
+    registry = CollectorRegistry()
+    registry.register(ControlCollector(control))
+    requests = RequestCounter(
+        "astara_api_requests",
+        "Management API requests by method, route and status code.",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    return registry, requests
