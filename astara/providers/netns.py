@@ -38,7 +38,7 @@ from astara.core.interfaces import (
 from astara.localcloud import netns
 from astara.localcloud.fabric import Fabric, port_ifname, strip_prefix
 from astara.localcloud.netns import CommandError, NamespaceRegistry
-from astara.localcloud.processes import ProcessTracker
+from astara.localcloud.processes import ProcessTracker, process_start_time
 
 LOG = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class NetnsProvider:
     def _instance(self, record: dict[str, Any]) -> Instance:
         resource_id = record["resource_id"]
         ports = [_port_from_json(p) for p in record["ports"]]
-        status, fault = self._status(resource_id, record["namespace"])
+        status, fault = self._status(resource_id, record["namespace"], record.get("booting"))
         return Instance(
             instance_id=record["namespace"],
             resource_id=resource_id,
@@ -241,7 +241,14 @@ class NetnsProvider:
             fault=fault,
         )
 
-    def _status(self, resource_id: str, ns: str) -> tuple[InstanceStatus, str | None]:
+    def _status(
+        self, resource_id: str, ns: str, booting: list[int] | None
+    ) -> tuple[InstanceStatus, str | None]:
+        if booting:
+            pid, start_time = booting
+            if process_start_time(pid) == start_time:
+                return InstanceStatus.BUILD, None
+            return InstanceStatus.ERROR, f"boot interrupted (booting process {pid} is gone)"
         if not netns.netns_exists(ns):
             return InstanceStatus.ERROR, f"namespace {ns} is gone"
         proc = self._tracker(resource_id).get(API_PROCESS)
@@ -290,6 +297,8 @@ class NetnsProvider:
             "ports": [_port_to_json(p) for p in ports],
             "image": image,
             "booted_at": time.time(),
+            # Who is booting it: until boot returns, others see BUILD (not a broken instance).
+            "booting": [os.getpid(), process_start_time(os.getpid())],
         }
         self._save(resource.id, record)
         LOG.info("appliance %s: booting in namespace %s (%d ports)", resource.id, ns, len(ports))
@@ -304,6 +313,8 @@ class NetnsProvider:
             LOG.warning("appliance %s: boot failed: %s", resource.id, reason)
             self.stop(resource)
             raise ProviderError(f"appliance {resource.id}: boot failed: {reason}") from exc
+        record["booting"] = None
+        self._save(resource.id, record)
         LOG.info("appliance %s: up at [%s]:%d", resource.id, strip_prefix(cidr), self.api_port)
         return self._instance(record)
 

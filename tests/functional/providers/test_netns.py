@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -10,6 +13,7 @@ from astara.core.events import Resource
 from astara.core.interfaces import InstanceStatus, PortRole, ProviderError
 from astara.localcloud import netns
 from astara.localcloud.fabric import bridge_name, port_ifname
+from astara.localcloud.processes import process_start_time
 from astara.providers.netns import API_PROCESS
 from tests.functional.localcloud.netns_kit import NetnsKit, port
 
@@ -81,3 +85,32 @@ def test_boot_retried_as_asked_adopts_without_reboot(netns_kit: NetnsKit) -> Non
     again = netns_kit.provider().boot(resource, ports, image="img")  # after a restart
     assert again.booted_at == first.booted_at
     assert netns_kit.provider()._tracker(resource.id).get(API_PROCESS) == pid
+
+
+def test_a_boot_in_progress_is_build_for_others_and_error_if_interrupted(
+    netns_kit: NetnsKit,
+) -> None:
+    resource = Resource(str(uuid.uuid4()), "t")
+    booting = threading.Thread(
+        target=netns_kit.provider().boot, args=(resource, [netns_kit.management_port()], None)
+    )
+    booting.start()
+    other = netns_kit.provider()  # e.g. another worker process listing instances
+    seen = set()
+    while booting.is_alive():
+        found = other.get(resource)
+        if found is not None and booting.is_alive():
+            seen.add(found.status)
+        time.sleep(0.01)
+    booting.join()
+    assert seen == {InstanceStatus.BUILD}
+    assert other.get(resource).status is InstanceStatus.ACTIVE
+    # An orchestrator that died in the middle of a boot leaves a record no one finishes.
+    gone = subprocess.Popen(["true"])
+    record = other._load(resource.id)
+    record["booting"] = [gone.pid, process_start_time(gone.pid, allow_zombie=True)]
+    gone.wait()
+    other._save(resource.id, record)
+    interrupted = other.get(resource)
+    assert interrupted.status is InstanceStatus.ERROR
+    assert "boot interrupted" in interrupted.fault
