@@ -178,6 +178,7 @@ class LocalCloud:
     def status(self) -> dict[str, Any]:
         """What runs: processes, namespaces, bridges, appliances and VMs."""
         return {
+            "orchestrator": self.orchestrator.note(),
             "processes": [
                 {"name": p.name, "pid": p.pid, "argv": " ".join(p.argv)[:100]}
                 for p in self.tracker.all()
@@ -205,7 +206,13 @@ class LocalCloud:
         }
 
     def down(self, keep_state: bool = False) -> None:
-        """Stop everything the kit started and delete its namespaces (and state)."""
+        """Stop everything the kit started and delete its namespaces (and state).
+
+        The orchestrator goes first, so it cannot boot appliances again while they are stopped.
+        """
+        for name in ("orchestrator", "relay"):
+            if self.tracker.stop(name):
+                self.say(f"stopped the {name}")
         for vm in self.vms.list():
             self.say(f"vm {vm.name}: deleting")
             self.vm_delete(vm.name)
