@@ -1,0 +1,229 @@
+"""Intake speed: the real listener against a raw kombu consumer, on the real RabbitMQ, same run.
+
+N notifications (real neutron-server payloads, each with a fresh ``_unique_id`` and
+``message_id``) are published into a throwaway vhost; then
+
+- raw: a bare kombu consumer (prefetch 500, ack, JSON decode of both envelope levels) drains them;
+- listener: :class:`astara.orchestrator.intake.NotificationListener` drains them (decode,
+  normalize, submit to a counting Control). Router lookups are answered from memory here, so
+  the number is intake's own cost, not the Neutron API's.
+
+Payloads come from ``benchmarks/data/neutron_notifications.json``; if it is missing (or with
+``--capture``) they are recorded first from a fresh real neutron-server (needs root).
+
+    .venv/bin/python benchmarks/intake.py [--count 20000] [--rounds 2] [--capture]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kombu
+from oslo_config import cfg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from astara.core.events import Event, Resource
+from astara.localcloud import rabbit
+from astara.orchestrator.intake import EXCHANGE, PREFETCH, ROUTING_KEY, NotificationListener
+from tests.harness.recording_control import RecordingControl
+
+DATA = Path(__file__).parent / "data" / "neutron_notifications.json"
+
+
+class CountingControl(RecordingControl):
+    """Counts events instead of keeping them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def submit(self, event: Event) -> None:
+        self.count += 1
+
+
+class MemoryLookup:
+    """Every network has one router; every router belongs to one tenant."""
+
+    def routers_on_network(self, network_id: str) -> list[Resource]:
+        return [Resource(str(uuid.UUID(int=hash(network_id) & (2**128 - 1))), "t")]
+
+    def router_tenant(self, router_id: str) -> str | None:
+        return "t"
+
+    def forget_network(self, network_id: str) -> None:
+        return None
+
+
+# -- payloads ----------------------------------------------------------------------------------
+def capture(path: Path) -> None:
+    """Record the notifications a real neutron-server sends for a tenant workload."""
+    from astara.localcloud.cloud_api import NeutronBuilder
+    from astara.localcloud.neutron_server import NeutronServer
+    from astara.localcloud.processes import ProcessTracker
+    from tests.harness.notifications import NotificationTap
+
+    vhost = f"astara-bench-capture-{uuid.uuid4().hex[:8]}"
+    url = rabbit.add_vhost(vhost)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NeutronServer(Path(tmp) / "state", url, ProcessTracker(Path(tmp) / "pids"))
+        try:
+            server.start()
+            tap = NotificationTap(rabbit.amqp_url(vhost))
+            api, tenant = NeutronBuilder(server.endpoint), uuid.uuid4().hex
+            ext = api.network("ext", tenant, external=True)
+            api.subnet(ext, "172.24.4.0/24", tenant)
+            for i in range(3):
+                net = api.network(f"net{i}", tenant)
+                subnet = api.subnet(net, f"10.{i}.0.0/24", tenant)
+                router = api.router(f"r{i}", tenant)
+                api.add_interface(router, subnet)
+                api.set_gateway(router, ext)
+                ports = [api.port(net, tenant, name=f"vm{i}-{j}") for j in range(4)]
+                fip = api.floating_ip(ext, tenant)
+                api.associate(fip, ports[0])
+                api.disassociate(fip)
+                api.net.update_port(ports[1], name="renamed")
+                api.net.delete_port(ports[2])
+            end = api.router("capture-end", tenant)  # notifications arrive in order
+            tap.wait_for(lambda n: n.get("payload", {}).get("router", {}).get("id") == end.id)
+            notes = _drain(tap)
+            tap.close()
+        finally:
+            server.stop()
+            rabbit.delete_vhost(vhost)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notes, indent=1))
+    print(f"captured {len(notes)} notifications into {path}")
+
+
+def _drain(tap: Any) -> list[dict[str, Any]]:
+    notes = list(tap.seen)
+    while not tap.received.empty():
+        notes.append(tap.received.get())
+    return notes
+
+
+def bodies(notes: list[dict[str, Any]], count: int) -> list[bytes]:
+    """``count`` oslo 2.0 envelopes, cycling through ``notes``, each with fresh ids."""
+    result = []
+    for note in itertools.islice(itertools.cycle(notes), count):
+        fresh = dict(note, _unique_id=uuid.uuid4().hex, message_id=str(uuid.uuid4()))
+        envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(fresh)}
+        result.append(json.dumps(envelope).encode())
+    return result
+
+
+# -- the two consumers -------------------------------------------------------------------------
+def publish(vhost: str, queue: str, messages: list[bytes], queue_arguments: dict[str, Any]) -> None:
+    exchange = kombu.Exchange(EXCHANGE, type="topic", durable=False)
+    q = kombu.Queue(
+        queue, exchange, routing_key=ROUTING_KEY, durable=False, queue_arguments=queue_arguments
+    )
+    with kombu.Connection(rabbit.amqp_url(vhost)) as conn:
+        q(conn.default_channel).declare()
+        producer = conn.Producer(exchange=exchange, routing_key=ROUTING_KEY)
+        for body in messages:
+            producer.publish(body, content_type="application/json", content_encoding="utf-8")
+
+
+def run_raw(vhost: str, messages: list[bytes]) -> float:
+    queue = f"raw-{uuid.uuid4().hex[:6]}"
+    publish(vhost, queue, messages, {})
+    done = 0
+
+    def on_message(message: Any) -> None:
+        nonlocal done
+        outer = json.loads(message.body)
+        json.loads(outer["oslo.message"])
+        message.ack()
+        done += 1
+
+    with kombu.Connection(rabbit.amqp_url(vhost)) as conn:
+        q = kombu.Queue(
+            queue,
+            kombu.Exchange(EXCHANGE, type="topic", durable=False),
+            routing_key=ROUTING_KEY,
+            durable=False,
+        )
+        start = time.perf_counter()
+        with conn.Consumer([q], on_message=on_message, prefetch_count=PREFETCH):
+            while done < len(messages):
+                conn.drain_events(timeout=10)
+        elapsed = time.perf_counter() - start
+        conn.default_channel.queue_delete(queue)
+    return len(messages) / elapsed
+
+
+def run_listener(vhost: str, messages: list[bytes]) -> tuple[float, dict[str, int]]:
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.StrOpt("host"))
+    conf([], default_config_files=[], default_config_dirs=[])
+    conf.set_override("host", f"bench-{uuid.uuid4().hex[:6]}")
+    control = CountingControl()
+    listener = NotificationListener(
+        conf, control, rabbit.transport_url(vhost), lookup=MemoryLookup()
+    )
+    publish(vhost, listener.pool, messages, listener._queue().queue_arguments or {})
+    finished = threading.Event()
+    start = time.perf_counter()
+    listener.start()
+    while listener.counters().get("received", 0) < len(messages):
+        finished.wait(0.002)
+    elapsed = time.perf_counter() - start
+    counts = listener.counters()
+    listener.stop()
+    with kombu.Connection(rabbit.amqp_url(vhost)) as conn:
+        conn.default_channel.queue_delete(listener.pool)
+    return len(messages) / elapsed, counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--capture", action="store_true", help="record fresh payloads first")
+    args = parser.parse_args()
+
+    rabbit.ensure_running()
+    if args.capture or not DATA.exists():
+        capture(DATA)
+    notes = json.loads(DATA.read_text())
+    messages = bodies(notes, args.count)
+    average = sum(map(len, messages)) / len(messages)
+    print(f"{len(notes)} real payloads, {args.count} messages, {average:.0f} bytes average")
+
+    vhost = f"astara-bench-{uuid.uuid4().hex[:8]}"
+    rabbit.add_vhost(vhost)
+    try:
+        raw_rates, listener_rates = [], []
+        for i in range(args.rounds):
+            raw_rates.append(run_raw(vhost, messages))
+            rate, counts = run_listener(vhost, messages)
+            listener_rates.append(rate)
+            print(
+                f"round {i + 1}: raw kombu {raw_rates[-1]:8.0f} msg/s   "
+                f"listener {rate:8.0f} msg/s   ratio {rate / raw_rates[-1]:.2f}"
+            )
+        raw, listener = max(raw_rates), max(listener_rates)
+        print(
+            f"best:    raw kombu {raw:8.0f} msg/s   listener {listener:8.0f} msg/s   "
+            f"ratio {listener / raw:.2f} (target >= 0.50)"
+        )
+        print("listener counters (last round):", json.dumps(counts, sort_keys=True))
+    finally:
+        rabbit.delete_vhost(vhost)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
