@@ -26,7 +26,9 @@ class Command(enum.StrEnum):
 
     Handled by the worker that owns the resource: ``rebuild`` (optional ``body["image"]``),
     ``update``, ``poll`` and ``read`` become that action on the resource's state machine;
-    ``workers_debug`` logs the worker's diagnostics. The resource's ``tenant_id`` may be ""
+    ``debug`` (``body["reason"]``) drops its queued actions at once and shows the reason (the
+    debug mode itself lives in DebugModes, asked before every run); ``workers_debug`` logs the
+    worker's diagnostics. The resource's ``tenant_id`` may be ""
     when the sender only knows the resource id: the engine looks the tenant up.
     """
 
@@ -34,6 +36,7 @@ class Command(enum.StrEnum):
     UPDATE = "update"
     POLL = "poll"
     READ = "read"
+    DEBUG = "debug"
     WORKERS_DEBUG = "workers_debug"
 
 

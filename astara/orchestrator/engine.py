@@ -80,6 +80,7 @@ class Engine:
         factory: BackendsFactory,
         settings: EngineSettings,
         reload: Callable[[], EngineSettings] | None = None,
+        local: Backends | None = None,
     ) -> None:
         self.settings = settings
         self._factory = factory
@@ -88,7 +89,7 @@ class Engine:
         self._summaries: dict[str, ResourceSummary] = {}
         self._floating_ips: dict[str, str] = {}
         self._cond = threading.Condition()
-        self._local: Backends | None = None  # the parent's backends, for resync
+        self._local = local  # the parent's backends, for resync (built on first use if None)
         self._stop = threading.Event()
         self._resync_now = threading.Event()
         self._periodic: threading.Thread | None = None

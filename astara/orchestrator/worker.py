@@ -164,6 +164,8 @@ class Worker:
         if name == Command.WORKERS_DEBUG:
             LOG.info("worker %d: workers debug: %s", self.index, self.report())
             return True
+        if name == Command.DEBUG:
+            return self._enter_debug(event)
         try:
             action = COMMAND_ACTIONS[Command(name)]
         except (ValueError, KeyError):
@@ -171,6 +173,15 @@ class Worker:
             return False
         LOG.info("%s %s: operator command %s", event.resource.kind, event.resource.id, name)
         return self.handle(Event(event.resource, action, event.body))
+
+    def _enter_debug(self, event: Event) -> bool:
+        machine = self.scheduler.machines.get(event.resource.id)
+        if machine is None:
+            return False
+        reason = str(event.body.get("reason") or "debug mode")
+        machine.skip(reason)
+        self._after_run(machine)
+        return True
 
     def poll_all(self) -> int:
         return self.scheduler.poll_all()

@@ -66,9 +66,20 @@ class FakeComputeProvider:
         self.address_prefix = address_prefix
         self.instances: dict[str, Instance] = {}
         self.calls: Counter[str] = Counter()
+        self.appliance_client: object | None = None  # set by from_conf: the in-memory fleet
         self._faults: dict[str, _Injected] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_conf(cls, conf: object) -> FakeComputeProvider:
+        """For ``compute_provider = fake``: appliances answer from memory (no network)."""
+        from astara.orchestrator.fake_appliance import FakeApplianceFleet
+
+        fleet = FakeApplianceFleet()
+        provider = cls(host=fleet)
+        provider.appliance_client = fleet
+        return provider
 
     # -- fault injection -----------------------------------------------------------------------
     def inject(self, resource_id: str, fault: Fault, times: int | None = None) -> None:

@@ -205,3 +205,12 @@ def test_rebalance_triggers_a_resync(engine: Engine, backends: Backends):
     engine.submit(Event(Resource("*", "*"), Action.REBALANCE))
     assert engine.wait_for(all_configured(["late-router"]), 10)
     assert engine.resync_report.runs == runs + 1
+
+
+def test_debug_command_takes_effect_at_once(engine: Engine):
+    assert engine.wait_for(all_configured(["router-2"]), 10)
+    body = {"command": "debug", "scope": "resource", "reason": "ticket 7"}
+    engine.submit(Event(Resource("router-2", ""), Action.COMMAND, body))
+    assert engine.wait_for(
+        lambda e: getattr(e.summary("router-2"), "debug_reason", None) == "ticket 7", 10
+    )

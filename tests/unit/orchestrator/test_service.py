@@ -1,0 +1,73 @@
+"""astara-orchestrator's start-up: one clear line and exit 2 for bad configuration."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from astara.orchestrator import service
+from astara.orchestrator.service import ServiceBackends, WiringError, front_door, main
+
+
+def ini(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "orchestrator.ini"
+    path.write_text(f"[DEFAULT]\nstate_dir = {tmp_path}\n{body}\n")
+    return str(path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_a_bad_value_names_the_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, err = run(capsys, "--config-file", ini(tmp_path, "num_worker_processes = lots"))
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "num_worker_processes" in err and "Traceback" not in err
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    code, err = run(capsys, "--config-file", str(tmp_path / "nope.ini"))
+    assert code == 2 and "nope.ini" in err and len(err.splitlines()) == 1
+
+
+def test_an_unknown_compute_provider_lists_the_installed_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, err = run(capsys, "--config-file", ini(tmp_path, "compute_provider = bogus"))
+    assert code == 2 and "compute_provider" in err and "fake" in err
+
+
+def test_unreachable_neutron_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    config = ini(
+        tmp_path,
+        "compute_provider = fake\nneutron_endpoint = http://127.0.0.1:9\n"
+        "management_network_id = 00000000-0000-0000-0000-000000000001",
+    )
+    code, err = run(capsys, "--config-file", config)
+    assert code == 1 and "router driver" in err and len(err.splitlines()) == 1
+
+
+def test_front_doors_are_imported_lazily_with_a_clear_error():
+    with pytest.raises(WiringError, match=r"astara\.nothing\.Here is not available"):
+        front_door("astara.nothing.Here")
+    assert front_door("astara.orchestrator.engine.Engine").__name__ == "Engine"
+
+
+def test_fake_provider_brings_its_own_in_memory_appliances(tmp_path: Path):
+    from astara.providers import load_provider
+
+    conf = service.load_service_config([ini(tmp_path, "compute_provider = fake")])
+    provider = load_provider(conf)
+    assert provider.appliance_client is not None  # type: ignore[attr-defined]
+    assert conf.transport_url.startswith("rabbit://")
+
+
+def test_worker_backends_factory_survives_pickling(tmp_path: Path):
+    factory = ServiceBackends([ini(tmp_path, "")], ["--debug"])
+    assert pickle.loads(pickle.dumps(factory)) == factory
