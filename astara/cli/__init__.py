@@ -1,0 +1,1 @@
+"""Operator tools: astara-ctl, astara-debug-router, astara-dbsync."""

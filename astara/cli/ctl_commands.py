@@ -1,0 +1,240 @@
+"""The commands of astara-ctl (cliff): one class per command, all over the management API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from cliff.command import Command
+from cliff.lister import Lister
+from cliff.show import ShowOne
+
+from astara.cli.client import ApiClient
+from astara.cli.explain import explain, format_transition
+
+RESULT_FIELDS = ("command", "target", "submitted", "detail")
+LIST_COLUMNS = ("id", "tenant_id", "kind", "state", "instance_status", "worker", "debug_reason")
+SHOW_FIELDS = (
+    "id",
+    "tenant_id",
+    "kind",
+    "state",
+    "instance_status",
+    "worker",
+    "management_address",
+    "image",
+    "debug_reason",
+    "last_error",
+    "boot_failures",
+    "queued_actions",
+)
+
+
+def _client(command: Command) -> ApiClient:
+    client: ApiClient = command.app.client  # type: ignore[attr-defined]
+    return client
+
+
+def _result(result: dict[str, Any]) -> tuple[Sequence[str], Sequence[Any]]:
+    return RESULT_FIELDS, [result.get(field, "") for field in RESULT_FIELDS]
+
+
+class Poll(ShowOne):
+    """Send a POLL (health check) to every resource."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        return _result(_client(self).poll())
+
+
+class _ResourceCommand(ShowOne):
+    command = ""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("resource_id", metavar="<router-id>")
+        return parser
+
+    def body(self, parsed_args: argparse.Namespace) -> dict[str, Any] | None:
+        return None
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        client = _client(self)
+        return _result(
+            client.resource_command(parsed_args.resource_id, self.command, self.body(parsed_args))
+        )
+
+
+class Rebuild(_ResourceCommand):
+    """Destroy and recreate a router's appliance (optionally from another image)."""
+
+    command = "rebuild"
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--image", help="Glance image id (default: [router] image_uuid)")
+        return parser
+
+    def body(self, parsed_args: argparse.Namespace) -> dict[str, Any] | None:
+        return {"image": parsed_args.image} if parsed_args.image else None
+
+
+class Update(_ResourceCommand):
+    """Send an UPDATE: re-read the router from Neutron and reconfigure its appliance."""
+
+    command = "update"
+
+
+class _DebugReason:
+    @staticmethod
+    def add_reason(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--reason", default="", help="why (shown to other operators)")
+
+
+class Debug(_ResourceCommand):
+    """Put a router in debug mode: the orchestrator leaves it alone until 'manage'."""
+
+    command = "debug"
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        _DebugReason.add_reason(parser)
+        return parser
+
+    def body(self, parsed_args: argparse.Namespace) -> dict[str, Any] | None:
+        return {"reason": parsed_args.reason}
+
+
+class Manage(_ResourceCommand):
+    """Take a router out of debug mode and hand it back to the orchestrator."""
+
+    command = "manage"
+
+
+class TenantDebug(ShowOne):
+    """Put every router of a tenant in debug mode."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("tenant_id", metavar="<tenant-id>")
+        _DebugReason.add_reason(parser)
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        body = {"reason": parsed_args.reason}
+        return _result(_client(self).tenant_command(parsed_args.tenant_id, "debug", body))
+
+
+class TenantManage(ShowOne):
+    """Take a tenant out of debug mode."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("tenant_id", metavar="<tenant-id>")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        return _result(_client(self).tenant_command(parsed_args.tenant_id, "manage"))
+
+
+class GlobalDebugEnable(ShowOne):
+    """Put every resource in debug mode (the orchestrator acts on nothing)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        _DebugReason.add_reason(parser)
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        return _result(_client(self).global_debug(True, parsed_args.reason))
+
+
+class GlobalDebugDisable(ShowOne):
+    """Leave global debug mode."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        return _result(_client(self).global_debug(False))
+
+
+class DebugList(Lister):
+    """List every debug mode (resource, tenant, global) with its reason and time."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Any]:
+        columns = ("scope", "target", "reason", "since")
+        modes = _client(self).debug_modes()
+        return columns, [[mode[c] for c in columns] for mode in modes]
+
+
+class WorkersDebug(Command):
+    """Print the diagnostics of every worker process and its state machines."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        report = _client(self).workers_report()
+        self.app.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return 0
+
+
+class ConfigReload(ShowOne):
+    """Make the orchestrator re-read its configuration files (mutable options)."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        return _result(_client(self).reload_config())
+
+
+class ResourceList(Lister):
+    """List every resource with its state."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Any]:
+        views = _client(self).list_resources()
+        return LIST_COLUMNS, [[v.get(c) for c in LIST_COLUMNS] for v in views]
+
+
+class Show(ShowOne):
+    """Show a router and explain why it is in its state."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("resource_id", metavar="<router-id>")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        view = _client(self).get_resource(parsed_args.resource_id)
+        values: list[Any] = [view.get(f) for f in SHOW_FIELDS]
+        values[SHOW_FIELDS.index("queued_actions")] = ", ".join(view.get("queued_actions") or [])
+        transitions = "\n".join(format_transition(t) for t in view.get("transitions") or [])
+        return (
+            (*SHOW_FIELDS, "last_transitions", "why"),
+            (*values, transitions, "\n".join(textwrap.fill(line, 88) for line in explain(view))),
+        )
+
+
+def ssh_argv(address: str, user: str, extra: Sequence[str]) -> list[str]:
+    """The ssh command line that reaches an appliance's management address."""
+    return ["ssh", *extra, f"{user}@{address}"]
+
+
+class Ssh(Command):
+    """Open an ssh session to a router's appliance (its management address)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("resource_id", metavar="<router-id>")
+        parser.add_argument("--user", default="astara", help="login user (default: astara)")
+        parser.add_argument("ssh_args", nargs=argparse.REMAINDER, help="passed to ssh after --")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        view = _client(self).get_resource(parsed_args.resource_id)
+        address = view.get("management_address")
+        if not address:
+            raise RuntimeError(
+                f"router {parsed_args.resource_id} has no management address "
+                f"(instance {view.get('instance_status')}); nothing to ssh to"
+            )
+        extra = [a for a in parsed_args.ssh_args if a != "--"]
+        argv = ssh_argv(address, parsed_args.user, extra)
+        os.execvp(argv[0], argv)
+        return 0  # not reached
