@@ -183,6 +183,7 @@ class NetnsProvider:
         self.api_port = api_port
         self.ready_timeout = ready_timeout
         self.configure_timeout = configure_timeout
+        self._trackers: dict[str, ProcessTracker] = {}
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
@@ -209,7 +210,12 @@ class NetnsProvider:
         return self.state_dir / "appliances" / resource_id
 
     def _tracker(self, resource_id: str) -> ProcessTracker:
-        return ProcessTracker(self._dir(resource_id) / "pids")
+        # One tracker per appliance for this provider's life: the tracker that started a
+        # process also reaps it when it stops (no zombies in a long-running orchestrator).
+        tracker = self._trackers.get(resource_id)
+        if tracker is None:
+            tracker = self._trackers[resource_id] = ProcessTracker(self._dir(resource_id) / "pids")
+        return tracker
 
     def _load(self, resource_id: str) -> dict[str, Any] | None:
         try:
@@ -373,6 +379,7 @@ class NetnsProvider:
         app_dir = self._dir(resource.id)
         ns = self.namespace(resource.id)
         stopped = self._tracker(resource.id).stop_all() if app_dir.exists() else []
+        self._trackers.pop(resource.id, None)
         had_ns = netns.netns_exists(ns)
         self.registry.delete(ns)
         shutil.rmtree(app_dir, ignore_errors=True)
