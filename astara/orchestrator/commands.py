@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from astara.core.control import Control, ResourceView
-from astara.core.events import Action, Event, Resource
+from astara.core.events import Action, Command, Event, Resource
 from astara.db.api import DebugEntry, DebugStore
 from astara.db.models import DebugScope
 
@@ -108,7 +108,7 @@ class OperatorCommands:
         return [v for v in self._control.list_resources() if v.tenant_id == tenant_id]
 
     def _debug(self, views: list[ResourceView], entry: DebugEntry) -> CommandResult:
-        body = {"command": "debug", "scope": str(entry.scope), "reason": entry.reason}
+        body = {"command": str(Command.DEBUG), "scope": str(entry.scope), "reason": entry.reason}
         count = self._submit(views, Action.COMMAND, body)
         return CommandResult("debug", entry.target or "*", count, entry.describe())
 
