@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the local cloud (idempotent)")
     up.add_argument("--no-demo", action="store_true", help="do not create the demo router")
+    up.add_argument(
+        "--no-orchestrator", action="store_true", help="everything but the orchestrator"
+    )
     sub.add_parser("status", help="what runs: processes, namespaces, bridges, appliances, VMs")
     down = sub.add_parser("down", help="stop everything and remove the state")
     down.add_argument("--keep-state", action="store_true", help="keep the state directory")
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "up":
-            nets = cloud.up()
+            nets = cloud.up(orchestrator=not args.no_orchestrator)
             if not args.no_demo:
                 _demo_router(cloud, nets.external_network_id)
             print(f"\n{cloud.orchestrator.note()}\nTake it down with: sudo scripts/demo.sh down")

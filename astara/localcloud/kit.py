@@ -89,8 +89,11 @@ class LocalCloud:
         return KitNetworks.load(self.state_dir / "kit.json")
 
     # -- up ----------------------------------------------------------------------------------
-    def up(self) -> KitNetworks:
-        """Start or create whatever is missing; returns the kit's Neutron ids."""
+    def up(self, *, orchestrator: bool = True) -> KitNetworks:
+        """Start or create whatever is missing; returns the kit's Neutron ids.
+
+        With ``orchestrator=False`` everything but the orchestrator (and its relay) is up.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.say("RabbitMQ on 127.0.0.1:5672")
         rabbit.ensure_running()
@@ -117,6 +120,9 @@ class LocalCloud:
             f"external network: gateway in {self.fabric.upstream_namespace}, internet "
             f"stand-in in {self.fabric.internet_namespace} (203.0.113.10, 2001:db8:ff::10)"
         )
+        if not orchestrator:
+            self.say("orchestrator: not started (asked not to)")
+            return nets
         self.orchestrator.start(
             nets,
             vhost=self.vhost,
