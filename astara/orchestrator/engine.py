@@ -180,6 +180,10 @@ class Engine:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self), timeout)
 
+    def resource_count(self) -> int:
+        with self._cond:
+            return len(self._summaries)
+
     def summary(self, resource_id: str) -> ResourceSummary | None:
         with self._cond:
             return self._summaries.get(resource_id)
