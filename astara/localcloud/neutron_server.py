@@ -8,12 +8,14 @@ servers start from a copy in well under a second.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -164,6 +166,11 @@ class NeutronServer:
             os.replace(partial, template)
             scratch.unlink()
         shutil.copyfile(template, self.db_path)
+        # WAL: readers never block a writer's commit. In rollback-journal mode one eventlet
+        # green thread reading (holding a shared lock) makes another's commit fail with
+        # "database is locked", since neutron-server waits for SQLite inside a single process.
+        with contextlib.closing(sqlite3.connect(self.db_path)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
 
     def start(self, timeout: float = 90.0) -> None:
         """Write config, prepare the database, start the server and wait for its API."""
