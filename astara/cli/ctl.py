@@ -20,6 +20,7 @@ from astara.cli import ctl_commands as c
 from astara.cli.client import ApiClient, default_token, default_url
 
 COMMANDS: dict[str, type[Command]] = {
+    "browse": c.Browse,
     "poll": c.Poll,
     "resource list": c.ResourceList,
     "show": c.Show,

@@ -211,6 +211,21 @@ class Show(ShowOne):
         )
 
 
+class Browse(Command):
+    """A live console of every router: filter as you type, r rebuilds, u updates."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--refresh", type=float, default=5.0, help="seconds between refreshes")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from astara.cli.browse import FleetBrowser  # textual loads only for this command
+
+        FleetBrowser(_client(self), parsed_args.refresh).run()
+        return 0
+
+
 def ssh_argv(address: str, user: str, extra: Sequence[str]) -> list[str]:
     """The ssh command line that reaches an appliance's management address."""
     return ["ssh", *extra, f"{user}@{address}"]
