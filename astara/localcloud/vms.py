@@ -31,10 +31,32 @@ LOG = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
-# dhclient calls this with $reason and new_* variables. Ours applies the lease and records it.
-DHCLIENT_SCRIPT = """#!/bin/sh
+# dhclient calls this with $reason and new_* variables. Ours applies the lease (address, MTU,
+# default route, RFC 3442 classless routes) and records it beside itself; nothing else.
+DHCLIENT_SCRIPT = r"""#!/bin/sh
 # dhclient -sf script of an astara-local VM stand-in: apply the lease, record it, nothing else.
-STATE='{state}'
+STATE=$(dirname "$0")
+
+classless_routes() {
+    # RFC 3442: <prefix length> <significant octets of the network> <4 octets of the router>...
+    set -- $(echo "$1" | tr ',' ' ')
+    while [ $# -ge 5 ]; do
+        len=$1; shift
+        n=$(( (len + 7) / 8 )); i=0; net=""
+        while [ $i -lt 4 ]; do
+            if [ $i -lt $n ]; then octet=$1; shift; else octet=0; fi
+            net="${net:+$net.}$octet"; i=$((i + 1))
+        done
+        [ $# -ge 4 ] || return 0
+        gw="$1.$2.$3.$4"; shift 4
+        if [ "$gw" = "0.0.0.0" ]; then
+            ip -4 route replace "$net/$len" dev "$interface"
+        else
+            ip -4 route replace "$net/$len" via "$gw" dev "$interface"
+        fi
+    done
+}
+
 case "$reason" in
 PREINIT)
     ip link set dev "$interface" up
@@ -49,15 +71,17 @@ BOUND|RENEW|REBIND|REBOOT)
         ip -4 route replace default via "$router" dev "$interface"
         break
     done
-    {{
+    classless_routes "$new_rfc3442_classless_static_routes"
+    {
         echo "reason=$reason"
         echo "ip_address=$new_ip_address"
         echo "subnet_mask=$new_subnet_mask"
         echo "routers=$new_routers"
+        echo "classless_routes=$new_rfc3442_classless_static_routes"
         echo "domain_name_servers=$new_domain_name_servers"
         echo "host_name=$new_host_name"
         echo "interface_mtu=$new_interface_mtu"
-    }} > "$STATE/lease.env.tmp" && mv "$STATE/lease.env.tmp" "$STATE/lease.env"
+    } > "$STATE/lease.env.tmp" && mv "$STATE/lease.env.tmp" "$STATE/lease.env"
     ;;
 EXPIRE|FAIL|RELEASE|STOP)
     ip -4 addr flush dev "$interface"
@@ -65,6 +89,18 @@ EXPIRE|FAIL|RELEASE|STOP)
     ;;
 esac
 exit 0
+"""
+
+# Ask again every second or two (not dhclient's growing back-off): a VM often boots before
+# its router's appliance serves DHCP for it.
+DHCLIENT_CONF = """\
+option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
+request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name,
+        interface-mtu, rfc3442-classless-static-routes;
+timeout 3600;
+retry 1;
+initial-interval 1;
+backoff-cutoff 2;
 """
 
 
@@ -161,13 +197,16 @@ class VmStandIns:
     def _start_dhclient(self, vm: Vm) -> None:
         vm_dir = self._dir(vm.name)
         script = vm_dir / "dhclient-script"
-        script.write_text(DHCLIENT_SCRIPT.format(state=vm_dir))
+        script.write_text(DHCLIENT_SCRIPT)
         script.chmod(0o755)
+        (vm_dir / "dhclient.conf").write_text(DHCLIENT_CONF)
         argv = [
             "dhclient",
             "-4",
             "-d",
             "-v",
+            "-cf",
+            str(vm_dir / "dhclient.conf"),
             "-sf",
             str(script),
             "-lf",

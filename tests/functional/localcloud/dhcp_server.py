@@ -42,6 +42,8 @@ def start_dnsmasq(
             *(f"--dhcp-host={mac},{ip}" for mac, ip in hosts.items()),
             f"--dhcp-option=option:router,{iface.ip}",
             "--dhcp-option=option:mtu,1450",
+            f"--dhcp-option=option:classless-static-route,192.168.50.0/24,{iface.ip},"
+            f"0.0.0.0/0,{iface.ip}",
             f"--dhcp-leasefile={state / 'dnsmasq.leases'}",
             "--user=root",
         ],

@@ -29,7 +29,9 @@ def test_vm_gets_its_neutron_address_by_dhcp(fabric, kit_state_dir, process_trac
         addresses = vms.exec("web1", ["ip", "-4", "-o", "addr", "show", "eth0"]).stdout
         assert "10.20.0.57/24" in addresses
         assert "mtu 1450" in vms.exec("web1", ["ip", "link", "show", "eth0"]).stdout
-        assert "default via 10.20.0.1" in vms.exec("web1", ["ip", "route"]).stdout
+        routes = vms.exec("web1", ["ip", "route"]).stdout
+        assert "default via 10.20.0.1" in routes
+        assert "192.168.50.0/24 via 10.20.0.1" in routes  # RFC 3442 classless route
         ping = vms.exec("web1", ["ping", "-c", "1", "-W", "2", "10.20.0.1"])
         assert ping.returncode == 0, ping.stdout + ping.stderr
         assert port_ifname(port_id) in fabric.bridges()[f"brq{network[:11]}"]
