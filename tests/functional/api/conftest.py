@@ -1,7 +1,9 @@
-"""The management API served for real on loopback, in front of a fake Control."""
+"""The management API served for real on loopback, in front of a fake Control or a running
+engine (fake compute provider, fake Neutron driver)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,10 @@ from oslo_config import cfg
 
 from astara.db.api import DebugStore
 from astara.orchestrator.api import ManagementServer
+from astara.orchestrator.engine import Engine, EngineSettings
+from astara.orchestrator.fakes import FakeBackends
 from astara.orchestrator.settings import load_config
+from astara.orchestrator.worker import Backends
 from tests.unit.api.fake_control import FakeControl, router_view, stuck_router
 
 
@@ -61,3 +66,43 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
 @pytest.fixture
 def api(serve: Callable[..., Served]) -> Served:
     return serve()
+
+
+# -- a running engine (fake provider and Neutron) behind the API ---------------------------
+ROUTERS = [("router-1", "tenant-a"), ("router-2", "tenant-a"), ("router-3", "tenant-b")]
+
+
+@dataclasses.dataclass
+class Running:
+    engine: Engine
+    store: DebugStore
+    url: str
+    backends: Backends
+
+
+def _configured(*ids: str) -> Callable[[Engine], bool]:
+    def check(engine: Engine) -> bool:
+        return all(
+            (s := engine.summary(rid)) is not None and s.instance_status == "configured"
+            for rid in ids
+        )
+
+    return check
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    conf = make_conf(tmp_path / "state")
+    store = DebugStore.from_conf(conf)
+    backends = dataclasses.replace(FakeBackends.with_routers(ROUTERS)(), debug=store)
+    settings = EngineSettings(num_worker_threads=2, health_check_period=3600, resync_period=0)
+    engine = Engine(lambda: backends, settings)
+    engine.start()
+    server = ManagementServer(conf, engine, store)
+    server.start()
+    try:
+        assert engine.wait_for(_configured(*(r for r, _ in ROUTERS)), 20)
+        yield Running(engine, store, server.url, backends)
+    finally:
+        server.stop()
+        engine.stop()

@@ -3,57 +3,12 @@ with the real debug-mode database in between."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
-from astara.db.api import DebugStore
-from astara.orchestrator.api import ManagementServer
-from astara.orchestrator.engine import Engine, EngineSettings
-from astara.orchestrator.fakes import FakeBackends
-from tests.functional.api.conftest import make_conf
+from tests.functional.api.conftest import ROUTERS, Running
 from tests.functional.api.test_ctl_cli import ctl
-
-ROUTERS = [("router-1", "tenant-a"), ("router-2", "tenant-a"), ("router-3", "tenant-b")]
-
-
-@dataclasses.dataclass
-class Running:
-    engine: Engine
-    store: DebugStore
-    url: str
-
-
-def _configured(*ids: str):  # type: ignore[no-untyped-def]
-    def check(engine: Engine) -> bool:
-        return all(
-            (s := engine.summary(rid)) is not None and s.instance_status == "configured"
-            for rid in ids
-        )
-
-    return check
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    conf = make_conf(tmp_path / "state")
-    store = DebugStore.from_conf(conf)
-    backends = dataclasses.replace(FakeBackends.with_routers(ROUTERS)(), debug=store)
-    settings = EngineSettings(num_worker_threads=2, health_check_period=3600, resync_period=0)
-    engine = Engine(lambda: backends, settings)
-    engine.start()
-    server = ManagementServer(conf, engine, store)
-    server.start()
-    try:
-        assert engine.wait_for(_configured(*(r for r, _ in ROUTERS)), 20)
-        yield Running(engine, store, server.url)
-    finally:
-        server.stop()
-        engine.stop()
 
 
 def test_operator_steers_a_running_orchestrator(running: Running):
