@@ -151,11 +151,14 @@ class KitOrchestrator:
         forwards = [
             (self.namespace, loopback, rabbit.PORT, "-", loopback, rabbit.PORT),
             (self.namespace, loopback, neutron_port, "-", loopback, neutron_port),
-            ("-", loopback, API_PORT, self.namespace, loopback, API_PORT),
         ]
         argv = [sys.executable, "-m", "astara.localcloud.relay", "--ready-file", str(ready)]
         for forward in forwards:
             argv += ["--forward", *map(str, forward)]
+        # The management API on the root loopback is a convenience: if another program holds
+        # that port, the orchestrator still runs (its API answers inside the namespace).
+        api = ("-", loopback, API_PORT, self.namespace, loopback, API_PORT)
+        argv += ["--optional-forward", *map(str, api)]
         self.say("relay: RabbitMQ and neutron-server into the management namespace")
         log = self.state_dir / "relay.log"
         self.tracker.start("relay", argv, log_path=log)

@@ -7,7 +7,7 @@ management API on the root loopback), by opening each socket in the namespace it
 a socket keeps the network namespace it was created in, whatever thread uses it later.
 
     python -m astara.localcloud.relay --ready-file F \\
-        --forward astara-mgmt 127.0.0.1 9696 - 127.0.0.1 9696 ...
+        --forward astara-mgmt 127.0.0.1 9696 - 127.0.0.1 9696 ... [--optional-forward ...]
 
 ``-`` is the relay's own (root) namespace. The ready file is written once every listener is
 bound, so a caller can wait for it instead of guessing.
@@ -69,6 +69,7 @@ class Forward:
     target_ns: str
     target_address: str
     target_port: int
+    optional: bool = False  # if its port is taken, serve the others instead of failing
 
     def __str__(self) -> str:
         return (
@@ -122,9 +123,16 @@ async def _serve(forward: Forward, listener: socket.socket) -> asyncio.Server:
 
 
 async def relay(forwards: list[Forward], ready_file: Path | None) -> None:
-    """Bind every listener first (any failure ends the relay), then serve them all."""
-    listeners = [bind(f) for f in forwards]
-    servers = [await _serve(f, sock) for f, sock in zip(forwards, listeners, strict=True)]
+    """Bind every listener first (a required one failing ends the relay), then serve them."""
+    bound: list[tuple[Forward, socket.socket]] = []
+    for forward in forwards:
+        try:
+            bound.append((forward, bind(forward)))
+        except OSError as exc:
+            if not forward.optional:
+                raise OSError(exc.errno, f"{forward}: {exc.strerror}") from exc
+            LOG.warning("relay %s: not served: %s", forward, exc)
+    servers = [await _serve(f, sock) for f, sock in bound]
     if ready_file is not None:
         ready_file.write_text(f"{os.getpid()}\n")
     await asyncio.gather(*(server.serve_forever() for server in servers))
@@ -140,9 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         metavar=("LISTEN_NS", "LISTEN_ADDR", "LISTEN_PORT", "TARGET_NS", "TARGET_ADDR", "PORT"),
     )
+    parser.add_argument(
+        "--optional-forward",
+        nargs=6,
+        action="append",
+        default=[],
+        metavar=("LISTEN_NS", "LISTEN_ADDR", "LISTEN_PORT", "TARGET_NS", "TARGET_ADDR", "PORT"),
+        help="like --forward, but a port already taken is only logged",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     forwards = [Forward(a, b, int(c), d, e, int(f)) for a, b, c, d, e, f in args.forward]
+    forwards += [
+        Forward(a, b, int(c), d, e, int(f), optional=True)
+        for a, b, c, d, e, f in args.optional_forward
+    ]
     try:
         asyncio.run(relay(forwards, args.ready_file))
     except OSError as exc:

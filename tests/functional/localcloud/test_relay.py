@@ -40,11 +40,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_relay(tracker, tmp_path, *forwards: list[str]) -> None:  # type: ignore[no-untyped-def]
+def start_relay(tracker, tmp_path, *forwards: list[str], optional=()) -> None:  # type: ignore[no-untyped-def]
     ready = tmp_path / "ready"
     argv = [sys.executable, "-m", "astara.localcloud.relay", "--ready-file", str(ready)]
     for forward in forwards:
         argv += ["--forward", *forward]
+    for forward in optional:
+        argv += ["--optional-forward", *forward]
     tracker.start(f"relay-{tmp_path.name}", argv, log_path=tmp_path / "relay.log")
     deadline = time.monotonic() + 10
     while not ready.exists():
@@ -108,3 +110,27 @@ def test_namespace_service_appears_on_the_root_loopback(fabric: Fabric, process_
     finally:
         process_tracker.stop(f"relay-{tmp_path.name}")
         process_tracker.stop(f"echo-{tmp_path.name}")
+
+
+def test_a_taken_optional_port_does_not_stop_the_relay(
+    fabric: Fabric, process_tracker, tmp_path, root_echo
+):
+    ns = fabric.ns_name("client")
+    fabric.registry.create(ns)
+    inner = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        start_relay(
+            process_tracker,
+            tmp_path,
+            [ns, "127.0.0.1", str(inner), "-", "127.0.0.1", str(root_echo)],
+            optional=[["-", "127.0.0.1", busy, ns, "127.0.0.1", "80"]],
+        )
+        try:
+            out = netns.exec_in(ns, [sys.executable, "-c", ECHO_CLIENT, str(inner)])
+            assert out.strip() == "echo hello"
+            assert "not served" in (tmp_path / "relay.log").read_text()
+        finally:
+            process_tracker.stop(f"relay-{tmp_path.name}")
