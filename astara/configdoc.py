@@ -258,6 +258,7 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                         )
                     )
     seen_fips: set[IPAddress] = set()
+    seen_fixed: set[IPAddress] = set()
     for i, fip in enumerate(conf.floating_ips):
         loc = ("floating_ips", i)
         if fip.floating_ip.version != fip.fixed_ip.version:
@@ -276,6 +277,12 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                 )
             )
         seen_fips.add(fip.floating_ip)
+        if fip.fixed_ip in seen_fixed:
+            errors.append(
+                _error((*loc, "fixed_ip"), "duplicate_address",
+                       "fixed IP has a floating IP already", fip.fixed_ip)
+            )  # fmt: skip
+        seen_fixed.add(fip.fixed_ip)
         if not counts.get("external"):
             errors.append(
                 _error(

@@ -29,18 +29,12 @@ def _error(status: int, detail: Any) -> JSONResponse:
 
 def gateway_reachable(family: int) -> bool:
     """Does the default gateway of ``family`` (4 or 6) answer a ping?"""
-    with links.netlink() as ipr:
-        defaults = [
-            r
-            for r in ipr.get_routes(family=2 if family == 4 else 10, table=254)
-            if r["dst_len"] == 0 and r.get("gateway")
-        ]
+    defaults = [r for r in links.ip_json(f"-{family}", "route", "show", "default")
+                if r.get("gateway")]  # fmt: skip
     if not defaults:
         return False
-    gateway = defaults[0].get("gateway")
-    result = subprocess.run(
-        ["ping", f"-{family}", "-c", "1", "-W", "1", "-n", gateway], capture_output=True, timeout=5
-    )
+    result = subprocess.run(["ping", f"-{family}", "-c", "1", "-W", "1", "-n",
+                             defaults[0]["gateway"]], capture_output=True, timeout=5)  # fmt: skip
     return result.returncode == 0
 
 
@@ -83,8 +77,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     def interfaces() -> dict[str, list[dict[str, Any]]]:
         with appliance.lock:
             links.sync_names(appliance.state)
-            with links.netlink() as ipr:
-                return {"interfaces": links.describe(ipr, _groups(appliance))}
+            return {"interfaces": links.describe(links.snapshot(), _groups(appliance))}
 
     @app.get(
         "/v1/system/interface/{ifname}/",
@@ -95,10 +88,8 @@ def create_app(appliance: Appliance) -> FastAPI:
     def interface(ifname: str) -> Any:
         with appliance.lock:
             links.sync_names(appliance.state)
-            with links.netlink() as ipr:
-                found = [
-                    i for i in links.describe(ipr, _groups(appliance)) if i["ifname"] == ifname
-                ]
+            described = links.describe(links.snapshot(), _groups(appliance))
+        found = [i for i in described if i["ifname"] == ifname]
         if not found:
             return _error(404, f"no interface named {ifname!r}")
         return {"interface": found[0]}
@@ -106,8 +97,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     @app.get("/v1/system/stats", summary="Per-interface traffic counters")
     @app.get("/v1/system/stats/", include_in_schema=False)
     def stats() -> dict[str, Any]:
-        with links.netlink() as ipr:
-            return {"interfaces": links.counters(ipr)}
+        return {"interfaces": links.counters()}
 
     @app.get("/v1/system/config", summary="The configuration document the router runs")
     @app.get("/v1/system/config/", include_in_schema=False)

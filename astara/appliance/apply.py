@@ -49,6 +49,7 @@ class Plan:
     conf: Configuration
     ifnames: dict[str, str] = field(default_factory=dict)  # network_id -> ifname
     index: dict[str, int] = field(default_factory=dict)  # network_id -> ifindex
+    links: dict[int, links.Link] = field(default_factory=dict)  # ifindex -> NIC, as resolved
 
 
 class Appliance:
@@ -62,38 +63,33 @@ class Appliance:
         self.bird = bird.Bird(state)
         self.proxy = Daemon(state, "metadata-proxy")
         self._fw_live: firewall.FirewallInputs | None = None
+        self.timings: dict[str, float] = {}  # seconds per step of the last apply
+        self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
         saved = state.read_json("applied.json")
         self.current: Document | None = Document.model_validate(saved) if saved else None
 
     # -- resolving networks to NICs ------------------------------------------------------------
     def resolve(self, conf: Configuration, *, strict: bool = True) -> Plan:
         """Match each network to a NIC by MAC (or by ifname when the MAC is null)."""
-        links.sync_names(self.state)
-        plan = Plan(conf)
+        nics = links.sync_names(self.state)
+        plan = Plan(conf, links={n.index: n for n in nics})
         errors = []
-        with links.netlink() as ipr:
-            by_mac = links.index_by_mac(ipr)
-            by_name = {n.ifname: n.index for n in links.list_nics(ipr)}
-        names = {i: n for n, i in by_name.items()}
+        by_mac = {n.mac.lower(): n for n in nics}
+        by_name = {n.ifname: n for n in nics}
         for i, net in enumerate(conf.networks):
             iface = net.interface
-            idx = (
-                by_mac.get(iface.lladdr.lower())
-                if iface.lladdr
-                else by_name.get(iface.ifname or "")
-            )
-            if idx is None:
+            nic = by_mac.get(iface.lladdr.lower()) if iface.lladdr else by_name.get(
+                iface.ifname or "")  # fmt: skip
+            if nic is None:
                 field_name = "lladdr" if iface.lladdr else "ifname"
-                errors.append(
-                    {
-                        "loc": ["body", "configuration", "networks", i, "interface", field_name],
-                        "msg": "no interface with this " + ("MAC" if iface.lladdr else "name"),
-                        "type": "unknown_interface",
-                    }
-                )
+                errors.append({
+                    "loc": ["body", "configuration", "networks", i, "interface", field_name],
+                    "msg": "no interface with this " + ("MAC" if iface.lladdr else "name"),
+                    "type": "unknown_interface",
+                })  # fmt: skip
                 continue
-            plan.ifnames[net.network_id] = names[idx]
-            plan.index[net.network_id] = idx
+            plan.ifnames[net.network_id] = nic.ifname
+            plan.index[net.network_id] = nic.index
         if errors and strict:
             raise ResolveError(errors)
         if errors:  # lenient (rollback): leave out the networks whose NIC has gone
@@ -112,51 +108,39 @@ class Appliance:
     def step_links(self, plan: Plan) -> bool:
         netops.enable_forwarding()
         mgmt_if, keep = self._mgmt()
-        changed = False
         ext = plan.conf.external
         fips = [
             ipaddress.ip_interface(f"{f.floating_ip}/{f.floating_ip.max_prefixlen}")
             for f in plan.conf.floating_ips
         ]
-        with links.netlink() as ipr:
-            for net in plan.conf.networks:
-                iface = net.interface
-                addrs = list(iface.addresses)
-                if ext is not None and net.network_id == ext.network_id:
-                    addrs += fips
-                changed |= links.converge_link(
-                    ipr,
-                    plan.index[net.network_id],
-                    addresses=addrs,
-                    mtu=iface.mtu,
-                    up=iface.state == "up",
-                    description=iface.description,
-                    keep=keep,
-                )
-            used = set(plan.index.values())
-            for nic in links.list_nics(ipr):  # NICs no network uses any more lose their addresses
-                if nic.index not in used and nic.ifname != mgmt_if:
-                    link = ipr.link("get", index=nic.index)[0]
-                    changed |= links.converge_link(
-                        ipr,
-                        nic.index,
-                        addresses=[],
-                        mtu=None,
-                        up=bool(link["flags"] & links.IFF_UP),
-                        description="",
-                        keep=keep,
-                    )
-        return changed
+        by_index = plan.links
+        batch: list[str] = []
+        for net in plan.conf.networks:
+            iface = net.interface
+            addrs = list(iface.addresses)
+            if ext is not None and net.network_id == ext.network_id:
+                addrs += fips  # floating IPs live on the external NIC (ARP, GARP, DNAT)
+            batch += links.link_changes(
+                by_index[plan.index[net.network_id]], addresses=addrs, mtu=iface.mtu,
+                up=iface.state == "up", description=iface.description, keep=keep)  # fmt: skip
+        used = set(plan.index.values())
+        for link in by_index.values():  # NICs no network uses any more lose their addresses
+            if link.index not in used and link.ifname != mgmt_if:
+                batch += links.link_changes(link, addresses=[], mtu=None, up=link.up,
+                                            description="", keep=keep)  # fmt: skip
+        links.ip_batch(batch)
+        return bool(batch)
 
     def step_routes(self, plan: Plan) -> bool:
-        with links.netlink() as ipr:
-            return routes.converge_routes(ipr, plan.conf)
+        return routes.converge_routes(plan.conf)
+
+    def _firewall_inputs(self, plan: Plan) -> firewall.FirewallInputs:
+        mgmt_if, _ = self._mgmt()
+        return firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
+                                    (mgmt_if,) if mgmt_if else ())  # fmt: skip
 
     def step_firewall(self, plan: Plan) -> bool:
-        mgmt_if, _ = self._mgmt()
-        inputs = firewall.inputs_from(
-            plan.conf, plan.ifnames, self.api_port, (mgmt_if,) if mgmt_if else ()
-        )
+        inputs = self._firewall_inputs(plan)
         live = self._fw_live
         if live == inputs:
             return False
@@ -191,6 +175,28 @@ class Appliance:
         )
         return True
 
+    def step_inputs(self, plan: Plan) -> dict[str, Any]:
+        """What each step depends on: a step whose inputs did not change is not run again.
+
+        Cheap to compute and compare (frozen models), so that a one-floating-IP change runs
+        only the links and firewall steps.
+        """
+        conf = plan.conf
+        internal = tuple(conf.networks_of("internal"))
+        names = tuple(sorted(plan.ifnames.items()))
+        nics = tuple(sorted((n.index, n.ifname, n.mac) for n in plan.links.values()))
+        return {
+            "links": (tuple((n.network_id, n.interface) for n in conf.networks),
+                      tuple(conf.floating_ips), nics, self.state.management),
+            "routes": (routes.desired_routes(conf), nics),
+            "firewall": self._firewall_inputs(plan),
+            # A daemon that died is started again by the next apply, even of the same document.
+            "dhcp": (internal, names, self.dnsmasq.daemon.pid),
+            "metadata": (internal, conf.orchestrator, conf.tenant_id, self.proxy.pid),
+            "bird": (internal, conf.external, conf.asn, conf.neighbor_asn, names,
+                     self.bird.daemon.pid),
+        }  # fmt: skip
+
     # -- apply with rollback -------------------------------------------------------------------
     def steps(self) -> list[tuple[str, Callable[[Plan], bool]]]:
         return [
@@ -213,27 +219,39 @@ class Appliance:
             old_doc = self.current or Document()
             changed: list[str] = []
             done: list[tuple[str, Callable[[Plan], bool]]] = []
+            self.timings = {"resolve": time.monotonic() - started}
+            inputs = self.step_inputs(plan)
             for name, step in self.steps():
+                if inputs[name] == self._done_inputs.get(name):
+                    continue  # converged with these very inputs by the last apply
                 done.append((name, step))
+                step_start = time.monotonic()
                 try:
                     if step(plan):
                         changed.append(name)
+                    self.timings[name] = time.monotonic() - step_start
                 except Exception as exc:
                     LOG.error("step %s failed (%s): rolling back", name, exc)
                     self._rollback(old_doc, done)
                     raise ApplyError(name, str(exc)) from exc
+            step_start = time.monotonic()
             self._after(old_doc.configuration, plan)
+            self.timings["after"] = time.monotonic() - step_start
+            self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
+            if doc != self.current:
+                write_atomic(self.state.path / "applied.json", doc.model_dump_json())
             self.current = doc
-            self.state.write_json("applied.json", doc.model_dump(mode="json"))
             LOG.info(
-                "configuration applied in %.3fs, changed: %s",
+                "configuration applied in %.3fs, changed: %s (%s)",
                 time.monotonic() - started,
                 ", ".join(changed) or "nothing",
+                " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items()),
             )
             return changed
 
     def _rollback(self, old: Document, done: list[tuple[str, Callable[[Plan], bool]]]) -> None:
         self._fw_live = None  # force a full firewall ruleset on the way back
+        self._done_inputs = {}  # and full convergence at the next apply
         plan = self.resolve(old.configuration, strict=False)
         for name, step in reversed(done):
             try:
@@ -245,8 +263,9 @@ class Appliance:
         """Flush conntrack of removed floating IPs; announce new addresses by gratuitous ARP."""
         new_fips = {(str(f.floating_ip), str(f.fixed_ip)) for f in plan.conf.floating_ips}
         old_fips = {(str(f.floating_ip), str(f.fixed_ip)) for f in old.floating_ips}
-        for fip, _fixed in old_fips - new_fips:
-            netops.flush_conntrack(fip)
+        removed = sorted({fip for fip, _fixed in old_fips - new_fips})
+        if removed:
+            netops.flush_conntrack(removed)
         ext = plan.conf.external
         if ext is None or ext.interface.lladdr is None:
             return

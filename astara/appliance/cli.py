@@ -39,21 +39,16 @@ def configure_management(argv: list[str] | None = None) -> int:
     from astara.appliance import links
 
     state = StateDir(args.state_dir)
-    names = links.sync_names(state, first_mac=mac)
-    if mac not in names:
+    nic = next((link for link in links.sync_names(state, first_mac=mac) if link.mac == mac), None)
+    if nic is None:
         print(f"astara-configure-management: no NIC with MAC {mac}", file=sys.stderr)
         return 1
-    with links.netlink() as ipr:
-        lo = ipr.link_lookup(ifname="lo")
-        if lo:
-            ipr.link("set", index=lo[0], state="up")
-        index = links.index_by_mac(ipr)[mac]
-        link = ipr.link("get", index=index)[0]
-        links.converge_link(
-            ipr, index, addresses=[address], mtu=link.get("mtu"), up=True, description="management"
-        )
-    state.set_management(str(address), names[mac], mac)
-    LOG.info("management interface %s (%s) up with %s", names[mac], mac, address)
+    batch = ["link set dev lo up"]
+    batch += links.link_changes(nic, addresses=[address, *nic.addresses], mtu=None, up=True,
+                                description="management")  # fmt: skip
+    links.ip_batch(batch)
+    state.set_management(str(address), nic.ifname, mac)
+    LOG.info("management interface %s (%s) up with %s", nic.ifname, mac, address)
     return 0
 
 

@@ -19,9 +19,10 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from astara.configdoc import Configuration
+if TYPE_CHECKING:  # the proxy program itself must not load pydantic (resident memory)
+    from astara.configdoc import Configuration
 
 LOG = logging.getLogger("astara.metadata_proxy")
 MAX_HEAD = 64 * 1024

@@ -39,15 +39,21 @@ def enable_forwarding() -> None:
             p.write_text("1\n")
 
 
-def flush_conntrack(address: str) -> None:
-    """Drop the conntrack entries of ``address`` in either direction (removed floating IP)."""
-    for flag in ("--orig-dst", "--reply-dst"):
-        # Exit status 1 means "nothing matched": not an error.
-        result = subprocess.run(
-            ["conntrack", "-D", flag, address], capture_output=True, text=True, timeout=10
-        )
-        if result.returncode not in (0, 1):
-            LOG.warning("conntrack -D %s %s: %s", flag, address, result.stderr.strip())
+def flush_conntrack(addresses: list[str]) -> None:
+    """Drop the conntrack entries of ``addresses`` in either direction (removed floating IPs).
+
+    The deletions run side by side: each ``conntrack -D`` walks the whole table.
+    """
+    procs = [
+        subprocess.Popen(["conntrack", "-D", flag, address], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        for address in addresses
+        for flag in ("--orig-dst", "--reply-dst")
+    ]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate(timeout=10)
+        if proc.returncode not in (0, 1):  # 1: nothing matched, not an error
+            LOG.warning("%s: %s", " ".join(map(str, proc.args)), err.strip())  # type: ignore[arg-type]
 
 
 def send_garp(ifname: str, mac: str, address: str) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from pyroute2 import IPRoute
-
+from astara.appliance.links import ip_batch, ip_json
 from astara.configdoc import Configuration
 
 LOG = logging.getLogger(__name__)
@@ -49,37 +48,24 @@ def desired_routes(conf: Configuration) -> set[Route]:
     return routes
 
 
-def current_routes(ipr: IPRoute) -> set[Route]:
+def current_routes() -> set[Route]:
     found: set[Route] = set()
-    for family in (2, 10):
-        for r in ipr.get_routes(family=family, proto=RTPROT_ASTARA):
-            dst = r.get("dst") or ("0.0.0.0" if family == 2 else "::")
-            found.add((f"{dst}/{r['dst_len']}", r.get("gateway")))
+    for family, default in (("-4", "0.0.0.0/0"), ("-6", "::/0")):
+        for r in ip_json(family, "route", "show", "table", "main", "proto", str(RTPROT_ASTARA)):
+            dst = default if r["dst"] == "default" else str(ipaddress.ip_network(r["dst"]))
+            if r.get("gateway"):
+                found.add((dst, r["gateway"]))
     return found
 
 
-def converge_routes(ipr: IPRoute, conf: Configuration) -> bool:
+def converge_routes(conf: Configuration) -> bool:
     """Add and remove our routes so that the table matches ``conf``; True if anything changed."""
     want = desired_routes(conf)
-    have = current_routes(ipr)
-    for dst, gw in sorted(have - want):
-        net = ipaddress.ip_network(dst)
-        LOG.info("removing route %s via %s", dst, gw)
-        ipr.route(
-            "del",
-            dst=str(net.network_address),
-            dst_len=net.prefixlen,
-            gateway=gw,
-            proto=RTPROT_ASTARA,
-        )
-    for dst, gw in sorted(want - have):
-        net = ipaddress.ip_network(dst)
-        LOG.info("adding route %s via %s", dst, gw)
-        ipr.route(
-            "replace",
-            dst=str(net.network_address),
-            dst_len=net.prefixlen,
-            gateway=gw,
-            proto=RTPROT_ASTARA,
-        )
-    return want != have
+    have = current_routes()
+    batch = [f"route del {dst} via {gw} proto {RTPROT_ASTARA}" for dst, gw in sorted(have - want)]
+    batch += [f"route replace {dst} via {gw} proto {RTPROT_ASTARA}"
+              for dst, gw in sorted(want - have)]  # fmt: skip
+    for line in batch:
+        LOG.info("%s", line)
+    ip_batch(batch)
+    return bool(batch)

@@ -148,3 +148,13 @@ def test_two_external_networks_and_shared_mac() -> None:
     found = errors_of(data)
     assert (("configuration", "networks", 3, "network_type"), "duplicate_network") in found
     assert (("configuration", "networks", 3, "interface", "lladdr"), "duplicate") in found
+
+
+def test_one_floating_ip_per_fixed_ip() -> None:
+    data = base_document()
+    data["configuration"]["floating_ips"] = [
+        {"floating_ip": "172.24.4.100", "fixed_ip": "10.10.10.5"},
+        {"floating_ip": "172.24.4.101", "fixed_ip": "10.10.10.5"},
+    ]
+    assert errors_of(data) == [(("configuration", "floating_ips", 1, "fixed_ip"),
+                                "duplicate_address")]  # fmt: skip

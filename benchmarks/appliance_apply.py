@@ -1,0 +1,247 @@
+"""Appliance apply speed and memory, each beside a raw ``nft -f`` of the same ruleset.
+
+A router with 100 networks (1 external, 99 internal), 5,000 DHCP hosts and 1,000 floating IPs
+is applied in a namespace with 100 real NICs (veths). Printed, never asserted:
+
+- full apply (first: daemons start; then the same document again: a no-op)
+- one floating IP added, then removed (an nftables element delta, addresses, conntrack, GARP)
+- the baselines, same run: ``nft -f`` of the very same full ruleset, and of one element
+- the resident memory of the appliance's processes (API, dnsmasq, bird, metadata proxy)
+
+    sudo .venv/bin/python benchmarks/appliance_apply.py [--networks 100] [--hosts 5000]
+        [--fips 1000] [--rounds 5]
+
+Targets (issue 3): full < 0.3 s, one floating IP < 20 ms, <= 1.5x raw nft, < 40 MB RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[1]
+BIN = Path(sys.executable).parent
+MGMT_MAC = "02:aa:00:00:00:01"
+MGMT_ADDR = "fdca:3ba5:a17a:acda::10"
+
+
+def nic_mac(i: int) -> str:
+    return f"02:bb:00:00:{i // 256:02x}:{i % 256:02x}"
+
+
+def document(networks: int, hosts: int, fips: int) -> dict[str, Any]:
+    nets: list[dict[str, Any]] = [
+        {"network_id": "mgmt", "network_type": "management",
+         "interface": {"lladdr": MGMT_MAC, "addresses": [f"{MGMT_ADDR}/64"]}},
+        {"network_id": "ext", "network_type": "external",
+         "interface": {"lladdr": nic_mac(0), "addresses": ["100.64.0.2/16"]},
+         "subnets": [{"cidr": "100.64.0.0/16", "gateway_ip": "100.64.0.1",
+                      "dhcp_enabled": False}]},
+    ]  # fmt: skip
+    internal = networks - 1
+    per_net = hosts // internal + 1
+    fixed: list[str] = []
+    made = 0
+    for n in range(1, networks):
+        cidr = f"10.{n // 256}.{n % 256}"
+        allocs = []
+        for h in range(min(per_net, hosts - made)):
+            ip = f"{cidr}.{h + 10}"
+            fixed.append(ip)
+            allocs.append({"device_id": f"dev-{n}-{h}", "hostname": f"host-{n}-{h}",
+                           "mac_address": f"fa:16:3e:{n // 256:02x}:{n % 256:02x}:{h:02x}",
+                           "ip_addresses": {ip: True}})  # fmt: skip
+        made += len(allocs)
+        nets.append({"network_id": f"net-{n}", "network_type": "internal",
+                     "interface": {"lladdr": nic_mac(n), "addresses": [f"{cidr}.1/24"]},
+                     "subnets": [{"cidr": f"{cidr}.0/24", "gateway_ip": f"{cidr}.1",
+                                  "dns_nameservers": ["192.0.2.53"]}],
+                     "address_allocations": allocs})  # fmt: skip
+    floating = [{"floating_ip": f"100.64.{1 + i // 250}.{i % 250 + 1}", "fixed_ip": fixed[i]}
+                for i in range(fips)]  # fmt: skip
+    return {"version": 1, "configuration": {
+        "tenant_id": "bench", "default_v4_gateway": "100.64.0.1",
+        "orchestrator": {"address": "fdca:3ba5:a17a:acda::1", "metadata_port": 9697},
+        "floating_ips": floating, "networks": nets}}  # fmt: skip
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms"
+
+
+def timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# -- inside the appliance namespace ------------------------------------------------------------
+def inside(args: argparse.Namespace) -> None:
+    from astara.appliance import firewall, netops
+    from astara.appliance.apply import Appliance
+    from astara.appliance.state import StateDir
+    from astara.configdoc import parse_document
+
+    raw = document(args.networks, args.hosts, args.fips)
+    state = StateDir(args.state_dir)
+    appliance = Appliance(state)
+    try:
+        parse_s = statistics.median(timed(lambda: parse_document(raw)) for _ in range(3))
+        doc = parse_document(raw)
+        first = timed(lambda: appliance.apply(doc))
+        again = statistics.median(timed(lambda: appliance.apply(doc)) for _ in range(args.rounds))
+
+        def full_converge() -> None:
+            appliance._done_inputs, appliance._fw_live = {}, None  # every step checks the box
+            appliance.apply(doc)
+
+        full = statistics.median(timed(full_converge) for _ in range(args.rounds))
+        taken = {f["fixed_ip"] for f in raw["configuration"]["floating_ips"]}
+        fixed_without_fip = next(
+            ip for net in raw["configuration"]["networks"]
+            for a in net.get("address_allocations", []) for ip in a["ip_addresses"]
+            if ip not in taken)  # fmt: skip
+        more = copy.deepcopy(raw)
+        more["configuration"]["floating_ips"].append(
+            {"floating_ip": "100.64.200.1", "fixed_ip": fixed_without_fip}
+        )
+        doc_more = parse_document(more)
+        add, remove = [], []
+        steps: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            add.append(timed(lambda: appliance.apply(doc_more)))
+            for step, seconds in appliance.timings.items():
+                steps.setdefault(step, []).append(seconds)
+            remove.append(timed(lambda: appliance.apply(doc)))
+        ruleset = firewall.render(appliance._fw_live)  # type: ignore[arg-type]
+        raw_full = statistics.median(
+            timed(lambda: netops.nft_apply(ruleset)) for _ in range(args.rounds)
+        )
+        element = "add element inet astara fip_dnat_ip { 100.64.200.2 : 10.0.1.11 }\n"
+        drop = "delete element inet astara fip_dnat_ip { 100.64.200.2 }\n"
+        raw_one = []
+        for _ in range(args.rounds):
+            raw_one.append(timed(lambda: netops.nft_apply(element)))
+            netops.nft_apply(drop)
+        one = statistics.median(add + remove)
+        print(
+            f"document: {args.networks} networks, {args.hosts} DHCP hosts, {args.fips} "
+            f"floating IPs ({len(ruleset.splitlines())} ruleset lines)"
+        )
+        print(f"  parse + validate document       {ms(parse_s)}")
+        print(f"  full apply (first, daemons start){ms(first)}")
+        print(f"  full apply, daemons running     {ms(full)}  (every step converges)")
+        print(f"  same document again (no-op)     {ms(again)}")
+        print(
+            f"  one floating IP added/removed   {ms(statistics.median(add))} /"
+            f"{ms(statistics.median(remove))}"
+        )
+        print(
+            "    of which (median per step): "
+            + ", ".join(f"{k} {statistics.median(v) * 1000:.1f}" for k, v in steps.items())
+            + " ms"
+        )
+        print(f"  baseline raw nft -f full ruleset{ms(raw_full)}")
+        print(f"  baseline raw nft one element    {ms(statistics.median(raw_one))}")
+        print(f"  ratio full apply / raw nft      {full / raw_full:8.2f}x")
+        print(f"  ratio one FIP / raw nft element {one / statistics.median(raw_one):8.2f}x")
+    finally:
+        appliance.shutdown()
+
+
+# -- outside: topology, then the measurements inside, then memory of the real API ------------
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def outside(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(REPO))
+    from astara.localcloud.netns import Topology
+
+    topo = Topology(f"apb{uuid.uuid4().hex[:5]}")
+    work = Path(tempfile.mkdtemp(prefix="astara-bench-"))
+    api = None
+    try:
+        app, peer = topo.add_netns("app"), topo.add_netns("peer")
+        batch = [f"link add tapm address {MGMT_MAC} type veth peer name pm netns {peer}"]
+        batch += [f"link add tap{i} address {nic_mac(i)} type veth peer name p{i} netns {peer}"
+                  for i in range(args.networks)]  # fmt: skip
+        batch += ["link set tapm up"] + [f"link set tap{i} up" for i in range(args.networks)]
+        (work / "batch").write_text("\n".join(batch) + "\n")
+        subprocess.run(["ip", "-n", app, "-batch", str(work / "batch")], check=True)
+        subprocess.run(["ip", "-n", peer, "link", "set", "pm", "up"], check=True)
+        state = work / "state"
+        subprocess.run(["ip", "netns", "exec", app, str(BIN / "astara-configure-management"),
+                        "--state-dir", str(state), MGMT_MAC, f"{MGMT_ADDR}/64"],
+                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(["ip", "netns", "exec", app, sys.executable, str(HERE), "--inside",
+                        "--state-dir", str(state), "--networks", str(args.networks),
+                        "--hosts", str(args.hosts), "--fips", str(args.fips),
+                        "--rounds", str(args.rounds)], check=True)  # fmt: skip
+        # Memory: the real API process and the daemons it runs, after a full PUT over HTTP.
+        api = subprocess.Popen(["ip", "netns", "exec", app, str(BIN / "astara-appliance-api"),
+                                "--state-dir", str(state)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        body = work / "doc.json"
+        body.write_text(json.dumps(document(args.networks, args.hosts, args.fips)))
+        url = f"http://[{MGMT_ADDR}]:5000/v1/system/config/"
+        for _ in range(200):
+            probe = subprocess.run(["ip", "netns", "exec", app, "curl", "-sfg", url],
+                                   capture_output=True)  # fmt: skip
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+        start = time.perf_counter()
+        subprocess.run(["ip", "netns", "exec", app, "curl", "-sfg", "-X", "PUT", "-H",
+                        "Content-Type: application/json", "--data-binary", f"@{body}", url],
+                       check=True, capture_output=True)  # fmt: skip
+        put_s = time.perf_counter() - start
+        records = {p.name.split(".")[0]: json.loads(p.read_text())["pid"]
+                   for p in (state / "run").glob("*.proc.json")}  # fmt: skip
+        rss = {"api": rss_kb(api.pid), **{n: rss_kb(pid) for n, pid in records.items()}}
+        print(f"  full PUT over HTTP (API restart restored it first){ms(put_s)}")
+        print("resident memory (MB): " + ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in
+                                                     sorted(rss.items())))  # fmt: skip
+        print(
+            f"  total {sum(rss.values()) / 1024:.1f} MB; Python processes "
+            f"{(rss['api'] + rss.get('metadata-proxy', 0)) / 1024:.1f} MB"
+        )
+    finally:
+        if api is not None:
+            os.killpg(api.pid, 15)
+            api.wait(timeout=10)
+        topo.destroy()
+        subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", type=int, default=100)
+    parser.add_argument("--hosts", type=int, default=5000)
+    parser.add_argument("--fips", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--state-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        inside(args)
+    else:
+        outside(args)
+
+
+if __name__ == "__main__":
+    main()
