@@ -100,6 +100,7 @@ def inside(args: argparse.Namespace) -> None:
         parse_s = statistics.median(timed(lambda: parse_document(raw)) for _ in range(3))
         doc = parse_document(raw)
         first = timed(lambda: appliance.apply(doc))
+        first_steps = dict(appliance.timings)
         again = statistics.median(timed(lambda: appliance.apply(doc)) for _ in range(args.rounds))
 
         def full_converge() -> None:
@@ -141,6 +142,8 @@ def inside(args: argparse.Namespace) -> None:
         )
         print(f"  parse + validate document       {ms(parse_s)}")
         print(f"  full apply (first, daemons start){ms(first)}")
+        print("    of which: " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in first_steps.items())
+              + " ms")  # fmt: skip
         print(f"  full apply, daemons running     {ms(full)}  (every step converges)")
         print(f"  same document again (no-op)     {ms(again)}")
         print(

@@ -27,15 +27,17 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
-def gateway_reachable(family: int) -> bool:
-    """Does the default gateway of ``family`` (4 or 6) answer a ping?"""
-    defaults = [r for r in links.ip_json(f"-{family}", "route", "show", "default")
-                if r.get("gateway")]  # fmt: skip
-    if not defaults:
-        return False
-    result = subprocess.run(["ping", f"-{family}", "-c", "1", "-W", "1", "-n",
-                             defaults[0]["gateway"]], capture_output=True, timeout=5)  # fmt: skip
-    return result.returncode == 0
+def gateways_reachable() -> dict[str, bool]:
+    """Do the default gateways answer a ping? Both families are probed side by side."""
+    probes = {}
+    for family in (4, 6):
+        defaults = [r for r in links.ip_json(f"-{family}", "route", "show", "default")
+                    if r.get("gateway")]  # fmt: skip
+        if defaults:
+            probes[f"v{family}"] = subprocess.Popen(
+                ["ping", f"-{family}", "-c", "1", "-W", "1", "-n", defaults[0]["gateway"]],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return {key: key in probes and probes[key].wait(timeout=5) == 0 for key in ("v4", "v6")}
 
 
 def _groups(appliance: Appliance) -> dict[str, list[str]]:
@@ -65,7 +67,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     @app.get("/v1/status/", summary="Can the router reach its default gateways?")
     @app.get("/v1/status", include_in_schema=False)
     def status() -> dict[str, bool]:
-        return {"v4": gateway_reachable(4), "v6": gateway_reachable(6)}
+        return gateways_reachable()
 
     @app.get("/v1/firewall/rules/", summary="The live nftables ruleset, as text")
     @app.get("/v1/firewall/rules", include_in_schema=False)

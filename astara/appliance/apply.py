@@ -65,6 +65,7 @@ class Appliance:
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
+        self._internal_seen: tuple[tuple[Any, ...], int] = ((), 0)
         saved = state.read_json("applied.json")
         self.current: Document | None = Document.model_validate(saved) if saved else None
 
@@ -88,6 +89,12 @@ class Appliance:
                     "type": "unknown_interface",
                 })  # fmt: skip
                 continue
+            if iface.mtu is not None and iface.mtu > plan.links[nic.index].max_mtu:
+                errors.append({
+                    "loc": ["body", "configuration", "networks", i, "interface", "mtu"],
+                    "msg": f"above this NIC's maximum MTU {plan.links[nic.index].max_mtu}",
+                    "type": "mtu_too_large",
+                })  # fmt: skip
             plan.ifnames[net.network_id] = nic.ifname
             plan.index[net.network_id] = nic.index
         if errors and strict:
@@ -175,6 +182,16 @@ class Appliance:
         )
         return True
 
+    def _internal_version(self, internal: tuple[Any, ...]) -> int:
+        """A number that changes when the internal networks (thousands of hosts) change.
+
+        Comparing them is the costly part of :meth:`step_inputs`: done once per apply.
+        """
+        seen, version = self._internal_seen
+        if internal != seen:
+            self._internal_seen = (internal, version + 1)
+        return self._internal_seen[1]
+
     def step_inputs(self, plan: Plan) -> dict[str, Any]:
         """What each step depends on: a step whose inputs did not change is not run again.
 
@@ -182,7 +199,7 @@ class Appliance:
         only the links and firewall steps.
         """
         conf = plan.conf
-        internal = tuple(conf.networks_of("internal"))
+        internal = self._internal_version(tuple(conf.networks_of("internal")))
         names = tuple(sorted(plan.ifnames.items()))
         nics = tuple(sorted((n.index, n.ifname, n.mac) for n in plan.links.values()))
         return {
@@ -238,7 +255,7 @@ class Appliance:
             self._after(old_doc.configuration, plan)
             self.timings["after"] = time.monotonic() - step_start
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
-            if doc != self.current:
+            if changed or doc != self.current:
                 write_atomic(self.state.path / "applied.json", doc.model_dump_json())
             self.current = doc
             LOG.info(
@@ -272,12 +289,23 @@ class Appliance:
         announce = [fip for fip, _ in new_fips - old_fips]
         old_ext = [str(a.ip) for n in old.networks_of("external") for a in n.interface.addresses]
         announce += [str(a.ip) for a in ext.interface.addresses if str(a.ip) not in old_ext]
-        for ip in announce:
-            if ipaddress.ip_address(ip).version == 4:
-                try:
-                    netops.send_garp(plan.ifnames[ext.network_id], ext.interface.lladdr, ip)
-                except OSError as exc:
-                    LOG.warning("gratuitous ARP for %s failed: %s", ip, exc)
+        announce = [ip for ip in announce if ipaddress.ip_address(ip).version == 4]
+        if announce:
+            try:
+                netops.send_garp(plan.ifnames[ext.network_id], ext.interface.lladdr, announce)
+            except OSError as exc:
+                LOG.warning("gratuitous ARP on %s failed: %s", ext.network_id, exc)
+
+    def restore(self) -> None:
+        """Apply the document saved before a restart (the box may have lost some of it)."""
+        saved, self.current = self.current, None
+        if saved is None:
+            return
+        LOG.info("restoring the configuration applied before this restart")
+        try:
+            self.apply(saved)
+        except (ResolveError, ApplyError) as exc:
+            LOG.error("could not restore the saved configuration: %s", exc)
 
     def shutdown(self) -> None:
         for daemon in (self.dnsmasq.daemon, self.bird.daemon, self.proxy):

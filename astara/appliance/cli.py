@@ -86,12 +86,7 @@ def api(argv: list[str] | None = None) -> int:
 
     sync_names(state)
     appliance = Appliance(state, api_port=args.port)
-    if appliance.current is not None:
-        LOG.info("restoring the configuration applied before this restart")
-        try:
-            appliance.apply(appliance.current)
-        except Exception as exc:
-            LOG.error("could not restore the previous configuration: %s", exc)
+    appliance.restore()
     tls: dict[str, Any] = {}
     if args.tls_cert:
         tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}

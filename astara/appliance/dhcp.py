@@ -78,9 +78,10 @@ def render(conf: Configuration, ifnames: dict[str, str], state: StateDir) -> Dhc
                         routes.append(f"0.0.0.0/0,{gateway}")
                     opts.append(f"tag:{tag},option:classless-static-route," + ",".join(routes))
             elif sub.ipv6_address_mode in ("dhcpv6-stateful", "dhcpv6-stateless"):
-                mode = "static" if sub.ipv6_address_mode == "dhcpv6-stateful" else "ra-stateless"
+                # "static" serves both the static leases (stateful) and information requests
+                # (stateless); bird, not dnsmasq, sends the router advertisements and their M/O.
                 main.append(
-                    f"dhcp-range=set:{tag},{sub.cidr.network_address},{mode},"
+                    f"dhcp-range=set:{tag},{sub.cidr.network_address},static,"
                     f"{sub.cidr.prefixlen},{LEASE}"
                 )
                 dns = sub.dns_nameservers or ([router] if router else [])

@@ -58,6 +58,7 @@ class Link:
     mtu: int
     up: bool
     alias: str
+    max_mtu: int = 65535
     addresses: list[IPInterface] = field(default_factory=list)  # global scope only
 
 
@@ -76,7 +77,7 @@ def snapshot() -> list[Link]:
         links.append(Link(index=entry["ifindex"], ifname=entry["ifname"],
                           mac=entry["address"].lower(), mtu=entry["mtu"],
                           up="UP" in entry.get("flags", []), alias=entry.get("ifalias", ""),
-                          addresses=addresses))  # fmt: skip
+                          max_mtu=entry.get("max_mtu", 65535), addresses=addresses))  # fmt: skip
     return links
 
 

@@ -56,12 +56,12 @@ def flush_conntrack(addresses: list[str]) -> None:
             LOG.warning("%s: %s", " ".join(map(str, proc.args)), err.strip())  # type: ignore[arg-type]
 
 
-def send_garp(ifname: str, mac: str, address: str) -> None:
-    """Broadcast one gratuitous ARP request announcing ``address`` at ``mac`` on ``ifname``."""
+def send_garp(ifname: str, mac: str, addresses: list[str]) -> None:
+    """Broadcast one gratuitous ARP request per address, announcing it at ``mac`` on ``ifname``."""
     hw = bytes.fromhex(mac.replace(":", ""))
-    ip = socket.inet_aton(address)
-    frame = b"\xff" * 6 + hw + struct.pack("!H", 0x0806)
-    frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + hw + ip + b"\x00" * 6 + ip
+    head = b"\xff" * 6 + hw + struct.pack("!H", 0x0806) + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
         sock.bind((ifname, 0))
-        sock.send(frame)
+        for address in addresses:
+            ip = socket.inet_aton(address)
+            sock.send(head + hw + ip + b"\x00" * 6 + ip)
