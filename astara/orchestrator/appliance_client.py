@@ -8,10 +8,15 @@
 
 IPv6 management addresses are bracketed in URLs. Proxy variables in the environment are
 ignored: appliances are only reached directly on the management network.
+
+The aliveness check is the hot path (every router, every ``health_check_period``): it uses the
+standard library's ``http.client`` on a fresh connection, about three times cheaper per request
+than httpx here (measured by ``benchmarks/health_sweep.py``); everything else uses httpx.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import logging
 from collections.abc import Mapping
@@ -89,12 +94,19 @@ class HttpApplianceClient:
         return response
 
     def is_alive(self, address: str, port: int) -> bool:
+        connection = http.client.HTTPConnection(address.strip("[]"), port, self.alive_timeout)
         try:
-            self._call("GET", address, port, "/v1/status/", self.alive_timeout)
-        except ApplianceError as exc:
+            connection.request("GET", "/v1/status/", headers={"Accept": "application/json"})
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
             LOG.debug("appliance at %s is not alive: %s", address, exc)
             return False
-        return True
+        finally:
+            connection.close()
+        if response.status != 200:
+            LOG.debug("appliance at %s is not alive: HTTP %d", address, response.status)
+        return response.status == 200
 
     def get_config(self, address: str, port: int) -> Mapping[str, Any]:
         return _json(self._call("GET", address, port, "/v1/system/config", self.alive_timeout))

@@ -60,10 +60,12 @@ class FakeComputeProvider:
         host: ApplianceHost | None = None,
         clock: Callable[[], float] = time.time,
         address_prefix: str = "fdca:3ba5:a17a:acda::",
+        address_for: Callable[[Resource, int], str] | None = None,
     ) -> None:
         self.host = host
         self.clock = clock
         self.address_prefix = address_prefix
+        self.address_for = address_for  # management address of a boot (default: the prefix)
         self.instances: dict[str, Instance] = {}
         self.calls: Counter[str] = Counter()
         self.appliance_client: object | None = None  # set by from_conf: the in-memory fleet
@@ -112,7 +114,10 @@ class FakeComputeProvider:
             raise ProviderError(f"injected boot failure for {resource.id}")
         with self._lock:
             number = next(self._ids)
-        address = f"{self.address_prefix}{number:x}"
+        if self.address_for is not None:
+            address = self.address_for(resource, number)
+        else:
+            address = f"{self.address_prefix}{number:x}"
         status = {
             Fault.INSTANCE_ERROR: InstanceStatus.ERROR,
             Fault.HANGS: InstanceStatus.BUILD,
