@@ -143,7 +143,7 @@ def create_app(appliance: Appliance) -> FastAPI:
                 e["loc"] = ["body", *e["loc"]]
             return _error(422, errors)
         try:
-            changed = await run_in_threadpool(appliance.apply, doc)
+            changed = await run_in_threadpool(appliance.apply, doc, raw)
         except ResolveError as exc:
             return _error(422, exc.errors)
         except ApplyError as exc:
@@ -166,3 +166,20 @@ def create_app(appliance: Appliance) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def openapi_json() -> str:
+    """The OpenAPI document, as ``docs/appliance-openapi.json`` holds it."""
+    import tempfile
+
+    from astara.appliance.state import StateDir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(Appliance(StateDir(tmp)))
+        return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
+
+
+if (
+    __name__ == "__main__"
+):  # regenerate: python -m astara.appliance.api > docs/appliance-openapi.json
+    print(openapi_json(), end="")

@@ -67,7 +67,12 @@ class Appliance:
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
         self._internal_seen: tuple[tuple[Any, ...], int] = ((), 0)
         saved = state.read_json("applied.json")
-        self.current: Document | None = Document.model_validate(saved) if saved else None
+        self.current: Document | None = None
+        if saved is not None:
+            try:
+                self.current = Document.model_validate(saved)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                LOG.error("ignoring the saved configuration, it does not validate: %s", exc)
 
     # -- resolving networks to NICs ------------------------------------------------------------
     def resolve(self, conf: Configuration, *, strict: bool = True) -> Plan:
@@ -225,9 +230,10 @@ class Appliance:
             ("bird", self.step_bird),
         ]
 
-    def apply(self, doc: Document) -> list[str]:
+    def apply(self, doc: Document, raw: bytes | None = None) -> list[str]:
         """Apply ``doc``; return the steps that changed something.
 
+        ``raw``: the request body ``doc`` was parsed from, saved as is (no re-serializing).
         Raises ResolveError (unknown NICs) or ApplyError (rolled back).
         """
         with self.lock:
@@ -255,8 +261,9 @@ class Appliance:
             self._after(old_doc.configuration, plan)
             self.timings["after"] = time.monotonic() - step_start
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
-            if changed or doc != self.current:
-                write_atomic(self.state.path / "applied.json", doc.model_dump_json())
+            if changed or doc != self.current:  # the request's own bytes, when it has them
+                text = raw.decode() if raw is not None else doc.model_dump_json()
+                write_atomic(self.state.path / "applied.json", text)
             self.current = doc
             LOG.info(
                 "configuration applied in %.3fs, changed: %s (%s)",

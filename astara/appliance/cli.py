@@ -44,7 +44,8 @@ def configure_management(argv: list[str] | None = None) -> int:
         print(f"astara-configure-management: no NIC with MAC {mac}", file=sys.stderr)
         return 1
     batch = ["link set dev lo up"]
-    batch += links.link_changes(nic, addresses=[address, *nic.addresses], mtu=None, up=True,
+    existing = [ipaddress.ip_interface(a) for a in nic.addresses]  # left alone
+    batch += links.link_changes(nic, addresses=[address, *existing], mtu=None, up=True,
                                 description="management")  # fmt: skip
     links.ip_batch(batch)
     state.set_management(str(address), nic.ifname, mac)

@@ -59,7 +59,7 @@ class Link:
     up: bool
     alias: str
     max_mtu: int = 65535
-    addresses: list[IPInterface] = field(default_factory=list)  # global scope only
+    addresses: list[str] = field(default_factory=list)  # "ip/prefix", global scope only
 
 
 def snapshot() -> list[Link]:
@@ -70,7 +70,7 @@ def snapshot() -> list[Link]:
         if entry.get("link_type") != "ether" or kind not in NIC_KINDS:
             continue
         addresses = [
-            ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}")
+            f"{a['local']}/{a['prefixlen']}"  # canonical (RFC 5952), as str(ip_interface)
             for a in entry.get("addr_info", [])
             if a.get("scope") == "global" and "local" in a
         ]
@@ -108,7 +108,7 @@ def describe(links: Iterable[Link], groups: dict[str, list[str]] | None = None) 
     """NICs in the seed's interface format, ordered by name."""
     out = [
         {
-            "addresses": [str(a) for a in link.addresses],
+            "addresses": list(link.addresses),
             "description": link.alias,
             "groups": (groups or {}).get(link.mac, []),
             "ifname": link.ifname,
@@ -159,12 +159,12 @@ def link_changes(
         lines.append(f'link set dev {dev} alias "{description}"')
     if link.up != up:
         lines.append(f"link set dev {dev} {'up' if up else 'down'}")
-    want = set(addresses)
-    protected = {a.ip for a in keep}
+    want = {str(a) for a in addresses}
+    protected = {str(a.ip) for a in keep}
     have = set(link.addresses)
-    lines += [f"address del {a} dev {dev}" for a in sorted(have - want, key=str)
-              if a.ip not in protected]  # fmt: skip
-    for addr in sorted(want - have, key=str):
-        extra = " nodad" if addr.version == 6 else " brd +"
+    lines += [f"address del {a} dev {dev}" for a in sorted(have - want)
+              if a.split("/")[0] not in protected]  # fmt: skip
+    for addr in sorted(want - have):
+        extra = " nodad" if ":" in addr else " brd +"
         lines.append(f"address add {addr} dev {dev}{extra}")
     return lines

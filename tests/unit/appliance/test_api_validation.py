@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from astara.appliance.api import create_app
+from astara.appliance.api import create_app, openapi_json
 from astara.appliance.apply import Appliance
 from astara.appliance.state import StateDir
 from tests.functional.appliance.lab import base_document
@@ -91,3 +91,10 @@ def test_openapi_documents_every_route_and_the_document(client: TestClient) -> N
     assert {"Document", "Configuration", "Network", "Interface"} <= set(schemas)
     body = spec["paths"]["/v1/system/config/"]["put"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Document"
+
+
+def test_published_openapi_document_is_current() -> None:
+    published = Path(__file__).resolve().parents[3] / "docs" / "appliance-openapi.json"
+    assert published.read_text() == openapi_json(), (
+        "regenerate: .venv/bin/python -m astara.appliance.api > docs/appliance-openapi.json"
+    )
