@@ -14,6 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from oslo_config import cfg
 
+from astara.cli import dbsync
 from astara.core.events import Resource
 from astara.db import migration
 from astara.db.api import DatabaseNotReady, DebugStore
@@ -49,15 +50,19 @@ def test_upgrade_creates_the_schema_the_models_describe(db_url: str):
     assert diff == []
 
 
-def test_dbsync_command_upgrades_and_reports(db_url: str, tmp_path: Path):
+def test_dbsync_command_upgrades_and_reports(
+    db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     ini = tmp_path / "orchestrator.ini"
     ini.write_text(f"[database]\nconnection = {db_url}\n")
-    run = [sys.executable, "-m", "astara.cli.dbsync", "--config-file", str(ini)]
-    upgraded = subprocess.run([*run, "upgrade"], capture_output=True, text=True, check=True)
+    script = str(Path(sys.executable).parent / "astara-dbsync")
+    upgraded = subprocess.run(
+        [script, "--config-file", str(ini), "upgrade"], capture_output=True, text=True, check=True
+    )
     assert upgraded.stdout.strip().endswith(f"at revision {migration.head()}")
-    assert "root:" not in upgraded.stdout  # the password (if any) stays hidden
-    after = subprocess.run([*run, "current"], capture_output=True, text=True, check=True)
-    assert after.stdout.strip() == migration.head()
+    assert ":astara_test@" not in upgraded.stdout  # the password stays hidden
+    assert dbsync.main(["--config-file", str(ini), "current"]) == 0
+    assert capsys.readouterr().out.strip() == migration.head()
 
 
 def test_from_conf_refuses_an_unmigrated_database(db_url: str, tmp_path: Path):

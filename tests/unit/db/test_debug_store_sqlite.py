@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from oslo_config import cfg
 
+from astara.cli import dbsync
 from astara.core.events import Resource
 from astara.db import migration
 from astara.db.api import DebugStore
@@ -36,29 +38,32 @@ def test_default_database_is_sqlite_in_state_dir_and_is_created_on_first_use(tmp
 
 
 def _dbsync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "astara.cli.dbsync", *args], capture_output=True, text=True
-    )
+    """The installed astara-dbsync console script, as operators run it."""
+    script = str(Path(sys.executable).parent / "astara-dbsync")
+    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120)
 
 
-def test_dbsync_upgrade_then_current_then_history(tmp_path: Path):
-    ini = tmp_path / "orchestrator.ini"
-    ini.write_text(f"[DEFAULT]\nstate_dir = {tmp_path}\n")
-    empty = _dbsync("--config-file", str(ini), "current")
-    assert empty.returncode == 0 and empty.stdout.startswith("none")
-    assert _dbsync("--config-file", str(ini), "upgrade").returncode == 0
-    assert _dbsync("--config-file", str(ini), "current").stdout.strip() == migration.head()
-    history = _dbsync("history").stdout.splitlines()
-    assert history == [f"<base> -> {migration.head()}: {migration.history()[-1].doc}"]
+def test_dbsync_upgrade_then_current_then_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    ini = str(tmp_path / "orchestrator.ini")
+    Path(ini).write_text(f"[DEFAULT]\nstate_dir = {tmp_path}\n")
+    assert dbsync.main(["--config-file", ini, "current"]) == 0
+    assert capsys.readouterr().out.startswith("none")
+    assert dbsync.main(["--config-file", ini, "upgrade"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"at revision {migration.head()}")
+    assert dbsync.main(["--config-file", ini, "current"]) == 0
+    assert capsys.readouterr().out.strip() == migration.head()
+    history = _dbsync("history")
+    assert history.returncode == 0
+    doc = migration.history()[-1].doc
+    assert history.stdout.splitlines() == [f"<base> -> {migration.head()}: {doc}"]
 
 
-def test_dbsync_errors_are_one_line(tmp_path: Path):
-    missing = _dbsync("--config-file", str(tmp_path / "nope.ini"), "current")
-    assert missing.returncode == 2
-    assert (
-        missing.stderr.strip()
-        == f"astara-dbsync: configuration file not found: {tmp_path}/nope.ini"
-    )
+def test_dbsync_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert dbsync.main(["--config-file", str(tmp_path / "nope.ini"), "current"]) == 2
+    expected = f"astara-dbsync: configuration file not found: {tmp_path}/nope.ini"
+    assert capsys.readouterr().err.strip() == expected
 
     ini = tmp_path / "bad.ini"
     ini.write_text("[database]\nconnection = mysql+pymysql://astara:secret@127.0.0.1:1/astara\n")
