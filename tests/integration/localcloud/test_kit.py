@@ -84,7 +84,24 @@ def check_orchestrator_config(cloud: LocalCloud, nets: KitNetworks) -> None:
     assert provider.state_dir == cloud.state_dir / "netns"
 
 
+def root_links() -> set[str]:
+    out = netns.run(["ip", "-json", "link", "show"])
+    return {link["ifname"] for link in json.loads(out)}
+
+
+def root_routes_to_kit_ranges() -> list[str]:
+    found = []
+    for family in ("-4", "-6"):
+        for line in netns.run(["ip", family, "route", "show", "table", "all"]).splitlines():
+            if any(
+                r in line for r in ("172.24.4.", "203.0.113.", "2001:db8:", "fdca:", "10.10.0.")
+            ):
+                found.append(line)
+    return found
+
+
 def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
+    links_before = root_links()
     # The orchestrator is left out: no router gets an appliance, so the stand-in DHCP server
     # below is the only one on the demo network.
     assert kit.cli("up", "--no-orchestrator") == 0
@@ -105,6 +122,9 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     assert routes.strip() == ""
 
     check_orchestrator_config(cloud, nets)
+    # The root namespace is untouched: no new device, no route into the kit's ranges.
+    assert root_links() - links_before == set()
+    assert root_routes_to_kit_ranges() == []
 
     assert (
         kit.cli("up", "--no-demo", "--no-orchestrator") == 0
