@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -104,7 +105,9 @@ class LocalCloud:
         else:
             self.say(f"starting neutron-server at {self.neutron.endpoint} (SQLite, noauth)")
             self._port_file.write_text(str(self.neutron.port))
+            started = time.monotonic()
             self.neutron.start()
+            self.say(f"neutron-server ready in {time.monotonic() - started:.0f}s")
         nets = self.networks() or self._create_networks()
         self.say(f"fabric namespace {self.fabric.namespace}")
         self.fabric.ensure()

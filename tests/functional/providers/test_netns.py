@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from astara.core.events import Resource
-from astara.core.interfaces import InstanceStatus, PortRole, ProviderError
+from astara.core.interfaces import InstanceStatus, PortRole, PortSpec, ProviderError
 from astara.localcloud import netns
 from astara.localcloud.fabric import bridge_name, port_ifname
 from astara.localcloud.processes import process_start_time
@@ -114,3 +114,16 @@ def test_a_boot_in_progress_is_build_for_others_and_error_if_interrupted(
     interrupted = other.get(resource)
     assert interrupted.status is InstanceStatus.ERROR
     assert "boot interrupted" in interrupted.fault
+
+
+def test_a_veth_that_cannot_be_made_fails_the_boot_and_leaves_nothing(
+    netns_kit: NetnsKit,
+) -> None:
+    provider, resource = netns_kit.provider(), Resource(str(uuid.uuid4()), "t")
+    bad = PortSpec(str(uuid.uuid4()), str(uuid.uuid4()), "not-a-mac", (), PortRole.SERVICE)
+    with pytest.raises(ProviderError, match="not-a-mac"):
+        provider.boot(resource, [netns_kit.management_port(), bad], image=None)
+    assert provider.get(resource) is None
+    assert not netns.netns_exists(f"{netns_kit.prefix}-{resource.id}")
+    members = [m for ms in netns_kit.fabric.bridges().values() for m in ms]
+    assert members == ["mgmt-orch"]
