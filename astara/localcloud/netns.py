@@ -83,7 +83,12 @@ def _zombie(pid: int) -> bool:
 def add_netns(name: str) -> None:
     """Create namespace ``name`` with loopback up (no error if it already exists)."""
     if not netns_exists(name):
-        run(["ip", "netns", "add", name])
+        try:
+            run(["ip", "netns", "add", name])
+        except CommandError as exc:  # another process made it in the meantime
+            if not netns_exists(name):
+                raise
+            LOG.debug("namespace %s: made by someone else meanwhile (%s)", name, exc)
     run(["ip", "-n", name, "link", "set", "lo", "up"])
 
 

@@ -6,6 +6,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -127,3 +128,22 @@ def test_a_veth_that_cannot_be_made_fails_the_boot_and_leaves_nothing(
     assert not netns.netns_exists(f"{netns_kit.prefix}-{resource.id}")
     members = [m for ms in netns_kit.fabric.bridges().values() for m in ms]
     assert members == ["mgmt-orch"]
+
+
+def test_parallel_boots_share_a_new_network_bridge(netns_kit: NetnsKit) -> None:
+    """Worker threads boot at once; the first to need a network's bridge races the others."""
+    network = str(uuid.uuid4())
+    provider = netns_kit.provider()
+    resources = [Resource(str(uuid.uuid4()), "t") for _ in range(3)]
+    ports = {
+        r.id: [
+            netns_kit.management_port(),
+            port(network, PortRole.SERVICE, f"198.51.100.{i + 1}/24"),
+        ]
+        for i, r in enumerate(resources)
+    }
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        instances = list(pool.map(lambda r: provider.boot(r, ports[r.id], None), resources))
+    assert [i.status for i in instances] == [InstanceStatus.ACTIVE] * 3
+    members = netns_kit.fabric.bridges()[bridge_name(network)]
+    assert sorted(members) == sorted(port_ifname(ports[r.id][1].port_id) for r in resources)
