@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,7 @@ DEFAULT_APPLIANCE_COMMAND = (
     "{port}",
 )
 API_PROCESS = "appliance-api"
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")  # a directory and namespace name
 
 OPTS = [
     cfg.StrOpt(
@@ -207,6 +209,8 @@ class NetnsProvider:
         return f"{self.prefix}-{resource_id}"
 
     def _dir(self, resource_id: str) -> Path:
+        if not SAFE_ID.fullmatch(resource_id):
+            raise ProviderError(f"resource id {resource_id!r} cannot name a namespace")
         return self.state_dir / "appliances" / resource_id
 
     def _tracker(self, resource_id: str) -> ProcessTracker:
@@ -257,6 +261,8 @@ class NetnsProvider:
             return InstanceStatus.ERROR, f"boot interrupted (booting process {pid} is gone)"
         if not netns.netns_exists(ns):
             return InstanceStatus.ERROR, f"namespace {ns} is gone"
+        if not (self._dir(resource_id) / "pids").is_dir():  # stopped meanwhile by another process
+            return InstanceStatus.SHUTOFF, "appliance stopped"
         proc = self._tracker(resource_id).get(API_PROCESS)
         log = self._dir(resource_id) / "logs" / f"{API_PROCESS}.log"
         if proc is None:

@@ -147,3 +147,9 @@ def test_parallel_boots_share_a_new_network_bridge(netns_kit: NetnsKit) -> None:
     assert [i.status for i in instances] == [InstanceStatus.ACTIVE] * 3
     members = netns_kit.fabric.bridges()[bridge_name(network)]
     assert sorted(members) == sorted(port_ifname(ports[r.id][1].port_id) for r in resources)
+
+
+def test_a_resource_id_that_is_no_name_is_refused(netns_kit: NetnsKit) -> None:
+    with pytest.raises(ProviderError, match="cannot name a namespace"):
+        netns_kit.provider().boot(Resource("../escape", "t"), [netns_kit.management_port()], None)
+    assert not (netns_kit.state_dir / "escape").exists()
