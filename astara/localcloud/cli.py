@@ -77,7 +77,9 @@ def _vm(cloud: LocalCloud, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="astara-local", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="astara-local", description="The all-in-one local cloud on one Linux host."
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--prefix", default="astara", help="namespace name prefix")
     parser.add_argument("--neutron-port", type=int, default=NEUTRON_PORT)
@@ -110,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.command != "up" and not args.state_dir.exists():
+        # Nothing was brought up with this state directory (and asking must not create it).
+        print(f"astara-local: nothing is up ({args.state_dir} does not exist)", file=sys.stderr)
+        return 0 if args.command in ("status", "down") else 1
     cloud = LocalCloud(
         args.state_dir,
         prefix=args.prefix,

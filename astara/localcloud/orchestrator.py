@@ -86,7 +86,9 @@ class KitOrchestrator:
                 f"NOT STARTED: the orchestrator ({ORCHESTRATOR_BIN} is not installed yet), so "
                 "routers get no appliances; the fabric, Neutron and VM stand-ins are up."
             )
-        return f"NOT RUNNING: the orchestrator exited; see {self.dir}/"
+        if (self.dir / "orchestrator.ini").exists():
+            return f"NOT RUNNING: the orchestrator exited; see {self.dir}/"
+        return "not running"
 
     def write_config(self, nets: KitNetworks, **values: object) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
