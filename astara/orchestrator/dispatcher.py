@@ -15,6 +15,8 @@ import itertools
 import logging
 import multiprocessing
 import os
+import queue
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -114,12 +116,23 @@ def worker_process_main(
         while not stopping.wait(FLUSH_INTERVAL):
             flush()
 
+    # The parent stops its workers with a "stop" message; a terminal's or a service manager's
+    # SIGINT/SIGTERM to the whole process group must not kill them behind its back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
     worker = Worker(index, factory(), settings, threads, deleted_memory, publish)
     worker.start()
     threading.Thread(target=flusher, name=f"worker-{index}-flush", daemon=True).start()
     outbox.put(("ready", index, os.getpid()))
     while True:
-        message = inbox.get()
+        try:
+            message = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                LOG.error("worker %d: the orchestrator process is gone, exiting", index)
+                break
+            continue
         kind = message[0]
         try:
             if kind == "event":

@@ -25,6 +25,8 @@ from typing import Any
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
+from astara.core.events import Resource
+from astara.core.state_machine import Machine
 from astara.orchestrator.engine import Engine, EngineSettings
 from astara.orchestrator.worker import Backends
 
@@ -106,6 +108,17 @@ def _build(what: str, dotted: str, conf: cfg.ConfigOpts) -> Any:
         raise BackendUnavailable(
             f"cannot build the {what}: {type(exc).__name__}: {first_line}"
         ) from None
+
+
+def debug_machine(conf: cfg.ConfigOpts, resource: Resource) -> Machine:
+    """One resource's state machine on the real backends, in the foreground.
+
+    For ``astara-debug-router``: ``machine.send(event)``, then ``machine.step()`` returns one
+    :class:`~astara.core.control.Transition` at a time (None when there is nothing to do).
+    """
+    b = build_backends(conf)
+    settings = EngineSettings.from_conf(conf).machine
+    return Machine(resource, b.driver, b.provider, b.appliance, settings)
 
 
 def setup_logging(argv: Sequence[str]) -> cfg.ConfigOpts:

@@ -27,6 +27,7 @@ class StandIn:
         self.put_body: Any = {"status": "applied"}
         self.release = threading.Event()  # a "hung" appliance waits for this
         self.hang = False
+        self.status_code = 200
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,7 +52,9 @@ class StandIn:
                     "/v1/system/config": {"configuration": {"networks": []}},
                     "/v1/system/stats": {"interfaces": {"ge0": {"bytes_in": 42}}},
                 }
-                if self.path in routes:
+                if self.path == "/v1/status/":
+                    self._answer(standin.status_code, routes[self.path])
+                elif self.path in routes:
                     self._answer(200, routes[self.path])
                 else:
                     self._answer(404, {"detail": "no such path"})
@@ -163,3 +166,9 @@ def test_nobody_listening_is_not_alive(client: HttpApplianceClient):
     assert not client.is_alive("127.0.0.1", port)
     with pytest.raises(ApplianceError, match="ConnectError"):
         client.get_stats("127.0.0.1", port)
+
+
+def test_an_error_status_is_not_alive(standin: StandIn, client: HttpApplianceClient):
+    standin.status_code = 503
+    assert not client.is_alive(standin.address, standin.port)  # type: ignore[attr-defined]
+    assert standin.requests[-1][:2] == ("GET", "/v1/status/")
