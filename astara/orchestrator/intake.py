@@ -30,7 +30,8 @@ from kombu.messaging import Consumer
 from oslo_config import cfg
 
 from astara.core.control import Control
-from astara.orchestrator.normalize import Dropped, Ignored, RouterLookup, normalize
+from astara.core.events import Command, Event
+from astara.orchestrator.normalize import WILDCARD, Dropped, Ignored, RouterLookup, normalize
 
 LOG = logging.getLogger(__name__)
 
@@ -123,8 +124,9 @@ class NotificationListener:
         """Message and event counts, for the management API's metrics.
 
         ``received`` = ``dispatched`` (messages that caused events) + every ``ignored.<reason>``
-        + every ``dropped.<reason>``; ``events`` counts events submitted, ``submit_errors``
-        those the Control refused; ``reconnects`` counts lost broker connections.
+        + every ``dropped.<reason>``; ``events`` counts events submitted, ``broadcasts`` the
+        untargeted operator commands run through the Control's fan-out, ``submit_errors`` those
+        the Control refused; ``reconnects`` counts lost broker connections.
         """
         with self._counts_lock:
             return dict(self._counts)
@@ -154,8 +156,12 @@ class NotificationListener:
             return self._skip("ignored", "no_events", "", event_type)
         self._count("dispatched")
         for event in events:
+            broadcast = event.resource.id == WILDCARD
             try:
-                self._control.submit(event)
+                if broadcast:
+                    self._broadcast(event)
+                else:
+                    self._control.submit(event)
             except Exception:
                 LOG.exception(
                     "intake: submit of %s %s (from %s) failed",
@@ -165,9 +171,17 @@ class NotificationListener:
                 )
                 self._count("submit_errors")
                 continue
-            self._count("events")
+            self._count("broadcasts" if broadcast else "events")
             LOG.debug("intake: %s -> %s %s", event_type, event.action.value, event.resource.id)
         return len(events)
+
+    def _broadcast(self, event: Event) -> None:
+        """An untargeted operator command: the Control's fan-out does it for every resource."""
+        command = event.body.get("command")
+        if command == Command.POLL:
+            LOG.info("intake: operator poll of every resource: %d polled", self._control.poll_all())
+        elif command == Command.WORKERS_DEBUG:
+            LOG.info("intake: workers debug: %s", self._control.workers_report())
 
     def _skip(self, outcome: str, reason: str, detail: str, event_type: Any) -> int:
         self._count(f"{outcome}.{reason}")

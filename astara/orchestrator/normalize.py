@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from astara.core.control import Control
-from astara.core.events import Action, Event, Resource
+from astara.core.events import Action, Command, Event, Resource
 
 ROUTER_KIND = "router"
 COMMAND_EVENT = "astara.command"
@@ -222,19 +222,53 @@ def _routers_on(network_id: str, lookup: RouterLookup) -> list[Event]:
 
 
 def _command(payload: Any) -> Event:
-    """An operator command (seed astara-ctl): ``{command, router_id|resource_id, tenant_id}``."""
+    """An operator command: the seed astara-ctl's (``router-rebuild``, ``router_id``,
+    ``router_image_uuid``, ...) or the engine's own names (:class:`Command`).
+
+    A command without a target is for everyone (only ``poll`` and ``workers_debug``): its
+    resource id is :data:`WILDCARD` and the listener calls the Control's fan-out for it. A
+    missing tenant is "" (the engine looks it up).
+    """
     if not isinstance(payload, Mapping):
         raise Dropped("payload_not_a_mapping", COMMAND_EVENT)
-    command = payload.get("command")
-    if not isinstance(command, str) or not command:
+    name = payload.get("command")
+    if not isinstance(name, str) or not name:
         raise Dropped("missing_command")
+    command = SEED_COMMANDS.get(name) or _engine_command(name)
+    if command is None:
+        raise Dropped("unsupported_command", name)
     resource_id = payload.get("resource_id") or payload.get("router_id") or WILDCARD
-    tenant_id = payload.get("tenant_id") or WILDCARD
+    tenant_id = payload.get("tenant_id") or ""
     kind = payload.get("resource_kind") or ROUTER_KIND
     for value in (resource_id, tenant_id, kind):
         if not isinstance(value, str) or len(value) > MAX_ID_LENGTH:
-            raise Dropped("bad_command_target", command)
-    return Event(Resource(resource_id, tenant_id, kind), Action.COMMAND, dict(payload))
+            raise Dropped("bad_command_target", name)
+    if resource_id == WILDCARD and command not in BROADCAST_COMMANDS:
+        raise Dropped("command_needs_target", name)
+    body = {**payload, "command": command.value}
+    image = payload.get("router_image_uuid") or payload.get("image_uuid")
+    if isinstance(image, str) and image and "image" not in body:
+        body["image"] = image
+    return Event(Resource(resource_id, tenant_id, kind), Action.COMMAND, body)
+
+
+def _engine_command(name: str) -> Command | None:
+    try:
+        return Command(name.replace("-", "_"))
+    except ValueError:
+        return None
+
+
+# astara-ctl (2016) command names. router-manage, tenant-* and global-debug change debug modes,
+# which live in the database now: the management API and astara-ctl set them there.
+SEED_COMMANDS = {
+    "router-rebuild": Command.REBUILD,
+    "router-update": Command.UPDATE,
+    "router-debug": Command.DEBUG,
+    "poll": Command.POLL,
+    "workers-debug": Command.WORKERS_DEBUG,
+}
+BROADCAST_COMMANDS = frozenset({Command.POLL, Command.WORKERS_DEBUG})
 
 
 _HANDLERS: dict[str, Handler] = {

@@ -292,19 +292,50 @@ def test_malformed_notifications_are_dropped(control, lookup, n, reason):
 
 
 # -- operator commands -------------------------------------------------------------------------
-def test_command_targets_its_router_and_keeps_the_body(control, lookup):
-    body = {"command": "router-rebuild", "router_id": ROUTER, "tenant_id": TENANT, "image": "i"}
-    got = events(note("astara.command", body), control, lookup)
-    assert got == [Event(Resource(ROUTER, TENANT), Action.COMMAND, body)]
+def test_seed_rebuild_command_targets_its_router_with_the_image(control, lookup):
+    body = {"command": "router-rebuild", "router_id": ROUTER, "router_image_uuid": "img-2"}
+    [event] = events(note("astara.command", body), control, lookup)
+    assert event.resource == Resource(ROUTER, "")  # the engine looks the tenant up
+    assert event.action is Action.COMMAND
+    assert event.body["command"] == "rebuild"
+    assert event.body["image"] == "img-2"
 
 
-def test_command_without_target_goes_to_everyone(control, lookup):
-    got = events(note("astara.command", {"command": "workers-debug"}), control, lookup)
-    assert got[0].resource == Resource("*", "*")
-    assert got[0].action is Action.COMMAND
+@pytest.mark.parametrize(
+    ("sent", "engine"),
+    [
+        ("router-update", "update"),
+        ("router-debug", "debug"),
+        ("rebuild", "rebuild"),
+        ("read", "read"),
+        ("workers-debug", "workers_debug"),
+    ],
+)
+def test_command_names_map_to_the_engines(control, lookup, sent, engine):
+    body = {"command": sent, "resource_id": ROUTER, "tenant_id": TENANT}
+    [event] = events(note("astara.command", body), control, lookup)
+    assert event.resource == Resource(ROUTER, TENANT)
+    assert event.body["command"] == engine
 
 
-@pytest.mark.parametrize("payload", [None, {}, {"command": 3}, {"command": "x", "tenant_id": 9}])
-def test_malformed_commands_are_dropped(control, lookup, payload):
-    with pytest.raises(Dropped):
+@pytest.mark.parametrize("command", ["poll", "workers-debug"])
+def test_untargeted_commands_are_for_everyone(control, lookup, command):
+    [event] = events(note("astara.command", {"command": command}), control, lookup)
+    assert event.resource.id == "*"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (None, "payload_not_a_mapping"),
+        ({}, "missing_command"),
+        ({"command": 3}, "missing_command"),
+        ({"command": "router-rebuild"}, "command_needs_target"),
+        ({"command": "tenant-manage", "tenant_id": TENANT}, "unsupported_command"),
+        ({"command": "update", "router_id": ROUTER, "tenant_id": 9}, "bad_command_target"),
+    ],
+)
+def test_malformed_commands_are_dropped(control, lookup, payload, reason):
+    with pytest.raises(Dropped) as err:
         events(note("astara.command", payload), control, lookup)
+    assert err.value.reason == reason

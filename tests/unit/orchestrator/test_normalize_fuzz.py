@@ -1,11 +1,14 @@
 """10,000 fuzzed notifications through the listener's message handling: no crash, counters right.
 
-100 hypothesis examples of 100 message bodies each: garbage bytes, broken envelopes, missing
-keys, wrong types, unknown event types, non-UUID tenants, next to well-formed ones.
+100 hypothesis examples of 100 message bodies each. Most are real-shaped notifications of every
+kind (templates below) with one to three mutations each — a key deleted, a value replaced by a
+wrong type, a non-UUID id or tenant, an unknown event type — so the fuzzing reaches deep into
+normalization; the rest are garbage bytes, broken envelopes and bare 1.0 messages.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from typing import Any
@@ -14,71 +17,122 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oslo_config import cfg
 
+from astara.core.events import Action
 from astara.orchestrator.intake import NotificationListener
 from tests.harness.recording_control import RecordingControl
 from tests.unit.orchestrator.test_normalize import NETWORK, ROUTER, TENANT, FakeLookup
 
-EVENT_TYPES = [
-    "router.create.end",
-    "router.update.end",
-    "router.delete.end",
-    "router.interface.create",
-    "router.interface.delete",
-    "floatingip.create.end",
-    "floatingip.update.end",
-    "floatingip.delete.end",
-    "port.create.end",
-    "port.update.end",
-    "port.delete.end",
-    "subnet.create.end",
-    "subnet.delete.end",
-    "network.create.end",
-    "router.create.start",
-    "astara.command",
+FIP = "172.24.4.10"
+PORT = {
+    "id": str(uuid.uuid4()),
+    "network_id": NETWORK,
+    "device_owner": "compute:nova",
+    "name": "vm",
+    "mac_address": "fa:16:3e:00:00:01",
+    "tenant_id": TENANT,
+    "fixed_ips": [{"subnet_id": str(uuid.uuid4()), "ip_address": "10.0.0.5"}],
+}
+ROUTER_BODY = {
+    "id": ROUTER,
+    "tenant_id": TENANT,
+    "project_id": TENANT,
+    "name": "r",
+    "external_gateway_info": None,
+    "routes": [],
+}
+FIP_BODY = {
+    "router_id": ROUTER,
+    "floating_ip_address": FIP,
+    "fixed_ip_address": "10.0.0.5",
+    "port_id": PORT["id"],
+    "tenant_id": TENANT,
+}
+TEMPLATES: list[dict[str, Any]] = [
+    {"event_type": "router.create.end", "payload": {"router": ROUTER_BODY}},
+    {"event_type": "router.update.end", "payload": {"router": ROUTER_BODY}},
+    {"event_type": "router.delete.end", "payload": {"router_id": ROUTER, "router": ROUTER_BODY}},
+    {
+        "event_type": "router.interface.create",
+        "payload": {
+            "router_interface": {
+                "id": ROUTER,
+                "tenant_id": TENANT,
+                "network_id": NETWORK,
+                "port_id": PORT["id"],
+                "subnet_ids": [],
+            }
+        },
+    },
+    {"event_type": "floatingip.update.end", "payload": {"floatingip": FIP_BODY}},
+    {
+        "event_type": "floatingip.update.end",
+        "payload": {"floatingip": {**FIP_BODY, "router_id": None, "port_id": None}},
+    },
+    {"event_type": "port.create.end", "payload": {"port": PORT}},
+    {"event_type": "port.delete.end", "payload": {"port_id": PORT["id"], "port": PORT}},
+    {
+        "event_type": "subnet.create.end",
+        "payload": {
+            "subnet": {"id": str(uuid.uuid4()), "network_id": NETWORK, "cidr": "10.0.0.0/24"}
+        },
+    },
+    {"event_type": "network.create.end", "payload": {"network": {"id": NETWORK}}},
+    {"event_type": "port.update.start", "payload": {"port": PORT}},
+    {
+        "event_type": "astara.command",
+        "payload": {"command": "router-rebuild", "router_id": ROUTER, "tenant_id": TENANT},
+    },
+    {"event_type": "astara.command", "payload": {"command": "workers-debug"}},
 ]
-SECTIONS = ["router", "router_interface", "floatingip", "port", "subnet"]
+for template in TEMPLATES:
+    template.update(priority="INFO", publisher_id="network.host", _context_project_id=TENANT)
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=6,
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path inside a notification (dict keys and list indexes)."""
+    found = [prefix] if prefix else []
+    children = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, child in children:
+        found += _paths(child, (*prefix, key))
+    return found
+
+
+PATHS = [_paths(t) for t in TEMPLATES]
+wrong_values = st.one_of(
+    st.none(),
+    st.integers(),
+    st.booleans(),
+    st.text(max_size=10),
+    st.just([]),
+    st.just({}),
+    st.sampled_from(["", "not-a-uuid", "demo tenant", ROUTER, NETWORK, "router.bogus.end"]),
 )
-ids = st.one_of(
-    st.just(ROUTER),
-    st.uuids().map(str),
-    st.text(max_size=12),  # non-UUID router ids and tenants
-    json_values,
-)
-sections = st.fixed_dictionaries(
-    {},
-    optional={
-        "id": ids,
-        "tenant_id": ids,
-        "project_id": ids,
-        "router_id": ids,
-        "network_id": st.one_of(st.just(NETWORK), ids),
-        "device_owner": st.sampled_from(["compute:nova", "network:router_interface", "", 3]),
-        "name": st.one_of(st.just(f"ASTARA:VRRP:{ROUTER}"), st.text(max_size=8)),
-        "floating_ip_address": st.one_of(st.just("172.24.4.10"), ids),
-        "command": st.one_of(st.just("router-rebuild"), ids),
-    },
-)
-payloads = st.one_of(
-    st.dictionaries(st.sampled_from(SECTIONS), sections, max_size=2),
-    sections,
-    json_values,
-)
-notes = st.fixed_dictionaries(
-    {},
-    optional={
-        "event_type": st.one_of(st.sampled_from(EVENT_TYPES), st.text(max_size=20), json_values),
-        "payload": payloads,
-        "priority": st.just("INFO"),
-        "_context_project_id": ids,
-    },
-)
+
+
+@st.composite
+def mutated_notes(draw: st.DrawFn) -> dict[str, Any]:
+    index = draw(st.integers(0, len(TEMPLATES) - 1))
+    note = copy.deepcopy(TEMPLATES[index])
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(PATHS[index]))
+        *parents, last = path
+        target: Any = note
+        try:
+            for key in parents:
+                target = target[key]
+            if draw(st.booleans()):
+                del target[last]
+            else:
+                target[last] = draw(wrong_values)
+        except (KeyError, IndexError, TypeError):
+            pass  # an earlier mutation removed or replaced this path
+    return note
 
 
 def envelope(note: Any) -> bytes:
@@ -86,11 +140,12 @@ def envelope(note: Any) -> bytes:
 
 
 bodies = st.one_of(
-    notes.map(envelope),
-    notes.map(lambda n: json.dumps(n).encode()),  # a bare 1.0 message
+    mutated_notes().map(envelope),
+    mutated_notes().map(envelope),
+    mutated_notes().map(lambda n: json.dumps(n).encode()),  # a bare 1.0 message
+    st.sampled_from(TEMPLATES).map(envelope),  # untouched
     st.binary(max_size=64),  # garbage bytes
-    json_values.map(lambda v: json.dumps({"oslo.version": "2.0", "oslo.message": v}).encode()),
-    st.text(max_size=40).map(str.encode),
+    wrong_values.map(lambda v: json.dumps({"oslo.version": "2.0", "oslo.message": v}).encode()),
 )
 
 
@@ -114,7 +169,10 @@ def test_fuzzed_messages_never_crash_and_are_all_counted(batch: list[bytes]) -> 
     assert counts["received"] == len(batch)
     assert counts.get("dispatched", 0) + outcomes == len(batch)
     assert counts.get("events", 0) == len(control.events)
-    assert all(e.resource.id and e.resource.tenant_id for e in control.events)
+    for event in control.events:
+        assert event.resource.id
+        # Only operator commands may leave the tenant for the engine to look up.
+        assert event.resource.tenant_id or event.action is Action.COMMAND
 
 
 def test_garbage_and_good_messages_counted_by_reason() -> None:
@@ -148,6 +206,22 @@ def test_garbage_and_good_messages_counted_by_reason() -> None:
         "dropped.bad_router_id": 1,
     }
     assert [e.resource.tenant_id for e in control.events] == [TENANT, "demo"]
+
+
+def test_untargeted_poll_uses_the_controls_fan_out() -> None:
+    class Polling(RecordingControl):
+        polled = 0
+
+        def poll_all(self) -> int:
+            self.polled += 1
+            return 3
+
+    control = Polling()
+    intake = listener(control)
+    intake.handle(envelope({"event_type": "astara.command", "payload": {"command": "poll"}}))
+    assert control.polled == 1
+    assert control.events == []
+    assert intake.counters()["dispatched"] == 1
 
 
 def test_a_failing_control_is_counted_not_fatal() -> None:
