@@ -55,9 +55,12 @@ class Plan:
 class Appliance:
     """The box: the configuration it runs, and how to move it to another one."""
 
-    def __init__(self, state: StateDir, api_port: int = 5000) -> None:
+    def __init__(
+        self, state: StateDir, api_port: int = 5000, api_address: str | None = None
+    ) -> None:
         self.state = state
         self.api_port = api_port
+        self.api_address = api_address  # the firewall never locks the API out
         self.lock = threading.Lock()
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
@@ -149,7 +152,7 @@ class Appliance:
     def _firewall_inputs(self, plan: Plan) -> firewall.FirewallInputs:
         mgmt_if, _ = self._mgmt()
         return firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
-                                    (mgmt_if,) if mgmt_if else ())  # fmt: skip
+                                    (mgmt_if,) if mgmt_if else (), self.api_address)  # fmt: skip
 
     def step_firewall(self, plan: Plan) -> bool:
         inputs = self._firewall_inputs(plan)

@@ -86,7 +86,7 @@ def api(argv: list[str] | None = None) -> int:
     from astara.appliance.links import sync_names
 
     sync_names(state)
-    appliance = Appliance(state, api_port=args.port)
+    appliance = Appliance(state, api_port=args.port, api_address=listen)
     appliance.restore()
     tls: dict[str, Any] = {}
     if args.tls_cert:

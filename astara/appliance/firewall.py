@@ -30,10 +30,15 @@ class FirewallInputs:
     api_port: int
     bgp: bool
     fips: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (floating, fixed)
+    api_address: str | None = None  # where the API listens: always reachable, whatever the NIC
 
 
 def inputs_from(
-    conf: Configuration, ifnames: dict[str, str], api_port: int, extra_mgmt: tuple[str, ...] = ()
+    conf: Configuration,
+    ifnames: dict[str, str],
+    api_port: int,
+    extra_mgmt: tuple[str, ...] = (),
+    api_address: str | None = None,
 ) -> FirewallInputs:
     """Build :class:`FirewallInputs` from a configuration; ``ifnames``: network_id -> ifname."""
     mgmt = tuple(
@@ -61,6 +66,7 @@ def inputs_from(
         api_port=api_port,
         bgp=conf.asn is not None and conf.neighbor_asn is not None,
         fips=frozenset((str(f.floating_ip), str(f.fixed_ip)) for f in conf.floating_ips),
+        api_address=api_address,
     )
 
 
@@ -112,6 +118,9 @@ def render(inp: FirewallInputs) -> str:
             f"\t\tiifname {_quoted(inp.management_ifs)} tcp dport "
             f"{_set([str(SSH_PORT), str(inp.api_port)])} accept"
         )
+    if inp.api_address:
+        fam = _family(inp.api_address)
+        lines.append(f"\t\t{fam} daddr {inp.api_address} tcp dport {inp.api_port} accept")
     if internal_ifs:
         q = _quoted(internal_ifs)
         lines += [

@@ -30,6 +30,13 @@ def test_firewall_closes_input_snats_and_redirects_metadata() -> None:
     assert 'iifname "ge1" tcp dport 179 accept' in text  # BGP: asn and neighbor_asn are set
 
 
+def test_api_address_stays_reachable_without_a_management_network() -> None:
+    inputs = firewall.inputs_from(conf_of({"configuration": {}}), {}, 5443, (), "fd00:7::10")
+    text = firewall.render(inputs)
+    assert "ip6 daddr fd00:7::10 tcp dport 5443 accept" in text
+    assert "iifname {" not in text  # no management NIC known, no internal networks
+
+
 def test_floating_ip_change_is_an_element_delta() -> None:
     old = firewall.inputs_from(conf_of(base_document()), IFNAMES, 5000)
     new = firewall.inputs_from(conf_of(with_fip(base_document())), IFNAMES, 5000)
