@@ -23,6 +23,7 @@ APT_PACKAGES=(
     python3 python3-venv python3-dev gcc
     rabbitmq-server neutron-server python3-neutron
     iproute2 nftables conntrack dnsmasq-base bird2 isc-dhcp-client iputils-ping curl tcpdump
+    openssl  # the appliance mutual-TLS test makes its CA and certificates with it
 )
 # Nova, Placement and Glance for the Nova provider's tests and the local kit's optional Nova
 # (`scripts/setup.sh test`, or `scripts/setup.sh nova`): kept apart so the basic demo stays light.
