@@ -33,6 +33,7 @@ from astara.orchestrator.metrics import new_registry
 
 LOG = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "unknown resource"}}
 
 
 class DebugRequest(BaseModel):
@@ -108,7 +109,7 @@ def build_app(conf: cfg.ConfigOpts, control: Control, store: DebugStore) -> Fast
     def list_resources() -> list[ResourceView]:
         return commands.resources()
 
-    @app.get("/v1/resources/{resource_id}", tags=["resources"])
+    @app.get("/v1/resources/{resource_id}", tags=["resources"], responses=NOT_FOUND)
     @app.get("/v1/routers/{resource_id}", tags=["resources"], include_in_schema=False)
     def show_resource(resource_id: str) -> ResourceView:
         return commands.resource(resource_id)
@@ -158,7 +159,7 @@ def build_app(conf: cfg.ConfigOpts, control: Control, store: DebugStore) -> Fast
 
 
 def _resource_commands(commands: OperatorCommands, prefix: str) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["commands"])
+    router = APIRouter(prefix=prefix, tags=["commands"], responses=NOT_FOUND)
 
     @router.post("/{resource_id}/rebuild")
     def rebuild(resource_id: str, body: RebuildRequest | None = None) -> CommandResult:

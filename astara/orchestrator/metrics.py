@@ -22,6 +22,7 @@ from astara.core.control import Control
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Labels = tuple[tuple[str, str], ...]
+IDENTIFIER_KEYS = ("id", "name", "worker")  # what names an item of a list (a label, not a value)
 
 
 def numeric_leaves(
@@ -44,9 +45,9 @@ def numeric_leaves(
             yield from numeric_leaves(name, value, labels)
         elif isinstance(value, list | tuple):
             for index, item in enumerate(value):
-                if isinstance(item, Mapping):  # one label per item: its id, name or index
-                    ident = item.get("id", item.get("name", index))
-                    rest = {k: v for k, v in item.items() if k not in ("id", "name")}
+                if isinstance(item, Mapping):  # one label per item: its identifier, or index
+                    ident = next((item[k] for k in IDENTIFIER_KEYS if k in item), index)
+                    rest = {k: v for k, v in item.items() if k not in IDENTIFIER_KEYS}
                     yield from numeric_leaves(name, rest, (*labels, (key, str(ident))))
 
 

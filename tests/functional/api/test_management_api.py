@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from astara.core.events import Action
+from astara.db.api import DebugStore
+from astara.db.engine import get_engine
 from astara.orchestrator.api import ApiServerError, ManagementServer
 from tests.functional.api.conftest import Served, make_conf
-from tests.unit.api.fake_control import FakeControl
+from tests.unit.api.fake_control import FakeControl, router_view
 
 
 def test_list_and_show_resources_with_their_state(api: Served):
@@ -168,3 +170,17 @@ def test_stop_closes_the_port(serve: Callable[..., Served]):
     api.server.stop()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/v1/health", timeout=2)
+
+
+def test_an_unreachable_database_is_503_in_one_line(tmp_path: Path):
+    conf = make_conf(tmp_path)
+    store = DebugStore(get_engine("mysql+pymysql://astara:pw@127.0.0.1:1/astara"))
+    server = ManagementServer(conf, FakeControl([router_view("r-1")]), store)
+    server.start()
+    try:
+        response = httpx.post(f"{server.url}/v1/resources/r-1/debug", json={"reason": "x"})
+    finally:
+        server.stop()
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert detail.startswith("debug-mode database: ") and "\n" not in detail

@@ -11,7 +11,7 @@ def test_nested_numbers_become_names_and_ids_become_labels():
         "ok": True,
         "status": "running",  # not a number: not a metric
         "listener": {"messages": 42},
-        "workers": [{"id": 3, "queued": 1}, {"queued": 2}],
+        "workers": [{"id": 3, "queued": 1}, {"queued": 2}, {"worker": 7, "queued": 0}],
         "transitions": {"6f1c-router": 7},
     }
     assert sorted(numeric_leaves("astara_health", report)) == [
@@ -21,4 +21,5 @@ def test_nested_numbers_become_names_and_ids_become_labels():
         ("astara_health_uptime", (), 12.5),
         ("astara_health_workers_queued", (("workers", "1"),), 2.0),
         ("astara_health_workers_queued", (("workers", "3"),), 1.0),
+        ("astara_health_workers_queued", (("workers", "7"),), 0.0),
     ]
