@@ -102,6 +102,8 @@ def root_routes_to_kit_ranges() -> list[str]:
 
 def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     links_before = root_links()
+    assert kit.cli("status") == 0  # nothing up yet: says so, creates nothing
+    assert not kit.state_dir.exists()
     # The orchestrator is left out: no router gets an appliance, so the stand-in DHCP server
     # below is the only one on the demo network.
     assert kit.cli("up", "--no-orchestrator") == 0
@@ -166,5 +168,6 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     namespaces = cloud.registry.names()
     assert kit.cli("down") == 0
     assert not any(netns.netns_exists(ns) for ns in namespaces)
-    assert not kit.state_dir.exists()
     assert kit.vhost not in rabbit.list_vhosts()
+    assert kit.cli("status") == 0
+    assert not kit.state_dir.exists()
