@@ -7,6 +7,8 @@ engine would from its pushed configurations.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -147,6 +149,46 @@ def test_each_host_pool_gets_every_message(neutron_api, start_listener):
     for control in (first, second):
         event = control.wait_for(lambda e: e.resource.id == router.id)
         assert event.action is Action.CREATE
+
+
+def test_operator_command_on_the_bus_reaches_its_router(neutron, start_listener):
+    _, control = start_listener()
+    router_id = str(uuid.uuid4())
+    note = {
+        "event_type": "astara.command",
+        "payload": {"command": "router-rebuild", "router_id": router_id, "reason": "test"},
+        "priority": "INFO",
+    }
+    envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(note)}
+    with kombu.Connection(rabbit.amqp_url(neutron.vhost)) as conn:
+        exchange = kombu.Exchange("neutron", type="topic", durable=False)
+        conn.Producer().publish(
+            json.dumps(envelope),
+            exchange=exchange,
+            routing_key="notifications.info",
+            content_type="application/json",
+        )
+    event = control.wait_for(lambda e: e.resource.id == router_id)
+    assert event.action is Action.COMMAND
+    assert event.body["command"] == "rebuild"
+    assert event.resource.tenant_id == ""  # the engine looks it up
+
+
+def test_unreachable_broker_is_retried_not_fatal():
+    conf = cfg.ConfigOpts()
+    listener = NotificationListener(
+        conf,
+        RecordingControl(),
+        "rabbit://guest:guest@127.0.0.1:1/",
+        lookup=object(),  # type: ignore[arg-type]
+    )
+    assert not listener.start(timeout=1.0)
+    deadline = time.monotonic() + 10
+    while not listener.counters().get("reconnects") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listener.counters()["reconnects"] >= 1
+    assert not listener.ready
+    listener.stop()
 
 
 def test_transport_urls_become_kombu_failover_urls():
