@@ -87,3 +87,27 @@ def test_command_line_errors_are_one_line(running: Running, tmp_path: Path):
     assert bad.returncode == 2
     assert bad.stderr.startswith("astara-debug-router: bad value for option [DEFAULT] api_port")
     assert running.store.entries() == []
+
+
+def test_an_unusable_backend_fails_in_one_line_and_hands_the_router_back(
+    running: Running, tmp_path: Path
+):
+    ini = tmp_path / "orchestrator.ini"
+    ini.write_text(
+        f"[DEFAULT]\nstate_dir = {tmp_path}\ncompute_provider = fake\n"
+        "neutron_endpoint = http://127.0.0.1:1\n"
+    )
+    done = subprocess.run(
+        [DEBUG_ROUTER, "--router-id", "router-2", "--config-file", str(ini), "--url", running.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "router router-2 is in debug mode: the orchestrator leaves it to us",
+        "router router-2 handed back to the orchestrator",
+    ]
+    assert done.stderr.startswith("astara-debug-router: cannot build the router driver")
+    assert len(done.stderr.splitlines()) == 1
+    assert running.store.entries() == []
