@@ -144,6 +144,7 @@ class Fabric:
         if netns.netns_exists(ns) and self.is_attached(peer):
             return ns
         LOG.info("fabric: management endpoint %s at %s", ns, cidr)
+        self.registry.delete(ns)  # a half-made one from an interrupted run: start over
         self.registry.create(ns)
         netns.set_sysctl(ns, "net.ipv6.conf.default.accept_ra", 0)
         self.attach(ns, "mgmt0", network_id, peer, mac=mac)
@@ -173,11 +174,13 @@ class Fabric:
         external subnets (derived from ``gateway_cidrs``) back through upstream.
         """
         upstream, internet = self.upstream_namespace, self.internet_namespace
-        if netns.netns_exists(upstream) and netns.netns_exists(internet):
+        if self._upstream_complete():
             return upstream, internet
         LOG.info(
             "fabric: upstream %s (gateway %s) and internet %s", upstream, gateway_cidrs, internet
         )
+        for ns in (internet, upstream):  # a half-made one from an interrupted run: start over
+            self.registry.delete(ns)
         self.registry.create(upstream)
         self.registry.create(internet)
         for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
@@ -201,6 +204,13 @@ class Fabric:
             )
             netns.run(["ip", "-n", internet, "route", "add", str(subnet), "via", via])
         return upstream, internet
+
+    def _upstream_complete(self) -> bool:
+        """Made to the end: routes in the internet host are the last step of the set-up."""
+        internet = self.internet_namespace
+        if not (netns.netns_exists(internet) and self.is_attached("upstream-ext")):
+            return False
+        return " via " in netns.run(["ip", "-n", internet, "route", "show"], check=False)
 
     def destroy(self) -> None:
         """Delete the fabric's namespaces (bridges and veths go with them)."""
