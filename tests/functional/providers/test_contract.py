@@ -41,6 +41,10 @@ class Subject(Protocol):
 
     def failing_provider(self, resource: Resource) -> ComputeProvider: ...
     def hanging_provider(self, resource: Resource) -> ComputeProvider: ...
+    def unpluggable_port(self, resource: Resource) -> PortSpec:
+        """A port the next plug into ``resource``'s appliance cannot manage."""
+        ...
+
     def ports(self, services: int) -> list[PortSpec]: ...
     def service_port(self) -> PortSpec: ...
     def check_running(self, instance: Instance) -> None: ...
@@ -65,6 +69,9 @@ class NetnsSubject:
 
     def hanging_provider(self, resource: Resource) -> ComputeProvider:
         return self.kit.provider(appliance_command=["sleep", "600"], ready_timeout=1.0)
+
+    def unpluggable_port(self, resource: Resource) -> PortSpec:
+        return PortSpec(str(uuid.uuid4()), self.service_network, "no-mac", (), PortRole.SERVICE)
 
     def ports(self, services: int) -> list[PortSpec]:
         return [self.kit.management_port()] + [self.service_port() for _ in range(services)]
@@ -111,6 +118,10 @@ class FakeSubject:
     def hanging_provider(self, resource: Resource) -> ComputeProvider:
         self.fake.inject(resource.id, Fault.HANGS)
         return self.fake
+
+    def unpluggable_port(self, resource: Resource) -> PortSpec:
+        self.fake.inject(resource.id, Fault.PLUG_FAILS, times=1)
+        return self.service_port()
 
     def ports(self, services: int) -> list[PortSpec]:
         self._n += 1
@@ -208,6 +219,19 @@ def test_plug_and_unplug_without_restart(subject: Subject) -> None:
     assert extra.port_id not in [p.port_id for p in unplugged.ports]
     subject.check_plugged(unplugged, extra, False)
     subject.check_running(unplugged)
+
+
+def test_a_failed_plug_is_reported_and_changes_nothing(subject: Subject) -> None:
+    provider, resource = subject.provider(), new_resource()
+    instance = provider.boot(resource, subject.ports(services=1), image=None)
+    bad = subject.unpluggable_port(resource)
+    with pytest.raises(ProviderError):
+        provider.plug(resource, bad)
+    after = provider.get(resource)
+    assert after is not None
+    assert [p.port_id for p in after.ports] == [p.port_id for p in instance.ports]
+    assert after.status is InstanceStatus.ACTIVE
+    subject.check_running(after)
 
 
 def test_plug_without_instance_fails(subject: Subject) -> None:
