@@ -62,6 +62,17 @@ def bare_kernel_work(fabric: Fabric, ns: str, specs: list[PortSpec]) -> None:
         fabric.attach_port(ns, spec.port_id, spec.network_id, spec.mac_address)
 
 
+def bare_veth_cycle(fabric: Fabric, ns: str, spec: PortSpec) -> None:
+    """Baseline of a hot-plug: one veth into the bridge and out again."""
+    fabric.attach_port(ns, spec.port_id, spec.network_id, spec.mac_address)
+    fabric.detach(port_ifname(spec.port_id))
+
+
+def plug_cycle(provider: NetnsProvider, resource: Resource, spec: PortSpec) -> None:
+    provider.plug(resource, spec)
+    provider.unplug(resource, spec.port_id)
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -95,6 +106,8 @@ def main() -> int:
     bare_down: list[float] = []
     boot: list[float] = []
     stop: list[float] = []
+    bare_veth: list[float] = []
+    plug: list[float] = []
     try:
         fabric.ensure()
         for net in [mgmt_net, *service_nets]:
@@ -107,6 +120,10 @@ def main() -> int:
             resource = Resource(str(uuid.uuid4()), "bench")
             boot.append(timed(partial(provider.boot, resource, specs, None)))
             assert all(fabric.is_attached(port_ifname(s.port_id)) for s in specs)
+            extra = ports(mgmt_net, service_nets[:1] or [mgmt_net], round_no)[-1]
+            ns = provider.namespace(resource.id)
+            bare_veth.append(timed(partial(bare_veth_cycle, fabric, ns, extra)))
+            plug.append(timed(partial(plug_cycle, provider, resource, extra)))
             stop.append(timed(partial(provider.stop, resource)))
             print(
                 f"round {round_no + 1}/{args.rounds}: bare {bare_up[-1]:.0f} ms, "
@@ -124,6 +141,8 @@ def main() -> int:
     print(summary("baseline: namespace deleted", bare_down))
     print(summary("provider boot (API listening)", boot))
     print(summary("provider stop", stop))
+    print(summary("baseline: one veth in and out", bare_veth))
+    print(summary("provider plug + unplug", plug))
     overhead = statistics.median(boot) - statistics.median(bare_up)
     print(f"boot overhead over the bare kernel work: {overhead:.1f} ms (median)")
     leftovers = [n for n in netns.list_netns() if n.startswith(prefix)]
