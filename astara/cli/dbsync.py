@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from alembic.util import CommandError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from astara.db import migration
 from astara.db.engine import database_url
@@ -42,16 +42,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         url = database_url(load_config(args.config_file))
         shown = make_url(url).render_as_string(hide_password=True)
+    except ConfigError as err:
+        print(f"astara-dbsync: {err}", file=sys.stderr)
+        return 2
+    except ArgumentError:
+        print("astara-dbsync: option [database] connection is not a database URL", file=sys.stderr)
+        return 2
+    try:
         if args.command == "upgrade":
             migration.upgrade(url, args.revision)
             print(f"{shown}: at revision {migration.current(url)}")
         else:
             print(migration.current(url) or "none (empty database: run 'astara-dbsync upgrade')")
-    except ConfigError as err:
-        print(f"astara-dbsync: {err}", file=sys.stderr)
-        return 2
     except CommandError as err:
         print(f"astara-dbsync: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        print(
+            f"astara-dbsync: database {shown}: driver not installed ({err}); use "
+            "mysql+pymysql:// or postgresql+psycopg://",
+            file=sys.stderr,
+        )
         return 2
     except SQLAlchemyError as err:
         first = str(getattr(err, "orig", None) or err).splitlines()[0]

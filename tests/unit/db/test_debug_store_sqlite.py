@@ -65,6 +65,16 @@ def test_dbsync_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     expected = f"astara-dbsync: configuration file not found: {tmp_path}/nope.ini"
     assert capsys.readouterr().err.strip() == expected
 
+    for url, expected in [
+        ("notaurl", "astara-dbsync: option [database] connection is not a database URL"),
+        ("mysql://u@127.0.0.1/x", "driver not installed (No module named 'MySQLdb')"),
+    ]:
+        ini = tmp_path / "url.ini"
+        ini.write_text(f"[database]\nconnection = {url}\n")
+        assert dbsync.main(["--config-file", str(ini), "upgrade"]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1
+
     ini = tmp_path / "bad.ini"
     ini.write_text("[database]\nconnection = mysql+pymysql://astara:secret@127.0.0.1:1/astara\n")
     unreachable = _dbsync("--config-file", str(ini), "upgrade")
