@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from oslo_config import cfg
 
+from astara.core.events import Resource
+from astara.core.interfaces import InstanceStatus
 from astara.localcloud import netns, rabbit
 from astara.localcloud.cli import main
 from astara.localcloud.fabric import bridge_name
@@ -104,8 +107,7 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     links_before = root_links()
     assert kit.cli("status") == 0  # nothing up yet: says so, creates nothing
     assert not kit.state_dir.exists()
-    # The orchestrator is left out: no router gets an appliance, so the stand-in DHCP server
-    # below is the only one on the demo network.
+    # First without the orchestrator: the kit's own pieces.
     assert kit.cli("up", "--no-orchestrator") == 0
     assert "orchestrator: not started" in capsys.readouterr().out
     cloud = kit.cloud()
@@ -135,25 +137,24 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
     api = cloud.api()
     assert len(list(api.net.networks(name="astara-mgmt"))) == 1
 
-    # A VM on the demo network takes the address Neutron gave its port, by DHCP.
-    assert kit.cli("vm", "create", "--network", "demo-net", "--name", "web", "--no-wait") == 0
+    # A VM on a network of its own takes the address Neutron gave its port, by DHCP from a
+    # stand-in server (no router there, so no appliance will serve it).
+    lab_net = api.network("kit-lab-net", "demo")
+    api.subnet(lab_net, "10.40.0.0/24", "demo")
+    assert kit.cli("vm", "create", "--network", lab_net.id, "--name", "web", "--no-wait") == 0
     vm = cloud.vms.get("web")
     assert vm is not None
     port = api.net.get_port(vm.port_id)
     address = port.fixed_ips[0]["ip_address"]
     server = start_dnsmasq(
-        fabric,
-        process_tracker,
-        vm.network_id,
-        kit.state_dir,
-        "10.10.0.1/24",
+        fabric, process_tracker, vm.network_id, kit.state_dir, "10.40.0.250/24",
         {vm.mac_address: address},
-    )
+    )  # fmt: skip
     try:
         lease = cloud.vms.wait_for_lease("web", timeout=40)
         assert lease["ip_address"] == address
         capsys.readouterr()
-        assert kit.cli("vm", "exec", "web", "--", "ping", "-c", "1", "-W", "2", "10.10.0.1") == 0
+        assert kit.cli("vm", "exec", "web", "--", "ping", "-c", "1", "-W", "2", "10.40.0.250") == 0
         assert "1 received" in capsys.readouterr().out
         assert kit.cli("status") == 0
         status = json.loads(capsys.readouterr().out)
@@ -164,6 +165,28 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
         assert not netns.netns_exists(vm.namespace)
     finally:
         process_tracker.stop(server)
+
+    # With the orchestrator (in the management namespace, behind the relay): the demo router
+    # gets its appliance, and a VM on the demo network gets its Neutron address from the
+    # appliance's DHCP and reaches the internet stand-in through the appliance's SNAT.
+    assert kit.cli("up") == 0
+    assert "orchestrator running" in capsys.readouterr().out
+    router = next(iter(api.net.routers(name="demo-router")))
+    provider = cloud.provider()
+    deadline = time.monotonic() + 120
+    while (found := provider.get(Resource(router.id, router.project_id))) is None or (
+        found.status is not InstanceStatus.ACTIVE
+    ):
+        assert time.monotonic() < deadline, f"no appliance for the demo router: {found}"
+        time.sleep(0.5)
+    assert kit.cli("vm", "create", "--network", "demo-net", "--name", "app", "--timeout", "90") == 0
+    app = cloud.vms.get("app")
+    assert app is not None and app.lease is not None
+    assert app.lease["ip_address"] == api.net.get_port(app.port_id).fixed_ips[0]["ip_address"]
+    assert app.lease["routers"] == "10.10.0.1"
+    capsys.readouterr()
+    assert kit.cli("vm", "exec", "app", "--", "ping", "-c", "1", "-W", "2", "203.0.113.10") == 0
+    assert "1 received" in capsys.readouterr().out
 
     namespaces = cloud.registry.names()
     assert kit.cli("down") == 0
