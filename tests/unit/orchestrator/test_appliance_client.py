@@ -172,3 +172,18 @@ def test_an_error_status_is_not_alive(standin: StandIn, client: HttpApplianceCli
     standin.status_code = 503
     assert not client.is_alive(standin.address, standin.port)  # type: ignore[attr-defined]
     assert standin.requests[-1][:2] == ("GET", "/v1/status/")
+
+
+def test_something_else_answering_is_not_alive(client: HttpApplianceClient):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def answer_garbage() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"SSH-2.0-OpenSSH\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        assert not client.is_alive("127.0.0.1", server.getsockname()[1])
+        thread.join(5)
