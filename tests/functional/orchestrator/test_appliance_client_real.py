@@ -1,0 +1,56 @@
+"""The HTTP appliance client against the real appliance API in a netns appliance.
+
+The client runs where the orchestrator runs: on the orchestrator's side of the management
+network (the kit's management namespace), reaching the appliance at its IPv6 address.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+from astara.core.events import Resource
+from astara.core.interfaces import PortRole
+from astara.localcloud import netns
+from tests.functional.localcloud.netns_kit import NetnsKit, netns_kit, port
+
+__all__ = ["netns_kit"]
+
+PROBE = """
+import json, sys
+from astara.core.interfaces import ApplianceConfigRejected
+from astara.orchestrator.appliance_client import HttpApplianceClient
+address, port = sys.argv[1], int(sys.argv[2])
+client = HttpApplianceClient(alive_timeout=5, config_timeout=60)
+out = {"alive": client.is_alive(address, port),
+       "interfaces": client.get_interfaces(address, port),
+       "stats": client.get_stats(address, port),
+       "config": client.get_config(address, port)}
+try:
+    client.put_config(address, port, {"version": 1, "configuration": {"networks": "nope"}})
+    out["rejected"] = None
+except ApplianceConfigRejected as exc:
+    out["rejected"] = list(exc.paths)
+out["dead_port_alive"] = client.is_alive(address, port + 1)
+print(json.dumps(out))
+"""
+
+
+def test_client_speaks_the_real_appliance_api(netns_kit: NetnsKit):
+    provider = netns_kit.provider()
+    mgmt = netns_kit.management_port()
+    service = port(str(uuid.uuid4()), PortRole.SERVICE, "192.0.2.10/24")
+    instance = provider.boot(Resource(str(uuid.uuid4()), "tenant"), [mgmt, service], image=None)
+    assert instance.management_address
+    raw = netns.exec_in(
+        netns_kit.mgmt_ns,
+        [sys.executable, "-c", PROBE, instance.management_address, "5000"],
+        timeout=120,
+    )
+    out = json.loads(raw)
+    assert out["alive"] is True and out["dead_port_alive"] is False
+    macs = {i["lladdr"].lower() for i in out["interfaces"]}
+    assert {mgmt.mac_address.lower(), service.mac_address.lower()} <= macs
+    assert isinstance(out["stats"], dict) and out["stats"]
+    assert out["rejected"] and any("networks" in p for p in out["rejected"])
