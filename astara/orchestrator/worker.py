@@ -46,6 +46,9 @@ COMMAND_ACTIONS = {
 }
 
 
+REPORT_SAMPLE = 50  # machines listed by name in a worker's report
+
+
 class ResourceSummary(NamedTuple):
     """What the engine keeps of a resource between queries (small, picklable)."""
 
@@ -219,9 +222,14 @@ class Worker:
         report = self.scheduler.report()
         report["worker"] = self.index
         report["threads"] = sum(t.is_alive() for t in self._threads)
-        report["machines"] = {
-            m.resource.id: {"state": m.state.value, "instance": m.instance.state.value}
-            for m in self.scheduler
-            if m.state.value != "CalcAction" or m.queue
+        active = [m for m in self.scheduler if m.state.value != "CalcAction" or m.queue]
+        report["machines_active"] = len(active)
+        report["machines"] = {  # a sample: the report must stay small with 10,000 resources
+            m.resource.id: {
+                "state": m.state.value,
+                "instance": m.instance.state.value,
+                "queued": ",".join(m.queue),
+            }
+            for m in active[:REPORT_SAMPLE]
         }
         return report
