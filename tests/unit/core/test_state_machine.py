@@ -431,3 +431,14 @@ def test_every_state_and_instance_state_is_reached(world: World):
     drive(failing, Action.UPDATE)  # clear error, boot, booting
     assert states == set(State)
     assert instance_states == set(I)
+
+
+def test_every_transition_is_logged_with_resource_states_and_action(world: World, caplog):
+    machine = world.machine(world.router("logged-router"))
+    with caplog.at_level("DEBUG", logger="astara.core.state_machine"):
+        done = send_run(machine, Action.CREATE)
+    lines = [r.getMessage() for r in caplog.records if r.name == "astara.core.state_machine"]
+    assert len(lines) == len(done) == 5
+    for line, t in zip(lines, done, strict=True):
+        assert "router logged-router" in line
+        assert f"{t.from_state} -> {t.to_state} (action {t.action};" in line
