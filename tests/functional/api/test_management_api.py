@@ -138,6 +138,7 @@ def test_a_configured_token_is_required(serve: Callable[..., Served]):
     assert ok.status_code == 200
     bearer = api.http.get("/metrics", headers={"Authorization": "Bearer s3cret"})
     assert bearer.status_code == 200
+    assert api.http.get("/openapi.json").status_code == 200  # the document stays public
 
 
 def test_debug_modes_survive_a_restart_of_the_api(serve: Callable[..., Served]):
