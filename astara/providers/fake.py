@@ -8,6 +8,7 @@ stopping removes it, plug/unplug change its interfaces. Faults are injected per 
 - ``INSTANCE_ERROR``: the instance is created in status ERROR with a fault message;
 - ``NEVER_ALIVE``: the instance is ACTIVE but its appliance API never answers;
 - ``HANGS``: the instance stays in BUILD forever (its API never answers);
+- ``BOOT_BLOCKS``: :meth:`boot` itself blocks until :meth:`release` (a stuck compute API);
 - ``PLUG_FAILS``: hot-plugging and unplugging raise ProviderError.
 """
 
@@ -31,6 +32,7 @@ class Fault(enum.StrEnum):
     INSTANCE_ERROR = "instance_error"
     NEVER_ALIVE = "never_alive"
     HANGS = "hangs"
+    BOOT_BLOCKS = "boot_blocks"
     PLUG_FAILS = "plug_fails"
 
 
@@ -72,6 +74,8 @@ class FakeComputeProvider:
         self._faults: dict[str, _Injected] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._unblock = threading.Event()
+        self.blocked = threading.Event()  # set while a BOOT_BLOCKS boot is waiting
 
     @classmethod
     def from_conf(cls, conf: object) -> FakeComputeProvider:
@@ -88,6 +92,10 @@ class FakeComputeProvider:
         """Make ``fault`` happen to ``resource_id`` (the next ``times`` times, or always)."""
         with self._lock:
             self._faults[resource_id] = _Injected(fault, times)
+
+    def release(self) -> None:
+        """Let every BOOT_BLOCKS boot go on."""
+        self._unblock.set()
 
     def heal(self, resource_id: str) -> None:
         with self._lock:
@@ -107,6 +115,9 @@ class FakeComputeProvider:
     # -- ComputeProvider -----------------------------------------------------------------------
     def boot(self, resource: Resource, ports: Sequence[PortSpec], image: str | None) -> Instance:
         self.calls["boot"] += 1
+        if self._fault(resource.id, Fault.BOOT_BLOCKS):
+            self.blocked.set()
+            self._unblock.wait(60)
         fault = self._fault(
             resource.id, Fault.BOOT_FAILS, Fault.INSTANCE_ERROR, Fault.NEVER_ALIVE, Fault.HANGS
         )

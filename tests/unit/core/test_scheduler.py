@@ -160,3 +160,37 @@ def test_tenant_sharding_is_stable_and_spread():
     shards = [shard_for(f"tenant-{n}", 4) for n in range(400)]
     assert shards == [shard_for(f"tenant-{n}", 4) for n in range(400)]
     assert all(60 < shards.count(s) < 140 for s in range(4))
+
+
+def test_a_stuck_resource_holds_one_thread_while_the_others_move_on(world: World):
+    sched = scheduler(world)
+    stuck = world.router("stuck")
+    world.provider.inject("stuck", Fault.BOOT_BLOCKS, times=1)
+    threads = [threading.Thread(target=sched.run_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        sched.submit(Event(stuck, Action.CREATE))
+        assert world.provider.blocked.wait(10)  # one thread is now stuck in boot()
+        others = [world.router(f"o{n}") for n in range(5)]
+        for r in others:
+            sched.submit(Event(r, Action.CREATE))
+        sched.submit(Event(stuck, Action.UPDATE))  # more work for the stuck one: must wait
+        done = threading.Event()
+
+        def watch() -> None:
+            while not all(
+                (m := sched.machines.get(r.id)) and m.instance.state is I.CONFIGURED for r in others
+            ):
+                threading.Event().wait(0.01)
+            done.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        assert done.wait(10), "the free thread did not configure the other routers"
+        assert sched.machines["stuck"].queue == [Action.UPDATE]  # nobody else took it
+    finally:
+        world.provider.release()
+        sched.stop()
+        for t in threads:
+            t.join(10)
+    assert sched.machines["stuck"].instance.state is I.CONFIGURED  # its run went on
