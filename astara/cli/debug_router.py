@@ -21,12 +21,9 @@ from typing import TextIO
 from astara.cli.client import ApiClient, ClientError, default_token, default_url
 from astara.cli.explain import format_transition
 from astara.core.events import Action, Event, Resource
-from astara.core.settings import MachineSettings
 from astara.core.state_machine import MAX_STEPS_PER_RUN, Machine, State
-from astara.orchestrator.engine import EngineSettings
-from astara.orchestrator.service import WiringError, build_backends
+from astara.orchestrator.service import WiringError, debug_machine
 from astara.orchestrator.settings import ConfigError, load_config
-from astara.orchestrator.worker import Backends
 
 PROG = "astara-debug-router"
 ACTIONS = (Action.UPDATE, Action.POLL, Action.REBUILD, Action.READ, Action.CREATE)
@@ -67,8 +64,7 @@ def step_through(
 def debug_router(
     client: ApiClient,
     router_id: str,
-    backends: Callable[[], Backends],
-    settings: MachineSettings,
+    make_machine: Callable[[Resource], Machine],
     action: Action = Action.UPDATE,
     image: str | None = None,
     before_step: Callable[[Machine], None] | None = None,
@@ -81,9 +77,8 @@ def debug_router(
     client.resource_command(router_id, "debug", {"reason": reason})
     print(f"router {router_id} is in debug mode: the orchestrator leaves it to us", file=out)
     try:
-        built = backends()
         resource = Resource(router_id, view["tenant_id"], view.get("kind") or "router")
-        machine = Machine(resource, built.driver, built.provider, built.appliance, settings)
+        machine = make_machine(resource)
         body = {"image": image} if image else {}
         return step_through(machine, Event(resource, action, body), out, before_step)
     finally:
@@ -138,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug_router(
             client,
             args.router_id,
-            lambda: build_backends(conf),
-            EngineSettings.from_conf(conf).machine,
+            lambda resource: debug_machine(conf, resource),
             Action(args.action),
             args.image,
             _break_before_step if args.pdb else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from astara.cli.client import ApiClient
@@ -15,6 +16,12 @@ from astara.core.state_machine import Machine
 from tests.functional.api.conftest import Running
 
 DEBUG_ROUTER = str(Path(sys.executable).parent / "astara-debug-router")
+
+
+def _machine(running: Running) -> Callable[[Resource], Machine]:
+    """Machines on the running engine's fake backends (the CLI uses service.debug_machine)."""
+    b = running.backends
+    return lambda resource: Machine(resource, b.driver, b.provider, b.appliance, MachineSettings())
 
 
 def test_steps_an_update_while_the_orchestrator_leaves_the_router_alone(running: Running):
@@ -29,8 +36,7 @@ def test_steps_an_update_while_the_orchestrator_leaves_the_router_alone(running:
     steps = debug_router(
         ApiClient(running.url),
         "router-1",
-        lambda: running.backends,
-        MachineSettings(),
+        _machine(running),
         before_step=before_step,
         out=out,
     )
@@ -53,8 +59,7 @@ def test_rebuild_with_an_image_and_keep_debug(running: Running):
     debug_router(
         ApiClient(running.url),
         "router-3",
-        lambda: running.backends,
-        MachineSettings(),
+        _machine(running),
         action=Action.REBUILD,
         image="image-v3",
         keep_debug=True,
