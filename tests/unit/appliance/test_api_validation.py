@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from astara.appliance import links
 from astara.appliance.api import create_app, openapi_json
 from astara.appliance.apply import Appliance
 from astara.appliance.state import StateDir
 from tests.functional.appliance.lab import base_document
 
 
+def _host_untouchable(*args: object, **kwargs: object) -> None:
+    raise AssertionError(f"a unit test tried to change the host: {args}")
+
+
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """The app on a box with no NICs, that fails the test if it touches the host.
+
+    Unit tests run in the host's root namespace: the appliance's link, address, nftables and
+    daemon code must never run here (it would rename and reconfigure the host's own NICs).
+    """
+    monkeypatch.setattr(links, "snapshot", lambda: [])
+    monkeypatch.setattr(subprocess, "run", _host_untouchable)
+    monkeypatch.setattr(subprocess, "Popen", _host_untouchable)
     return TestClient(create_app(Appliance(StateDir(tmp_path))))
 
 
