@@ -10,6 +10,7 @@ recorded, and at the end checks that nothing of its own is left; leftovers fail 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -71,7 +72,23 @@ def _owner_alive(run_dir: Path) -> bool:
     return process_start_time(int(pid)) == int(start_time)
 
 
+def _root_namespace_fingerprint() -> dict[str, object]:
+    """The host's own links (name, MAC, state) and nftables ruleset: tests must not change them."""
+    links = json.loads(netns.run(["ip", "-json", "link", "show"], check=False) or "[]")
+    ruleset = netns.run(["nft", "list", "ruleset"], check=False) if shutil.which("nft") else ""
+    return {
+        "links": sorted(
+            (ln["ifname"], ln.get("address", ""), ln.get("operstate", "")) for ln in links
+        ),
+        "nft": ruleset,
+    }
+
+
+_ROOT_FINGERPRINT: dict[str, object] = {}
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    _ROOT_FINGERPRINT.update(_root_namespace_fingerprint())
     if not os.access(RUNS_DIR.parent, os.W_OK):
         return  # not root: only unit tests can run, and they create nothing
     for run_dir in sorted(RUNS_DIR.glob("run-*")):
@@ -85,6 +102,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    now = _root_namespace_fingerprint()
+    for key, before in _ROOT_FINGERPRINT.items():
+        if now[key] != before:
+            print(
+                f"\nharness: THE HOST'S ROOT NAMESPACE CHANGED ({key}):\n{before}\n->\n{now[key]}"
+            )
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if not RUN_DIR.exists():
         return
     found = _cleanup_recorded(RUN_DIR)
