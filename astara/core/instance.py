@@ -283,11 +283,17 @@ class InstanceManager:
         self._set(InstanceState.CONFIGURED)
 
     def _interfaces_differ(self, ports: Sequence[PortSpec]) -> bool:
+        """Do the appliance's NICs (by MAC) differ from ``ports``?
+
+        Only NICs of ports we know (required now, or plugged at boot/replug) count: anything
+        else the appliance reports (loopback, its own devices) is not ours to replug.
+        """
         api = self._api()
-        assert api is not None
+        assert api is not None and self.instance is not None
         present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
-        present.discard("")
-        return present != {p.mac_address.lower() for p in ports}
+        wanted = {p.mac_address.lower() for p in ports}
+        ours = wanted | {p.mac_address.lower() for p in self.instance.ports}
+        return wanted != present & ours
 
     def replug(self) -> None:
         """Hot-plug missing ports and unplug stale ones, without rebooting."""

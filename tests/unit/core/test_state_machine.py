@@ -442,3 +442,13 @@ def test_every_transition_is_logged_with_resource_states_and_action(world: World
     for line, t in zip(lines, done, strict=True):
         assert "router logged-router" in line
         assert f"{t.from_state} -> {t.to_state} (action {t.action};" in line
+
+
+def test_nics_that_are_not_our_ports_do_not_trigger_a_replug(world: World):
+    machine = configured(world)
+    address = machine.instance.management_address
+    assert address
+    world.fleet.appliances[address].macs.append("00:00:00:00:00:00")  # e.g. loopback
+    done = send_run(machine, Action.UPDATE)
+    assert S.REPLUG_INSTANCE not in path(done)
+    assert machine.instance.state is I.CONFIGURED and world.provider.calls["plug"] == 0
