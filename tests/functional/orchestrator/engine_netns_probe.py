@@ -1,0 +1,113 @@
+"""Run the engine with the netns provider and the HTTP appliance client (a test helper script).
+
+Started by ``test_engine_netns.py`` inside the kit's management namespace, where the
+orchestrator lives; prints one JSON line of what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from astara.core.events import Action, Event, Resource
+from astara.core.interfaces import Instance, PortRole, PortSpec
+from astara.core.settings import MachineSettings
+from astara.orchestrator.appliance_client import HttpApplianceClient
+from astara.orchestrator.engine import Engine, EngineSettings
+from astara.orchestrator.worker import Backends
+from astara.providers.netns import NetnsProvider
+
+
+class OneRouterDriver:
+    """A router with a management port and one internal network (no Neutron)."""
+
+    kind = "router"
+
+    def __init__(self, resource: Resource, ports: list[PortSpec]) -> None:
+        self.resource, self.ports, self.statuses = resource, ports, []
+        self.exists = True
+
+    def fetch(self, resource: Resource) -> bool:
+        return self.exists
+
+    def ensure_ports(self, resource: Resource) -> list[PortSpec]:
+        return self.ports
+
+    def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:
+        networks = []
+        for port in self.ports:
+            network: dict[str, Any] = {
+                "network_id": port.network_id,
+                "network_type": "management" if port.role is PortRole.MANAGEMENT else "internal",
+                "interface": {"lladdr": port.mac_address, "addresses": list(port.fixed_ips)},
+            }
+            if port.role is PortRole.SERVICE:
+                network["subnets"] = [{"cidr": "192.0.2.0/24", "dhcp_enabled": False}]
+            networks.append(network)
+        return {"version": 1, "configuration": {"networks": networks, "tenant_id": "tenant"}}
+
+    def delete_ports(self, resource: Resource) -> None:
+        pass
+
+    def report_status(self, resource: Resource, status: str) -> None:
+        self.statuses.append(status)
+
+    def list_resources(self) -> list[Resource]:
+        return [self.resource] if self.exists else []
+
+
+def main() -> None:
+    state_dir, prefix, registry, ports_json = sys.argv[1:5]
+    ports = [
+        PortSpec(p["port_id"], p["network_id"], p["mac"], tuple(p["ips"]), PortRole(p["role"]))
+        for p in json.loads(ports_json)
+    ]
+    resource = Resource("e2e-router", "tenant")
+    driver = OneRouterDriver(resource, ports)
+    provider = NetnsProvider(state_dir, namespace_prefix=prefix, namespace_registry=registry)
+    backends = Backends(driver, provider, HttpApplianceClient(alive_timeout=5, config_timeout=60))
+    settings = EngineSettings(
+        machine=MachineSettings(boot_timeout=60, boot_check_interval=0.2),
+        num_worker_threads=2,
+        health_check_period=3600,
+        resync_period=0,
+    )
+    engine = Engine(lambda: backends, settings)
+    engine.start()  # the start-up resync adopts the router: it has no appliance yet, so boots one
+    out: dict[str, Any] = {}
+    try:
+        out["configured"] = engine.wait_for(
+            lambda e: getattr(e.summary("e2e-router"), "instance_status", "") == "configured", 90
+        )
+        engine.submit(Event(resource, Action.READ))
+        out["read"] = engine.wait_for(
+            lambda e: any(
+                t.to_state == "ReadStats"
+                for t in (e.get_resource("e2e-router") or _none()).transitions
+            ),
+            30,
+        )
+        view = engine.get_resource("e2e-router")
+        out["path"] = [t.to_state for t in view.transitions] if view else []
+        out["last_error"] = view.last_error if view else "no view"
+        out["statuses"] = driver.statuses
+        driver.exists = False  # deleted from the backend: the next resync deletes it
+        engine.resync()
+        out["deleted"] = engine.wait_for(lambda e: e.summary("e2e-router") is None, 60)
+        out["instances_left"] = len(provider.list_instances())
+    finally:
+        engine.stop()
+    print(json.dumps(out))
+
+
+def _none() -> Any:
+    class Empty:
+        transitions: list[Any] = []
+
+    return Empty()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The engine driving real netns appliances: boot, check, configure, read, delete.
+
+The engine runs where an orchestrator runs, on the management network (the kit's management
+namespace); appliances are the real appliance programs in their namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+from astara.core.interfaces import PortRole
+from astara.localcloud import netns
+from tests.functional.localcloud.netns_kit import NetnsKit, netns_kit, port
+
+__all__ = ["netns_kit"]
+PROBE = Path(__file__).with_name("engine_netns_probe.py")
+
+
+def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
+    mgmt = netns_kit.management_port()
+    service = port(str(uuid.uuid4()), PortRole.SERVICE, "192.0.2.10/24")
+    ports = [
+        {"port_id": p.port_id, "network_id": p.network_id, "mac": p.mac_address,
+         "ips": list(p.fixed_ips), "role": p.role.value}
+        for p in (mgmt, service)
+    ]  # fmt: skip
+    argv = [
+        sys.executable, str(PROBE), str(netns_kit.state_dir), netns_kit.prefix,
+        str(netns_kit.registry.path), json.dumps(ports),
+    ]  # fmt: skip
+    out = json.loads(netns.exec_in(netns_kit.mgmt_ns, argv, timeout=240).strip().splitlines()[-1])
+    assert out["configured"], out
+    assert out["read"], out
+    assert out["path"][:4] == ["Alive", "CreateInstance", "CheckBoot", "ConfigureInstance"], out
+    assert out["last_error"] is None, out
+    assert out["statuses"][-1] == "ACTIVE" and "BUILD" in out["statuses"]
+    assert out["deleted"] and out["instances_left"] == 0, out
