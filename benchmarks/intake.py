@@ -3,7 +3,9 @@
 N notifications (real neutron-server payloads, each with a fresh ``_unique_id`` and
 ``message_id``) are published into a throwaway vhost; then
 
-- raw: a bare kombu consumer (prefetch 500, ack, JSON decode of both envelope levels) drains them;
+- raw: a bare kombu consumer (prefetch 500, ack, JSON decode of both envelope levels) drains
+  them, acking each message (DESIGN §3's baseline) and, for comparison, acking in batches as
+  the listener does;
 - listener: :class:`astara.orchestrator.intake.NotificationListener` drains them (decode,
   normalize, submit to a counting Control). Router lookups are answered from memory here, so
   the number is intake's own cost, not the Neutron API's.
@@ -34,7 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from astara.core.events import Event, Resource
 from astara.localcloud import rabbit
-from astara.orchestrator.intake import EXCHANGE, PREFETCH, ROUTING_KEY, NotificationListener
+from astara.orchestrator.intake import (
+    ACK_BATCH,
+    EXCHANGE,
+    PREFETCH,
+    ROUTING_KEY,
+    NotificationListener,
+)
 from tests.harness.recording_control import RecordingControl
 
 DATA = Path(__file__).parent / "data" / "neutron_notifications.json"
@@ -136,7 +144,8 @@ def publish(vhost: str, queue: str, messages: list[bytes], queue_arguments: dict
             producer.publish(body, content_type="application/json", content_encoding="utf-8")
 
 
-def run_raw(vhost: str, messages: list[bytes]) -> float:
+def run_raw(vhost: str, messages: list[bytes], ack_batch: int = 1) -> float:
+    """Raw kombu: JSON-decode both envelope levels and ack (every ``ack_batch`` messages)."""
     queue = f"raw-{uuid.uuid4().hex[:6]}"
     publish(vhost, queue, messages, {})
     done = 0
@@ -145,8 +154,9 @@ def run_raw(vhost: str, messages: list[bytes]) -> float:
         nonlocal done
         outer = json.loads(message.body)
         json.loads(outer["oslo.message"])
-        message.ack()
         done += 1
+        if done % ack_batch == 0 or done == len(messages):
+            message.ack(multiple=ack_batch > 1)
 
     with kombu.Connection(rabbit.amqp_url(vhost)) as conn:
         q = kombu.Queue(
@@ -205,19 +215,24 @@ def main() -> int:
     vhost = f"astara-bench-{uuid.uuid4().hex[:8]}"
     rabbit.add_vhost(vhost)
     try:
-        raw_rates, listener_rates = [], []
+        raw_rates, batched_rates, listener_rates = [], [], []
         for i in range(args.rounds):
             raw_rates.append(run_raw(vhost, messages))
+            batched_rates.append(run_raw(vhost, messages, ack_batch=ACK_BATCH))
             rate, counts = run_listener(vhost, messages)
             listener_rates.append(rate)
             print(
-                f"round {i + 1}: raw kombu {raw_rates[-1]:8.0f} msg/s   "
-                f"listener {rate:8.0f} msg/s   ratio {rate / raw_rates[-1]:.2f}"
+                f"round {i + 1}: raw kombu {raw_rates[-1]:7.0f} msg/s   raw kombu, batched acks "
+                f"{batched_rates[-1]:7.0f} msg/s   listener {rate:7.0f} msg/s"
             )
-        raw, listener = max(raw_rates), max(listener_rates)
+        raw, batched, listener = max(raw_rates), max(batched_rates), max(listener_rates)
         print(
-            f"best:    raw kombu {raw:8.0f} msg/s   listener {listener:8.0f} msg/s   "
-            f"ratio {listener / raw:.2f} (target >= 0.50)"
+            f"best: raw kombu {raw:.0f} msg/s (ack each, as DESIGN §3 measured), raw kombu with "
+            f"the listener's batched acks {batched:.0f} msg/s, listener {listener:.0f} msg/s"
+        )
+        print(
+            f"ratio listener / raw = {listener / raw:.2f} (target >= 0.50); "
+            f"listener / raw with batched acks = {listener / batched:.2f}"
         )
         print("listener counters (last round):", json.dumps(counts, sort_keys=True))
     finally:

@@ -174,6 +174,33 @@ def test_operator_command_on_the_bus_reaches_its_router(neutron, start_listener)
     assert event.resource.tenant_id == ""  # the engine looks it up
 
 
+def test_every_message_is_acked_garbage_included(neutron, start_listener):
+    listener, control = start_listener()
+    good = {
+        "oslo.version": "2.0",
+        "oslo.message": json.dumps(
+            {
+                "event_type": "router.create.end",
+                "payload": {"router": {"id": str(uuid.uuid4()), "tenant_id": "t"}},
+            }
+        ),
+    }
+    bodies = ["\xff not json", json.dumps({"event_type": 5}), json.dumps(good)] * 83
+    with kombu.Connection(rabbit.amqp_url(neutron.vhost)) as conn:
+        producer = conn.Producer()
+        exchange = kombu.Exchange("neutron", type="topic", durable=False)
+        for body in bodies:
+            producer.publish(body, exchange=exchange, routing_key="notifications.info")
+        control.wait_count(83)  # the last message is a good one: all were handled
+        listener.stop()  # acks what it handled before closing
+        _, messages, _ = conn.default_channel.queue_declare(listener.pool, passive=True)
+    counts = listener.counters()
+    assert counts["received"] == len(bodies) == 249
+    assert counts["dropped.malformed_json"] == 83
+    assert counts["dropped.missing_event_type"] == 83
+    assert messages == 0  # nothing left behind, nothing requeued
+
+
 def test_unreachable_broker_is_retried_not_fatal():
     conf = cfg.ConfigOpts()
     listener = NotificationListener(
