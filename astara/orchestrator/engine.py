@@ -95,6 +95,7 @@ class Engine:
         self._periodic: threading.Thread | None = None
         self.resync_report = ResyncReport()
         self.health_sweeps = 0
+        self._health_parts: dict[str, Callable[[], Mapping[str, Any]]] = {}
         pool_args = (
             self._shards,
             factory,
@@ -269,10 +270,24 @@ class Engine:
         self.pool.update_settings(new.machine)
         LOG.info("configuration reloaded: %s", self.settings)
 
+    def add_health_part(self, name: str, check: Callable[[], Mapping[str, Any]]) -> None:
+        """Include ``check()`` in :meth:`health` (e.g. the listener); ``{"ok": False}`` degrades."""
+        self._health_parts[name] = check
+
     def health(self) -> Mapping[str, Any]:
         workers = self.pool.status()
         report = self.resync_report
-        healthy = all(w["alive"] for w in workers) and report.error is None
+        parts = {}
+        for name, check in self._health_parts.items():
+            try:
+                parts[name] = dict(check())
+            except Exception as exc:
+                parts[name] = {"ok": False, "error": str(exc)}
+        healthy = (
+            all(w["alive"] for w in workers)
+            and report.error is None
+            and all(p.get("ok", True) for p in parts.values())
+        )
         with self._cond:
             count = len(self._summaries)
         return {
@@ -280,6 +295,7 @@ class Engine:
             "workers": workers,
             "resources": count,
             "resync": {"at": report.at, "error": report.error, "runs": report.runs},
+            **parts,
         }
 
     # -- resync --------------------------------------------------------------------------------

@@ -153,7 +153,12 @@ class Service:
         self.api = api_cls(self.conf, self.engine)
         self.api.start()
         self.listener = listener_cls(self.conf, self.engine, self.conf.transport_url)
-        self.listener.start()
+        listener = self.listener
+        self.engine.add_health_part(
+            "listener", lambda: {"ok": bool(listener.ready), **listener.counters()}
+        )
+        if not self.listener.start():
+            LOG.warning("notification listener not consuming yet; it keeps retrying")
         LOG.info(
             "orchestrator running: %d worker processes x %d threads, provider %s",
             self.conf.num_worker_processes,

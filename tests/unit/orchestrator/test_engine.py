@@ -214,3 +214,18 @@ def test_debug_command_takes_effect_at_once(engine: Engine):
     assert engine.wait_for(
         lambda e: getattr(e.summary("router-2"), "debug_reason", None) == "ticket 7", 10
     )
+
+
+def test_health_includes_registered_parts_and_degrades_with_them(engine: Engine):
+    state = {"ok": True}
+    engine.add_health_part("listener", lambda: {"ok": state["ok"], "received": 3})
+    assert engine.health()["status"] == "ok"
+    assert engine.health()["listener"] == {"ok": True, "received": 3}
+    state["ok"] = False
+    assert engine.health()["status"] == "degraded"
+
+    def broken() -> dict[str, object]:
+        raise RuntimeError("listener thread died")
+
+    engine.add_health_part("listener", broken)
+    assert engine.health()["listener"] == {"ok": False, "error": "listener thread died"}
