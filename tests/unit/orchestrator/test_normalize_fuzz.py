@@ -109,8 +109,8 @@ wrong_values = st.one_of(
     st.integers(),
     st.booleans(),
     st.text(max_size=10),
-    st.just([]),
-    st.just({}),
+    st.builds(list),
+    st.builds(dict),
     st.sampled_from(["", "not-a-uuid", "demo tenant", ROUTER, NETWORK, "router.bogus.end"]),
 )
 
