@@ -237,15 +237,20 @@ class ProcessPool:
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping = True
-        for inbox in self._inboxes:
+        started = [
+            (n, p, q)
+            for n, (p, q) in enumerate(zip(self._processes, self._inboxes, strict=True))
+            if p is not None
+        ]
+        for _, _, inbox in started:
             inbox.put(("stop",))
-        for index, process in enumerate(self._processes):
+        for index, process, _ in started:
             process.join(timeout)
             if process.is_alive():
                 LOG.warning("worker %d: process %d did not stop, killing it", index, process.pid)
                 process.kill()
                 process.join(5)
-        for inbox in self._inboxes:
+        for _, _, inbox in started:
             self._discard(inbox)
         self._outbox.put(("closing",))
         if self._receiver is not None:
@@ -295,7 +300,7 @@ class ProcessPool:
 
     def status(self) -> list[dict[str, Any]]:
         return [
-            {"worker": n, "pid": p.pid, "alive": p.is_alive()}
+            {"worker": n, "pid": p.pid if p else None, "alive": bool(p and p.is_alive())}
             for n, p in enumerate(self._processes)
         ]
 
@@ -303,7 +308,7 @@ class ProcessPool:
         """Start again every worker process that died; returns their indexes."""
         if self._stopping:
             return []
-        dead = [n for n, p in enumerate(self._processes) if not p.is_alive()]
+        dead = [n for n, p in enumerate(self._processes) if p is not None and not p.is_alive()]
         for index in dead:
             LOG.error(
                 "worker %d: process %d died (exit code %s), starting a new one",

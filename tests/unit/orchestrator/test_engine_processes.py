@@ -83,3 +83,10 @@ def test_a_dead_worker_is_restarted_and_its_routers_adopted(engine: Engine):
     assert engine.wait_for(configured, 30)
     view = engine.get_resource(next(r for r, t in ROUTERS if shard_for(t, 2) == 1))
     assert view is not None and view.transitions
+
+
+def test_stopping_an_engine_that_never_started_is_harmless():
+    settings = EngineSettings(num_worker_processes=2, in_process=False)
+    engine = Engine(FakeBackends(), settings)
+    assert engine.health()["status"] == "degraded"  # no worker runs
+    engine.stop()
