@@ -12,6 +12,7 @@ so nothing unescaped can reach a command line or a daemon's configuration file.
 from __future__ import annotations
 
 import ipaddress
+import operator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +22,7 @@ from pydantic import (
     IPvAnyAddress,
     IPvAnyInterface,
     IPvAnyNetwork,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -45,6 +47,8 @@ Text = Annotated[str, Field(pattern=TEXT_RE, max_length=255)]
 MacAddress = Annotated[str, Field(pattern=MAC_RE)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Asn = Annotated[int, Field(ge=1, le=4294967295)]
+
+_FLOATING_IPS_MAX = 10000
 
 NetworkType = Literal["external", "internal", "management", "isolated"]
 
@@ -117,7 +121,7 @@ class Orchestrator(_Model):
 class Configuration(_Model):
     networks: list[Network] = Field(default_factory=list, max_length=512)
     static_routes: list[StaticRoute] = Field(default_factory=list, max_length=1024)
-    floating_ips: list[FloatingIP] = Field(default_factory=list, max_length=10000)
+    floating_ips: list[FloatingIP] = Field(default_factory=list, max_length=_FLOATING_IPS_MAX)
     tenant_id: Identifier = ""
     hostname: Hostname | None = None
     default_v4_gateway: ipaddress.IPv4Address | None = None
@@ -257,9 +261,66 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                             ip,
                         )
                     )
+    errors += _fip_errors(conf.floating_ips, bool(counts.get("external")), external_nets,
+                          internal_nets)  # fmt: skip
+    gw = conf.default_v4_gateway
+    if gw is not None and not _in_any(gw, external_nets):
+        errors.append(
+            _error(("default_v4_gateway",), "address_not_in_subnet",
+                   "default gateway is on no external subnet", gw)
+        )  # fmt: skip
+    for i, sroute in enumerate(conf.static_routes):
+        if sroute.nexthop.version != sroute.destination.version:
+            errors.append(
+                _error(("static_routes", i), "wrong_family",
+                       "nexthop and destination families differ", sroute.nexthop)
+            )  # fmt: skip
+        elif not _in_any(sroute.nexthop, connected):
+            errors.append(
+                _error(("static_routes", i, "nexthop"), "unreachable_nexthop",
+                       "nexthop is on no connected subnet", sroute.nexthop)
+            )  # fmt: skip
+    return errors
+
+
+class _NetSet:
+    """Is an address in any of these networks? The answer of ``_in_any``, in a few lookups.
+
+    Networks are grouped by family and prefix length: one mask and one set lookup per group,
+    not one test per network (99 internal networks, 1,000 floating IPs).
+    """
+
+    def __init__(self, nets: list[IPNetwork]) -> None:
+        groups: dict[tuple[int, int], set[int]] = {}
+        for net in nets:
+            groups.setdefault((net.version, net.prefixlen), set()).add(int(net.network_address))
+        self._groups = [
+            (version, ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1), starts)
+            for (version, plen), starts in groups.items()
+            for bits in [32 if version == 4 else 128]
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def __contains__(self, ip: IPAddress) -> bool:
+        value, version = int(ip), ip.version
+        return any(v == version and value & mask in starts for v, mask, starts in self._groups)
+
+
+def _fip_errors(
+    floating_ips: list[FloatingIP],
+    has_external: bool,
+    external_nets: list[IPNetwork],
+    internal_nets: list[IPNetwork],
+) -> list[InitErrorDetails]:
+    """The checks of the floating IPs, given what the networks provide."""
+    errors: list[InitErrorDetails] = []
     seen_fips: set[IPAddress] = set()
     seen_fixed: set[IPAddress] = set()
-    for i, fip in enumerate(conf.floating_ips):
+    external = _NetSet(external_nets)
+    internal = _NetSet(internal_nets)
+    for i, fip in enumerate(floating_ips):
         loc = ("floating_ips", i)
         if fip.floating_ip.version != fip.fixed_ip.version:
             errors.append(
@@ -283,7 +344,7 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                        "fixed IP has a floating IP already", fip.fixed_ip)
             )  # fmt: skip
         seen_fixed.add(fip.fixed_ip)
-        if not counts.get("external"):
+        if not has_external:
             errors.append(
                 _error(
                     (*loc, "floating_ip"),
@@ -292,7 +353,7 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                     fip.floating_ip,
                 )
             )
-        elif external_nets and not _in_any(fip.floating_ip, external_nets):
+        elif external and fip.floating_ip not in external:
             errors.append(
                 _error(
                     (*loc, "floating_ip"),
@@ -301,7 +362,7 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                     fip.floating_ip,
                 )
             )
-        if not _in_any(fip.fixed_ip, internal_nets):
+        if fip.fixed_ip not in internal:
             errors.append(
                 _error(
                     (*loc, "fixed_ip"),
@@ -310,24 +371,70 @@ def _semantic_errors(conf: Configuration) -> list[InitErrorDetails]:
                     fip.fixed_ip,
                 )
             )
-    gw = conf.default_v4_gateway
-    if gw is not None and not _in_any(gw, external_nets):
-        errors.append(
-            _error(("default_v4_gateway",), "address_not_in_subnet",
-                   "default gateway is on no external subnet", gw)
-        )  # fmt: skip
-    for i, sroute in enumerate(conf.static_routes):
-        if sroute.nexthop.version != sroute.destination.version:
-            errors.append(
-                _error(("static_routes", i), "wrong_family",
-                       "nexthop and destination families differ", sroute.nexthop)
-            )  # fmt: skip
-        elif not _in_any(sroute.nexthop, connected):
-            errors.append(
-                _error(("static_routes", i, "nexthop"), "unreachable_nexthop",
-                       "nexthop is on no connected subnet", sroute.nexthop)
-            )  # fmt: skip
     return errors
+
+
+_FLOATING_IPS: TypeAdapter[list[FloatingIP]] = TypeAdapter(
+    Annotated[list[FloatingIP], Configuration.model_fields["floating_ips"]]
+)
+
+
+_FIP_KEY = operator.itemgetter("floating_ip", "fixed_ip")
+
+
+def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) -> Document | None:
+    """``doc`` with its floating IPs replaced by ``floating_ips`` (parsed JSON), if they are valid.
+
+    The incremental path of a PUT that changes only the floating IPs. Only they are validated
+    (structure, then the same checks :func:`parse_document` makes, against ``doc``'s networks,
+    which are valid already); the networks are shared with ``doc``, not copied. ``previous``:
+    the JSON ``doc``'s floating IPs were parsed from; an item found there as is is taken parsed
+    and checked already, so only new items are parsed and checked on their own (duplicates are
+    checked across all). None if anything is wrong: :func:`parse_document` of the whole
+    document then reports the errors, so they are always the same list with the same paths.
+    """
+    conf = doc.configuration
+    if not isinstance(floating_ips, list) or len(floating_ips) > _FLOATING_IPS_MAX:
+        return None
+    parsed: dict[Any, FloatingIP] = {}
+    keys: list[Any] = [None] * len(floating_ips)
+    if isinstance(previous, list) and len(previous) == len(conf.floating_ips):
+        try:  # C speed: the items of a valid list are dicts of exactly these two keys
+            parsed = dict(zip(map(_FIP_KEY, previous), conf.floating_ips, strict=True))
+            if all(type(item) is dict and len(item) == 2 for item in floating_ips):
+                keys = list(map(_FIP_KEY, floating_ips))
+        except (TypeError, KeyError):  # not such a dict, or an unhashable value
+            keys = [None] * len(floating_ips)
+    try:
+        known = frozenset(i for i, key in enumerate(keys) if key in parsed)
+    except TypeError:
+        known = frozenset()
+    if len({keys[i] for i in known}) != len(known):
+        return None  # an item given twice (distinct items of ``previous`` are distinct IPs)
+    try:
+        fresh = iter(_FLOATING_IPS.validate_python(
+            [item for i, item in enumerate(floating_ips) if i not in known]))  # fmt: skip
+    except ValidationError:
+        return None
+    fips = [parsed[keys[i]] if i in known else next(fresh) for i in range(len(floating_ips))]
+    new = [fip for i, fip in enumerate(fips) if i not in known]
+    internal = [s.cidr for n in conf.networks_of("internal") for s in n.subnets]
+    external = [
+        net
+        for n in conf.networks_of("external")
+        for net in [s.cidr for s in n.subnets] + [a.network for a in n.interface.addresses]
+    ]
+    if _fip_errors(new, conf.external is not None, external, internal):
+        return None  # the checks of each new item, and duplicates among them
+    if new and len(new) < len(fips):  # duplicates between new and kept items (unique already)
+        kept = [fip for i, fip in enumerate(fips) if i in known]
+        kept_fips: Any = [f.floating_ip for f in kept]
+        kept_fixed: Any = [f.fixed_ip for f in kept]
+        if len(new) > 8:  # hashing every address pays off only for many new items
+            kept_fips, kept_fixed = set(kept_fips), set(kept_fixed)
+        if any(f.floating_ip in kept_fips or f.fixed_ip in kept_fixed for f in new):
+            return None
+    return doc.model_copy(update={"configuration": conf.model_copy(update={"floating_ips": fips})})
 
 
 def parse_document(data: Any) -> Document:

@@ -80,9 +80,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
 
-def timed(fn: Any) -> float:
+def timed(fn: Any, *args: Any) -> float:
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -117,15 +117,30 @@ def inside(args: argparse.Namespace) -> None:
         more["configuration"]["floating_ips"].append(
             {"floating_ip": "100.64.200.1", "fixed_ip": fixed_without_fip}
         )
-        doc_more = parse_document(more)
         raw_doc, raw_more = json.dumps(raw).encode(), json.dumps(more).encode()  # as PUT has them
+        loads_s = statistics.median(timed(lambda: json.loads(raw_more)) for _ in range(3))
+        appliance.put(json.loads(raw_doc), raw_doc)  # the API's path: the JSON is kept
         add, remove = [], []
         steps: dict[str, list[float]] = {}
+        if args.profile:  # where the time of the incremental path goes
+            import cProfile
+            import pstats
+
+            profile = cProfile.Profile()
+            for _ in range(args.rounds):
+                data_more, data_doc = json.loads(raw_more), json.loads(raw_doc)
+                profile.runcall(appliance.put, data_more, raw_more)
+                profile.runcall(appliance.put, data_doc, raw_doc)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+            profile = cProfile.Profile()
+            profile.runcall(full_converge)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
         for _ in range(args.rounds):
-            add.append(timed(lambda: appliance.apply(doc_more, raw_more)))
+            data_more, data_doc = json.loads(raw_more), json.loads(raw_doc)  # as PUT has them
+            add.append(timed(appliance.put, data_more, raw_more))
             for step, seconds in appliance.timings.items():
                 steps.setdefault(step, []).append(seconds)
-            remove.append(timed(lambda: appliance.apply(doc, raw_doc)))
+            remove.append(timed(appliance.put, data_doc, raw_doc))
         ruleset = firewall.render(appliance._fw_live)  # type: ignore[arg-type]
         raw_full = statistics.median(
             timed(lambda: netops.nft_apply(ruleset)) for _ in range(args.rounds)
@@ -142,6 +157,7 @@ def inside(args: argparse.Namespace) -> None:
             f"floating IPs ({len(ruleset.splitlines())} ruleset lines)"
         )
         print(f"  parse + validate document       {ms(parse_s)}")
+        print(f"  json.loads of the request body  {ms(loads_s)}  (before any of the below)")
         print(f"  full apply (first, daemons start){ms(first)}")
         print("    of which: " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in first_steps.items())
               + " ms")  # fmt: skip
@@ -195,7 +211,8 @@ def outside(args: argparse.Namespace) -> None:
         subprocess.run(["ip", "netns", "exec", app, sys.executable, str(HERE), "--inside",
                         "--state-dir", str(state), "--networks", str(args.networks),
                         "--hosts", str(args.hosts), "--fips", str(args.fips),
-                        "--rounds", str(args.rounds)], check=True)  # fmt: skip
+                        "--rounds", str(args.rounds), *(["--profile"] if args.profile else [])],
+                       check=True)  # fmt: skip
         # Memory: the real API process and the daemons it runs, after a full PUT over HTTP.
         api = subprocess.Popen(["ip", "netns", "exec", app, str(BIN / "astara-appliance-api"),
                                 "--state-dir", str(state)], stdout=subprocess.DEVNULL,
@@ -238,6 +255,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=5000)
     parser.add_argument("--fips", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="print cProfile of the applies")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()

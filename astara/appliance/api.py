@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from astara.appliance import links, netops
 from astara.appliance.apply import Appliance, ApplyError, ResolveError
-from astara.configdoc import Document, document_errors, parse_document
+from astara.configdoc import Document, document_errors
 
 LOG = logging.getLogger(__name__)
 
@@ -136,14 +136,12 @@ def create_app(appliance: Appliance) -> FastAPI:
                 422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
             )
         try:
-            doc = parse_document(data)
+            doc, changed = await run_in_threadpool(appliance.put, data, raw)
         except ValidationError as exc:
             errors = document_errors(exc)
             for e in errors:
                 e["loc"] = ["body", *e["loc"]]
             return _error(422, errors)
-        try:
-            changed = await run_in_threadpool(appliance.apply, doc, raw)
         except ResolveError as exc:
             return _error(422, exc.errors)
         except ApplyError as exc:

@@ -7,6 +7,7 @@ configuration. The same document twice changes nothing and restarts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -22,7 +23,7 @@ from typing import Any
 from astara.appliance import bird, dhcp, firewall, links, metadata_proxy, netops, routes
 from astara.appliance.state import StateDir, write_atomic
 from astara.appliance.supervisor import Daemon
-from astara.configdoc import Configuration, Document
+from astara.configdoc import Configuration, Document, parse_document, with_floating_ips
 
 LOG = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class Appliance:
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
         self._internal_seen: tuple[tuple[Any, ...], int] = ((), 0)
+        # The incremental path: what the last complete apply saw (None: take the full path).
+        self._applied_data: Any = None  # the JSON of the document applied last
+        self._plan: Plan | None = None  # how its networks were resolved to NICs
+        self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
         saved = state.read_json("applied.json")
         self.current: Document | None = None
         if saved is not None:
@@ -233,15 +238,37 @@ class Appliance:
             ("bird", self.step_bird),
         ]
 
-    def apply(self, doc: Document, raw: bytes | None = None) -> list[str]:
+    def put(self, data: Any, raw: bytes | None = None) -> tuple[Document, list[str]]:
+        """Validate ``data`` (the parsed JSON of a PUT) and apply it: the document and what changed.
+
+        When the document differs from the one applied last only in its floating IPs (or not
+        at all), and the box is as that apply left it (same NICs, daemons alive), only the new
+        floating IPs are validated and applied: map elements in one ``nft`` transaction and
+        addresses by netlink. Otherwise the whole document is validated and applied as by
+        :meth:`apply`. Raises pydantic's ValidationError, ResolveError or ApplyError.
+        """
+        with self.lock:
+            doc = self._incremental_doc(data)
+            if doc is not None:
+                changed = self._apply_floating_ips(doc, data, raw)
+                if changed is not None:
+                    return doc, changed
+        if doc is None:
+            doc = parse_document(data)
+        return doc, self.apply(doc, raw, data)
+
+    def apply(self, doc: Document, raw: bytes | None = None, data: Any = None) -> list[str]:
         """Apply ``doc``; return the steps that changed something.
 
-        ``raw``: the request body ``doc`` was parsed from, saved as is (no re-serializing).
+        ``raw``: the request body ``doc`` was parsed from, saved as is (no re-serializing);
+        ``data``: its parsed JSON, kept for the incremental path of the next :meth:`put`.
         Raises ResolveError (unknown NICs) or ApplyError (rolled back).
         """
         with self.lock:
             started = time.monotonic()
+            self._applied_data = self._plan = None
             plan = self.resolve(doc.configuration)
+            self._nics_seen = _nic_list()
             old_doc = self.current or Document()
             changed: list[str] = []
             done: list[tuple[str, Callable[[Plan], bool]]] = []
@@ -265,9 +292,10 @@ class Appliance:
             self.timings["after"] = time.monotonic() - step_start
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
             if changed or doc != self.current:  # the request's own bytes, when it has them
-                text = raw.decode() if raw is not None else doc.model_dump_json()
+                text = raw if raw is not None else doc.model_dump_json()
                 write_atomic(self.state.path / "applied.json", text)
             self.current = doc
+            self._plan, self._applied_data = plan, data
             LOG.info(
                 "configuration applied in %.3fs, changed: %s (%s)",
                 time.monotonic() - started,
@@ -286,10 +314,19 @@ class Appliance:
             except Exception as exc:  # keep going: restore as much as possible
                 LOG.error("rollback of %s failed: %s", name, exc)
 
-    def _after(self, old: Configuration, plan: Plan) -> None:
-        """Flush conntrack of removed floating IPs; announce new addresses by gratuitous ARP."""
-        new_fips = {(str(f.floating_ip), str(f.fixed_ip)) for f in plan.conf.floating_ips}
-        old_fips = {(str(f.floating_ip), str(f.fixed_ip)) for f in old.floating_ips}
+    def _after(
+        self,
+        old: Configuration,
+        plan: Plan,
+        fips: tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]] | None = None,
+    ) -> None:
+        """Flush conntrack of removed floating IPs; announce new addresses by gratuitous ARP.
+
+        ``fips``: the (floating, fixed) pairs of ``old`` and of ``plan``, when known already.
+        """
+        if fips is None:
+            fips = (_fip_pairs(old), _fip_pairs(plan.conf))
+        old_fips, new_fips = fips
         removed = sorted({fip for fip, _fixed in old_fips - new_fips})
         if removed:
             netops.flush_conntrack(removed)
@@ -306,6 +343,101 @@ class Appliance:
             except OSError as exc:
                 LOG.warning("gratuitous ARP on %s failed: %s", ext.network_id, exc)
 
+    # -- the incremental path: floating IPs only ------------------------------------------------
+    def _incremental_doc(self, data: Any) -> Document | None:
+        """The document ``data`` describes, if it is the last one but for its floating IPs.
+
+        Sections are compared as JSON (in C); the floating IPs are validated on their own.
+        None: take the full path (which also reports any error, with every path).
+        """
+        prev, current = self._applied_data, self.current
+        if prev is None or current is None or not isinstance(data, dict):
+            return None
+        if data.keys() != prev.keys() or any(
+            data[k] != prev[k] for k in data if k != "configuration"
+        ):
+            return None
+        conf, old = data.get("configuration"), prev.get("configuration")
+        if not isinstance(conf, dict) or not isinstance(old, dict) or conf.keys() != old.keys():
+            return None
+        if any(conf[k] != old[k] for k in conf if k != "floating_ips"):
+            return None
+        if conf.get("floating_ips") == old.get("floating_ips"):
+            return current
+        return with_floating_ips(current, conf.get("floating_ips"), old.get("floating_ips"))
+
+    def _box_as_left(self) -> bool:
+        """Is the box as the last complete apply left it: same NICs, daemons alive, same
+        management record? (Otherwise the full path converges every step.)"""
+        done = self._done_inputs
+        return bool(
+            done
+            and self._plan is not None
+            and _nic_list() == self._nics_seen
+            and done["dhcp"][-1] == self.dnsmasq.daemon.pid
+            and done["metadata"][-1] == self.proxy.pid
+            and done["bird"][-1] == self.bird.daemon.pid
+            and done["links"][-1] == self.state.management
+        )
+
+    def _apply_floating_ips(self, doc: Document, data: Any, raw: bytes | None) -> list[str] | None:
+        """Apply ``doc``, which differs from the current document in its floating IPs only.
+
+        None if the box is not as the last apply left it (take the full path).
+        """
+        assert self.current is not None and self._plan is not None
+        live = self._fw_live
+        if live is None or not self._box_as_left():
+            return None
+        started = time.monotonic()
+        old_doc, plan = self.current, dataclasses.replace(self._plan, conf=doc.configuration)
+        fw = dataclasses.replace(live, fips=_fip_pairs(doc.configuration))
+        changed = []
+        if fw.fips != live.fips:
+            ext = doc.configuration.external
+            old_ips = {fip for fip, _ in live.fips}
+            new_ips = {fip for fip, _ in fw.fips}
+            proc = netops.nft_start(firewall.fip_delta(live.fips, fw.fips))
+            step = "links"
+            try:
+                if ext is not None and old_ips != new_ips:
+                    links.change_addresses(
+                        plan.index[ext.network_id],
+                        add=[_host_interface(ip) for ip in sorted(new_ips - old_ips)],
+                        remove=[_host_interface(ip) for ip in sorted(old_ips - new_ips)],
+                    )
+                    changed.append("links")
+                step = "firewall"
+                netops.nft_wait(proc)
+                changed.append("firewall")
+            except Exception as exc:
+                if proc.returncode is None:  # the links failed: whatever nft did is undone too
+                    with contextlib.suppress(netops.NftError):
+                        netops.nft_wait(proc)
+                LOG.error("step %s failed (%s): rolling back", step, exc)
+                self._rollback(old_doc, [("links", self.step_links),
+                                         ("firewall", self.step_firewall)])  # fmt: skip
+                raise ApplyError(step, str(exc)) from exc
+            self._fw_live = fw
+            self._done_inputs["firewall"] = fw
+            links_inputs = self._done_inputs["links"]
+            self._done_inputs["links"] = (links_inputs[0], tuple(doc.configuration.floating_ips),
+                                          *links_inputs[2:])  # fmt: skip
+        self.timings = {"incremental": time.monotonic() - started}
+        after = time.monotonic()
+        self._after(old_doc.configuration, plan, (live.fips, fw.fips))
+        self.timings["after"] = time.monotonic() - after
+        if data != self._applied_data:
+            text = raw if raw is not None else doc.model_dump_json()
+            write_atomic(self.state.path / "applied.json", text, compare=False)
+        self.current, self._plan, self._applied_data = doc, plan, data
+        LOG.info(
+            "configuration applied in %.3fs (floating IPs only), changed: %s",
+            time.monotonic() - started,
+            ", ".join(changed) or "nothing",
+        )
+        return changed
+
     def restore(self) -> None:
         """Apply the document saved before a restart (the box may have lost some of it)."""
         saved, self.current = self.current, None
@@ -320,6 +452,38 @@ class Appliance:
     def shutdown(self) -> None:
         for daemon in (self.dnsmasq.daemon, self.bird.daemon, self.proxy):
             daemon.stop()
+
+
+_FIP_TEXT: dict[int, tuple[Any, tuple[str, str]]] = {}  # id -> (FloatingIP, its two addresses)
+
+
+def _fip_pairs(conf: Configuration) -> frozenset[tuple[str, str]]:
+    """The (floating, fixed) addresses of ``conf`` as text.
+
+    The text of the items the last call saw (the same objects: an incremental change shares
+    them) is not made again; formatting 2,000 addresses is a good part of a one-floating-IP
+    change otherwise.
+    """
+    known = _FIP_TEXT
+    made: dict[int, tuple[Any, tuple[str, str]]] = {}
+    for fip in conf.floating_ips:
+        hit = known.get(id(fip))
+        if hit is None or hit[0] is not fip:
+            hit = (fip, (str(fip.floating_ip), str(fip.fixed_ip)))
+        made[id(fip)] = hit
+    _FIP_TEXT.clear()
+    _FIP_TEXT.update(made)
+    return frozenset(pair for _fip, pair in made.values())
+
+
+def _nic_list() -> frozenset[tuple[int, str]]:
+    """Every network interface of this namespace, (index, name): one netlink dump, in C."""
+    return frozenset(socket.if_nameindex())
+
+
+def _host_interface(ip: str) -> links.IPInterface:
+    address = ipaddress.ip_address(ip)
+    return ipaddress.ip_interface(f"{address}/{address.max_prefixlen}")
 
 
 def _accepts(address: str, port: int) -> bool:

@@ -9,9 +9,13 @@ iproute2 does the same netlink requests in C in milliseconds (docs/appliance.md 
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
+import os
+import socket
+import struct
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -168,3 +172,63 @@ def link_changes(
         extra = " nodad" if ":" in addr else " brd +"
         lines.append(f"address add {addr} dev {dev}{extra}")
     return lines
+
+
+# -- addresses by netlink, without spawning ip (the incremental floating-IP path) ------------
+_RTM_NEWADDR, _RTM_DELADDR, _NLMSG_ERROR = 20, 21, 2
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_REPLACE, _NLM_F_CREATE = 0x1, 0x4, 0x100, 0x400
+_IFA_ADDRESS, _IFA_LOCAL, _IFA_BROADCAST = 1, 2, 4
+_IFA_F_NODAD = 0x02
+_ABSENT = {errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH}  # deleting what is not there
+
+
+def _rtattr(kind: int, data: bytes) -> bytes:
+    return struct.pack("=HH", 4 + len(data), kind) + data + b"\0" * (-len(data) % 4)
+
+
+def _addr_message(seq: int, kind: int, index: int, iface: IPInterface) -> bytes:
+    ip = iface.ip.packed
+    family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    flags = _NLM_F_REQUEST | _NLM_F_ACK
+    if kind == _RTM_NEWADDR:
+        flags |= _NLM_F_CREATE | _NLM_F_REPLACE  # already there is fine (idempotent)
+    ifa_flags = _IFA_F_NODAD if iface.version == 6 else 0  # as ``nodad``: usable at once
+    body = struct.pack("=BBBBI", family, iface.network.prefixlen, ifa_flags, 0, index)
+    body += _rtattr(_IFA_LOCAL, ip) + _rtattr(_IFA_ADDRESS, ip)
+    if iface.version == 4 and kind == _RTM_NEWADDR:  # as ``brd +``
+        body += _rtattr(_IFA_BROADCAST, iface.network.broadcast_address.packed)
+    return struct.pack("=IHHII", 16 + len(body), kind, flags, seq, 0) + body
+
+
+def change_addresses(
+    index: int, *, add: Sequence[IPInterface] = (), remove: Sequence[IPInterface] = ()
+) -> None:
+    """Add and remove addresses of NIC ``index`` in one netlink exchange (no ``ip`` spawned).
+
+    Adding an address already there and removing one already gone are not errors, so this is
+    as idempotent as the ``ip -batch`` the links step runs; any other refusal raises LinkError.
+    """
+    requests = [(_RTM_DELADDR, a) for a in remove] + [(_RTM_NEWADDR, a) for a in add]
+    if not requests:
+        return
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.bind((0, 0))
+        sock.sendall(b"".join(_addr_message(seq, kind, index, a)
+                              for seq, (kind, a) in enumerate(requests, 1)))  # fmt: skip
+        pending = set(range(1, len(requests) + 1))
+        errors = []
+        while pending:
+            data = sock.recv(65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
+                if kind == _NLMSG_ERROR and seq in pending:
+                    pending.discard(seq)
+                    code = -struct.unpack_from("=i", data, offset + 16)[0]
+                    op, addr = requests[seq - 1]
+                    if code and not (op == _RTM_DELADDR and code in _ABSENT):
+                        verb = "add" if op == _RTM_NEWADDR else "del"
+                        errors.append(f"address {verb} {addr} dev #{index}: {os.strerror(code)}")
+                offset += max(16, (length + 3) & ~3)
+    if errors:
+        raise LinkError("; ".join(errors))

@@ -6,6 +6,7 @@ import logging
 import socket
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 LOG = logging.getLogger(__name__)
@@ -22,6 +23,34 @@ def nft_apply(text: str) -> None:
     )
     if result.returncode != 0:
         raise NftError(f"nft -f failed: {result.stderr.strip()}")
+
+
+def nft_start(text: str) -> subprocess.Popen[str]:
+    """Start ``text`` as one nft transaction; :func:`nft_wait` for its outcome."""
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(
+        ["nft", "-f", "-"], stdin=pipe, stdout=subprocess.DEVNULL, stderr=pipe, text=True
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        proc.stdin.write(text)
+        proc.stdin.close()
+    except BrokenPipeError:  # nft exited early: its stderr says why
+        pass
+    proc.stdin = None  # written and closed: communicate() only reads
+    return proc
+
+
+def nft_wait(proc: subprocess.Popen[str]) -> None:
+    """Wait for a transaction from :func:`nft_start`; raise NftError if nft refused it."""
+    try:
+        _, err = proc.communicate(timeout=30)  # select() on stderr: no polling with sleeps
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise NftError("nft -f timed out") from None
+    if proc.returncode != 0:
+        raise NftError(f"nft -f failed: {err.strip()}")
 
 
 def nft_ruleset() -> str:
@@ -42,8 +71,11 @@ def enable_forwarding() -> None:
 def flush_conntrack(addresses: list[str]) -> None:
     """Drop the conntrack entries of ``addresses`` in either direction (removed floating IPs).
 
-    The deletions run side by side: each ``conntrack -D`` walks the whole table.
+    The deletions run side by side: each ``conntrack -D`` walks the whole table. When the
+    kernel's table is readable (``/proc/net/nf_conntrack``, this namespace's) and shows no entry
+    with an IPv4 address of ``addresses``, there is nothing to delete and nothing is spawned.
     """
+    addresses = _maybe_tracked(addresses)
     procs = [
         subprocess.Popen(["conntrack", "-D", flag, address], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -57,11 +89,28 @@ def flush_conntrack(addresses: list[str]) -> None:
 
 
 def send_garp(ifname: str, mac: str, addresses: list[str]) -> None:
-    """Broadcast one gratuitous ARP request per address, announcing it at ``mac`` on ``ifname``."""
+    """Broadcast one gratuitous ARP request per address, announcing it at ``mac`` on ``ifname``.
+
+    The requests are sent before this returns; the packet socket is closed in the background
+    (closing one waits for the kernel's RCU grace period: milliseconds on a loaded box).
+    """
     hw = bytes.fromhex(mac.replace(":", ""))
     head = b"\xff" * 6 + hw + struct.pack("!H", 0x0806) + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    try:
         sock.bind((ifname, 0))
         for address in addresses:
             ip = socket.inet_aton(address)
             sock.send(head + hw + ip + b"\x00" * 6 + ip)
+    finally:
+        threading.Thread(target=sock.close, name="garp-close", daemon=True).start()
+
+
+def _maybe_tracked(addresses: list[str]) -> list[str]:
+    """``addresses`` less the IPv4 ones no conntrack entry mentions (all of them if unsure)."""
+    try:
+        table = Path("/proc/net/nf_conntrack").read_text()
+    except OSError:
+        return addresses
+    # IPv4 entries show ``src=a.b.c.d dst=...``; IPv6 ones a format of their own: always ask.
+    return [a for a in addresses if ":" in a or f"={a} " in table]

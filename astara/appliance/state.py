@@ -61,14 +61,18 @@ class StateDir:
         self.write_json("names.json", names)
 
 
-def write_atomic(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` via a rename; return False (and write nothing) if unchanged."""
+def write_atomic(path: Path, text: str | bytes, compare: bool = True) -> bool:
+    """Write ``text`` to ``path`` via a rename; return False (and write nothing) if unchanged.
+
+    ``compare=False``: the caller knows it changed; write without reading the old text first.
+    """
+    data = text.encode() if isinstance(text, str) else text
     try:
-        if path.read_text() == text:
+        if compare and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
     return True

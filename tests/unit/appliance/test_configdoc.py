@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from astara.configdoc import document_errors, parse_document
+from astara.configdoc import document_errors, parse_document, with_floating_ips
 from tests.functional.appliance.lab import base_document
 
 SEED_EXAMPLE: dict[str, Any] = {
@@ -158,3 +158,62 @@ def test_one_floating_ip_per_fixed_ip() -> None:
     ]
     assert errors_of(data) == [(("configuration", "floating_ips", 1, "fixed_ip"),
                                 "duplicate_address")]  # fmt: skip
+
+
+def _with_fips(fips: list[dict[str, Any]]) -> dict[str, Any]:
+    doc = base_document()
+    doc["configuration"]["floating_ips"] = fips
+    return doc
+
+
+FIPS = [{"floating_ip": f"172.24.4.{100 + i}", "fixed_ip": f"10.10.10.{5 + i}"} for i in range(20)]
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        [*FIPS, {"floating_ip": "172.24.4.200", "fixed_ip": "10.10.10.200"}],  # one added
+        FIPS[:7] + FIPS[8:],  # one removed
+        FIPS[::-1],  # reordered
+        [],  # all gone
+        [{**FIPS[0], "fixed_ip": "10.10.10.99"}, *FIPS[1:]],  # one moved to another VM
+        FIPS + [{"floating_ip": f"172.24.4.{210 + i}", "fixed_ip": f"10.10.11.{i}"}
+                for i in range(12)],  # many added (out of the internal subnet: invalid)
+        FIPS + [{"floating_ip": f"172.24.4.{210 + i}", "fixed_ip": f"10.10.10.{100 + i}"}
+                for i in range(12)],  # many added
+    ],
+)  # fmt: skip
+def test_floating_ips_alone_validate_as_the_whole_document(new: list[dict[str, Any]]) -> None:
+    """The incremental path gives the very document a full parse gives, or None if invalid."""
+    doc = parse_document(_with_fips(FIPS))
+    fast = with_floating_ips(doc, copy.deepcopy(new), FIPS)
+    try:
+        full = parse_document(_with_fips(new))
+    except ValidationError:
+        assert fast is None
+        return
+    assert fast == full
+    assert fast.configuration.networks is doc.configuration.networks  # shared, not copied
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        [*FIPS, FIPS[3]],  # the same item twice
+        [*FIPS, {"floating_ip": FIPS[3]["floating_ip"], "fixed_ip": "10.10.10.200"}],
+        [*FIPS, {"floating_ip": "172.24.4.200", "fixed_ip": FIPS[3]["fixed_ip"]}],
+        [*FIPS, {"floating_ip": "172.24.9.1", "fixed_ip": "10.10.10.200"}],  # not external
+        [*FIPS, {"floating_ip": "2001:db8:ff::9", "fixed_ip": "10.10.10.200"}],  # families
+        [*FIPS, {"floating_ip": "172.24.4.200", "fixed_ip": "10.10.10.200", "x": 1}],
+        [*FIPS, {"floating_ip": ["172.24.4.200"], "fixed_ip": "10.10.10.200"}],
+        [*FIPS, ["172.24.4.200", "10.10.10.200"]],
+        [*FIPS, {"floating_ip": "nope", "fixed_ip": "10.10.10.200"}],
+        {"floating_ip": "172.24.4.200"},
+        [FIPS[0]] * 10001,
+    ],
+)
+def test_floating_ips_alone_refuse_what_the_whole_document_refuses(new: Any) -> None:
+    doc = parse_document(_with_fips(FIPS))
+    assert with_floating_ips(doc, new, FIPS) is None
+    with pytest.raises(ValidationError):
+        parse_document(_with_fips(new))
