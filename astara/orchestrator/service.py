@@ -189,10 +189,11 @@ def _config_files(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from astara.orchestrator.settings import ConfigError
+    from astara.orchestrator.settings import ConfigError, default_config_files
 
     try:
-        files = _config_files(argv)
+        # Without --config-file: $ASTARA_CONFIG, else /etc/astara/orchestrator.ini if present.
+        files = _config_files(argv) or default_config_files()
         conf = load_service_config(files)
         setup_logging(argv)
         service = Service(conf, files, argv)

@@ -71,3 +71,11 @@ def test_fake_provider_brings_its_own_in_memory_appliances(tmp_path: Path):
 def test_worker_backends_factory_survives_pickling(tmp_path: Path):
     factory = ServiceBackends([ini(tmp_path, "")], ["--debug"])
     assert pickle.loads(pickle.dumps(factory)) == factory
+
+
+def test_without_config_file_astara_config_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("ASTARA_CONFIG", ini(tmp_path, "num_worker_threads = none"))
+    code, err = run(capsys)
+    assert code == 2 and "num_worker_threads" in err
