@@ -11,6 +11,7 @@ so nothing unescaped can reach a command line or a daemon's configuration file.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import operator
 from typing import Annotated, Any, Literal
@@ -151,6 +152,12 @@ class Document(_Model):
 
     version: Literal[1] = 1
     configuration: Configuration = Field(default_factory=Configuration)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def ip_text(ip: IPAddress) -> str:
+    """``str(ip)``, remembered: the same thousands of addresses are written at every apply."""
+    return str(ip)
 
 
 def _error(loc: tuple[str | int, ...], kind: str, msg: str, value: Any) -> InitErrorDetails:

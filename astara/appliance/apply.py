@@ -36,6 +36,14 @@ class ResolveError(ValueError):
         self.errors = errors
 
 
+class _PendingError(Exception):
+    """A step's transaction that ran in the background failed (the cause says why)."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
 class ApplyError(RuntimeError):
     """A step failed; the previous configuration was put back."""
 
@@ -51,6 +59,10 @@ class Plan:
     ifnames: dict[str, str] = field(default_factory=dict)  # network_id -> ifname
     index: dict[str, int] = field(default_factory=dict)  # network_id -> ifindex
     links: dict[int, links.Link] = field(default_factory=dict)  # ifindex -> NIC, as resolved
+    memo: dict[str, Any] = field(default_factory=dict)  # what steps derive from conf, once
+    # (step, nft process, what to do once it succeeded): transactions still running
+    pending: list[tuple[str, Any, Callable[[], None]]] = field(default_factory=list)
+    defer: bool = False  # may a step leave its nft transaction running (apply waits for it)?
 
 
 class Appliance:
@@ -152,12 +164,21 @@ class Appliance:
         return bool(batch)
 
     def step_routes(self, plan: Plan) -> bool:
-        return routes.converge_routes(plan.conf)
+        return routes.converge_routes(plan.conf, self._desired_routes(plan))
+
+    def _desired_routes(self, plan: Plan) -> set[routes.Route]:
+        if "routes" not in plan.memo:
+            plan.memo["routes"] = routes.desired_routes(plan.conf)
+        return plan.memo["routes"]  # type: ignore[no-any-return]
 
     def _firewall_inputs(self, plan: Plan) -> firewall.FirewallInputs:
         mgmt_if, _ = self._mgmt()
-        return firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
-                                    (mgmt_if,) if mgmt_if else (), self.api_address)  # fmt: skip
+        key = f"firewall {mgmt_if}"
+        if key not in plan.memo:
+            plan.memo[key] = firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
+                                                  (mgmt_if,) if mgmt_if else (),
+                                                  self.api_address)  # fmt: skip
+        return plan.memo[key]  # type: ignore[no-any-return]
 
     def step_firewall(self, plan: Plan) -> bool:
         inputs = self._firewall_inputs(plan)
@@ -165,10 +186,18 @@ class Appliance:
         if live == inputs:
             return False
         if live is not None and dataclasses.replace(live, fips=inputs.fips) == inputs:
-            netops.nft_apply(firewall.fip_delta(live.fips, inputs.fips))
+            proc = netops.nft_start(firewall.fip_delta(live.fips, inputs.fips))
         else:
-            netops.nft_apply(firewall.render(inputs))
-        self._fw_live = inputs
+            proc = netops.nft_start(firewall.render(inputs))
+
+        def applied() -> None:
+            self._fw_live = inputs
+
+        if plan.defer:  # nft works while the next steps render their files
+            plan.pending.append(("firewall", proc, applied))
+        else:
+            netops.nft_wait(proc)
+            applied()
         return True
 
     def step_dhcp(self, plan: Plan) -> bool:
@@ -218,7 +247,7 @@ class Appliance:
         return {
             "links": (tuple((n.network_id, n.interface) for n in conf.networks),
                       tuple(conf.floating_ips), nics, self.state.management),
-            "routes": (routes.desired_routes(conf), nics),
+            "routes": (self._desired_routes(plan), nics),
             "firewall": self._firewall_inputs(plan),
             # A daemon that died is started again by the next apply, even of the same document.
             "dhcp": (internal, names, self.dnsmasq.daemon.pid),
@@ -268,6 +297,7 @@ class Appliance:
             started = time.monotonic()
             self._applied_data = self._plan = None
             plan = self.resolve(doc.configuration)
+            plan.defer = True
             self._nics_seen = _nic_list()
             old_doc = self.current or Document()
             changed: list[str] = []
@@ -285,8 +315,15 @@ class Appliance:
                     self.timings[name] = time.monotonic() - step_start
                 except Exception as exc:
                     LOG.error("step %s failed (%s): rolling back", name, exc)
+                    self._finish(plan, quiet=True)
                     self._rollback(old_doc, done)
                     raise ApplyError(name, str(exc)) from exc
+            try:
+                self._finish(plan)
+            except _PendingError as exc:
+                LOG.error("step %s failed (%s): rolling back", exc.step, exc.__cause__)
+                self._rollback(old_doc, done)
+                raise ApplyError(exc.step, str(exc.__cause__)) from exc.__cause__
             step_start = time.monotonic()
             self._after(old_doc.configuration, plan)
             self.timings["after"] = time.monotonic() - step_start
@@ -303,6 +340,19 @@ class Appliance:
                 " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items()),
             )
             return changed
+
+    def _finish(self, plan: Plan, quiet: bool = False) -> None:
+        """Wait for the nft transactions steps left running; raise _PendingError for a failed one
+        (unless ``quiet``: a rollback follows anyway)."""
+        pending, plan.pending = plan.pending, []
+        for name, proc, applied in pending:
+            try:
+                netops.nft_wait(proc)
+            except netops.NftError as exc:
+                if not quiet:
+                    raise _PendingError(name) from exc
+            else:
+                applied()
 
     def _rollback(self, old: Document, done: list[tuple[str, Callable[[Plan], bool]]]) -> None:
         self._fw_live = None  # force a full firewall ruleset on the way back

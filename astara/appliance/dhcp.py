@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from astara.appliance.state import StateDir, write_atomic
 from astara.appliance.supervisor import Daemon
-from astara.configdoc import Configuration
+from astara.configdoc import Configuration, ip_text
 
 LOG = logging.getLogger(__name__)
 LEASE = "86400s"
@@ -88,12 +88,12 @@ def render(conf: Configuration, ifnames: dict[str, str], state: StateDir) -> Dhc
                 if dns:
                     opts.append(f"tag:{tag},option6:dns-server," + ",".join(f"[{d}]" for d in dns))
         for alloc in net.address_allocations:
-            ips = [ip for ip, dhcp in alloc.ip_addresses.items() if dhcp]
-            if not ips:
+            texts = sorted(ip_text(ip) for ip, dhcp in alloc.ip_addresses.items() if dhcp)
+            if not texts:
                 continue
             fields = [alloc.mac_address.lower()]
-            fields += [str(ip) if ip.version == 4 else f"[{ip}]" for ip in sorted(ips, key=str)]
-            fields += [alloc.hostname.split(".")[0], LEASE]
+            fields += [t if ":" not in t else f"[{t}]" for t in texts]
+            fields += [alloc.hostname.split(".", 1)[0], LEASE]
             hosts.append(",".join(fields))
     return DhcpFiles("\n".join(main) + "\n", "\n".join(hosts) + "\n", "\n".join(opts) + "\n")
 

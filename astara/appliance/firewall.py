@@ -7,7 +7,6 @@ handful of element operations instead of a whole new ruleset.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from astara.configdoc import Configuration
@@ -79,7 +78,8 @@ def _quoted(names: list[str] | tuple[str, ...]) -> str:
 
 
 def _family(addr: str) -> str:
-    return "ip" if ipaddress.ip_address(addr).version == 4 else "ip6"
+    """``ip`` or ``ip6`` for an address as ``str()`` of ipaddress writes it (IPv6 has colons)."""
+    return "ip6" if ":" in addr else "ip"
 
 
 def fip_elements(fips: frozenset[tuple[str, str]], family: str, snat: bool) -> list[str]:

@@ -42,6 +42,17 @@ def ip_json(*args: str) -> Any:
     return json.loads(result.stdout or "[]")
 
 
+def ip_json_many(commands: Sequence[Sequence[str]]) -> list[Any]:
+    """:func:`ip_json` of several commands, run side by side."""
+    procs = [subprocess.Popen(["ip", "-json", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args in commands]  # fmt: skip
+    outputs = [proc.communicate(timeout=30) for proc in procs]
+    for args, proc, (_, err) in zip(commands, procs, outputs, strict=True):
+        if proc.returncode != 0:
+            raise LinkError(f"ip {' '.join(args)}: {err.strip()}")
+    return [json.loads(out or "[]") for out, _ in outputs]
+
+
 def ip_batch(lines: Sequence[str]) -> None:
     """Run ``ip`` commands as one batch; raise LinkError at the first failing one."""
     if not lines:

@@ -42,6 +42,8 @@ DROPPED = {
 
 def render(conf: Configuration, port: int) -> dict[str, Any] | None:
     """The proxy's configuration for ``conf``, or None when no proxy is needed."""
+    from astara.configdoc import ip_text  # the API's side: no pydantic in the proxy process
+
     if conf.orchestrator is None:
         return None
     listeners = []
@@ -50,7 +52,7 @@ def render(conf: Configuration, port: int) -> dict[str, Any] | None:
         if not v4:
             continue
         instances = {
-            str(ip): alloc.device_id
+            ip_text(ip): alloc.device_id
             for alloc in net.address_allocations
             for ip in alloc.ip_addresses
         }

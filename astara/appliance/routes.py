@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from astara.appliance.links import ip_batch, ip_json
+from astara.appliance.links import ip_batch, ip_json_many
 from astara.configdoc import Configuration
 
 LOG = logging.getLogger(__name__)
@@ -50,17 +50,23 @@ def desired_routes(conf: Configuration) -> set[Route]:
 
 def current_routes() -> set[Route]:
     found: set[Route] = set()
-    for family, default in (("-4", "0.0.0.0/0"), ("-6", "::/0")):
-        for r in ip_json(family, "route", "show", "table", "main", "proto", str(RTPROT_ASTARA)):
+    args = ("route", "show", "table", "main", "proto", str(RTPROT_ASTARA))
+    dumps = ip_json_many([("-4", *args), ("-6", *args)])  # both families side by side
+    for dump, default in zip(dumps, ("0.0.0.0/0", "::/0"), strict=True):
+        for r in dump:
             dst = default if r["dst"] == "default" else str(ipaddress.ip_network(r["dst"]))
             if r.get("gateway"):
                 found.add((dst, r["gateway"]))
     return found
 
 
-def converge_routes(conf: Configuration) -> bool:
-    """Add and remove our routes so that the table matches ``conf``; True if anything changed."""
-    want = desired_routes(conf)
+def converge_routes(conf: Configuration, want: set[Route] | None = None) -> bool:
+    """Add and remove our routes so that the table matches ``conf``; True if anything changed.
+
+    ``want``: ``desired_routes(conf)``, if the caller has it already.
+    """
+    if want is None:
+        want = desired_routes(conf)
     have = current_routes()
     batch = [f"route del {dst} via {gw} proto {RTPROT_ASTARA}" for dst, gw in sorted(have - want)]
     batch += [f"route replace {dst} via {gw} proto {RTPROT_ASTARA}"
