@@ -19,9 +19,6 @@ from oslo_config import cfg
 
 from astara.core.events import Action, Event
 from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import connect
-from astara.neutron.client import NeutronClient
-from astara.neutron.lookup import CachedRouterLookup
 from astara.orchestrator import config
 from astara.orchestrator.intake import NotificationListener, kombu_urls
 from tests.harness.recording_control import RecordingControl
@@ -47,8 +44,8 @@ def start_listener(neutron) -> Iterator[Factory]:
     def start(host: str | None = None) -> tuple[NotificationListener, RecordingControl]:
         control = RecordingControl()
         conf = make_conf(neutron.endpoint, host or f"test-{uuid.uuid4().hex[:8]}")
-        lookup = CachedRouterLookup(NeutronClient(connect(neutron.endpoint)))
-        listener = NotificationListener(conf, control, url, lookup=lookup)
+        # As the service builds it: the Neutron lookup comes from the options (neutron_endpoint).
+        listener = NotificationListener(conf, control, url)
         started.append(listener)
         assert listener.start(timeout=15), "listener did not bind its queue"
         return listener, control
