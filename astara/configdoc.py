@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 import operator
+import re
+import socket
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -25,6 +27,8 @@ from pydantic import (
     IPvAnyNetwork,
     TypeAdapter,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -41,6 +45,24 @@ TEXT_RE = r"^[\w .,:@()/+=-]*$"
 IFNAME_RE = r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$"
 GROUP_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
 MAC_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
+
+# A canonical dotted quad, exactly what ipaddress.IPv4Address takes as text (no leading zeros).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def _ip_fast(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """IPv4 text the cheap way (the regex, then 4 bytes); anything else as pydantic does.
+
+    ``IPvAnyAddress`` parses text with ``ipaddress`` in Python (~10 us each): most of the time
+    of a document with thousands of hosts. Same values, same errors, same JSON schema.
+    """
+    if type(value) is str and _DOTTED_QUAD.fullmatch(value):
+        return ipaddress.IPv4Address(socket.inet_aton(value))
+    return handler(value)
+
+
+IPAnyAddress = Annotated[IPvAnyAddress, WrapValidator(_ip_fast)]
 
 Hostname = Annotated[str, Field(pattern=HOSTNAME_RE, max_length=253)]
 Identifier = Annotated[str, Field(pattern=ID_RE)]
@@ -71,15 +93,15 @@ class Interface(_Model):
 
 class HostRoute(_Model):
     destination: IPvAnyNetwork
-    nexthop: IPvAnyAddress
+    nexthop: IPAnyAddress
 
 
 class Subnet(_Model):
     id: Identifier = ""
     cidr: IPvAnyNetwork
-    gateway_ip: IPvAnyAddress | None = None
+    gateway_ip: IPAnyAddress | None = None
     dhcp_enabled: bool = True
-    dns_nameservers: list[IPvAnyAddress] = Field(default_factory=list, max_length=16)
+    dns_nameservers: list[IPAnyAddress] = Field(default_factory=list, max_length=16)
     host_routes: list[HostRoute] = Field(default_factory=list, max_length=64)
     # Neutron's IPv6 modes; None on an IPv6 subnet means SLAAC (the router advertises the prefix).
     ipv6_ra_mode: Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"] | None = None
@@ -89,7 +111,7 @@ class Subnet(_Model):
 class AddressAllocation(_Model):
     device_id: Identifier = ""
     hostname: Hostname
-    ip_addresses: dict[IPvAnyAddress, bool]  # ip -> handed out by DHCP
+    ip_addresses: dict[IPAnyAddress, bool]  # ip -> handed out by DHCP
     mac_address: MacAddress
 
 
@@ -106,16 +128,16 @@ class Network(_Model):
 
 class StaticRoute(_Model):
     destination: IPvAnyNetwork
-    nexthop: IPvAnyAddress
+    nexthop: IPAnyAddress
 
 
 class FloatingIP(_Model):
-    floating_ip: IPvAnyAddress
-    fixed_ip: IPvAnyAddress
+    floating_ip: IPAnyAddress
+    fixed_ip: IPAnyAddress
 
 
 class Orchestrator(_Model):
-    address: IPvAnyAddress
+    address: IPAnyAddress
     metadata_port: Port = 9697
 
 

@@ -217,3 +217,25 @@ def test_floating_ips_alone_refuse_what_the_whole_document_refuses(new: Any) -> 
     assert with_floating_ips(doc, new, FIPS) is None
     with pytest.raises(ValidationError):
         parse_document(_with_fips(new))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.2.3.4", "0.0.0.0", "255.255.255.255", "10.0.99.10", "01.2.3.4", "1.2.3.04", "00.1.2.3",
+     "1.2.3.256", "1.2.3", "1.2.3.4.5", "1.2.3.4\n", " 1.2.3.4", "1.2.3.4/32", "\u0661.2.3.4",
+     "1..2.3", "::1", "2001:db8::1", "::ffff:1.2.3.4", "", 16909060, "x"],
+)  # fmt: skip
+def test_fast_ipv4_text_path_agrees_with_pydantic(text: Any) -> None:
+    """The cheap IPv4 parse takes exactly what IPvAnyAddress takes, giving the same value."""
+    from pydantic import IPvAnyAddress, TypeAdapter
+
+    from astara.configdoc import IPAnyAddress
+
+    def outcome(adapter: TypeAdapter[Any]) -> Any:
+        try:
+            value = adapter.validate_python(text)
+            return type(value), value
+        except ValidationError as exc:
+            return [(e["type"], e["msg"]) for e in exc.errors()]
+
+    assert outcome(TypeAdapter(IPAnyAddress)) == outcome(TypeAdapter(IPvAnyAddress))
