@@ -16,23 +16,28 @@ mappings, which name the database files and the RabbitMQ URL, are rewritten in t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from astara.localcloud.neutron_server import CACHE_DIR, SYSTEM_PYTHON, free_port
 from astara.localcloud.processes import ProcessTracker
+from astara.providers.nova_config import trusted_headers
 
 NOVA_PACKAGES = ("python3-nova", "placement-api", "glance-api")
 DATABASES = ("nova_api", "nova_cell0", "nova", "placement", "glance")
+TEMPLATE_FORMAT = "1"  # change to rebuild cached databases made the old way
 SERVICES = ("placement", "glance", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute")
 SERVICE_PROJECT = "astara-service"
 MICROVERSION = "2.90"  # Zed supports up to 2.93
@@ -55,6 +60,10 @@ osapi_compute_listen_port = {api_port}
 osapi_compute_workers = 1
 use_rootwrap_daemon = false
 heal_instance_info_cache_interval = -1
+sync_power_state_interval = -1
+# Fewer service heartbeats: fewer writers contending for the SQLite files.
+report_interval = 20
+service_down_time = 120
 instance_build_timeout = 0
 
 [api]
@@ -64,10 +73,10 @@ auth_strategy = keystone
 api_paste_config = {state_dir}/nova-api-paste.ini
 
 [api_database]
-connection = sqlite:///{state_dir}/nova_api.sqlite
+connection = {db_url_nova_api}
 
 [database]
-connection = sqlite:///{state_dir}/nova.sqlite
+connection = {db_url_nova}
 
 [glance]
 api_servers = {glance_endpoint}
@@ -87,6 +96,10 @@ token = admin
 
 [scheduler]
 discover_hosts_in_cells_interval = -1
+workers = 1
+
+[conductor]
+workers = 1
 
 [oslo_concurrency]
 lock_path = {state_dir}/lock
@@ -96,6 +109,12 @@ driver = noop
 
 [vnc]
 enabled = false
+
+[quota]
+# One local cloud, no tenants to protect from each other: capacity is the only limit.
+instances = -1
+cores = -1
+ram = -1
 
 [cinder]
 os_region_name = RegionOne
@@ -110,7 +129,7 @@ use_stderr = false
 auth_strategy = noauth2
 
 [placement_database]
-connection = sqlite:///{state_dir}/placement.sqlite
+connection = {db_url_placement}
 """
 
 GLANCE_CONF = """\
@@ -123,7 +142,7 @@ use_stderr = false
 enabled_import_methods = []
 
 [database]
-connection = sqlite:///{state_dir}/glance.sqlite
+connection = {db_url_glance}
 
 [glance_store]
 stores = file
@@ -166,16 +185,6 @@ while True:
         print("report failed:", exc, flush=True)
     time.sleep(interval)
 """
-
-
-def trusted_headers(project_id: str = SERVICE_PROJECT, user_id: str = "astara") -> dict[str, str]:
-    """Headers the local Nova trusts in place of a Keystone token (admin of ``project_id``)."""
-    return {
-        "X-Auth-Token": "local",
-        "X-User-Id": user_id,
-        "X-Project-Id": project_id,
-        "X-Roles": "admin,member,reader",
-    }
 
 
 def nova_version() -> str:
@@ -248,6 +257,7 @@ class NovaCloud:
             "glance_endpoint": self.image_endpoint,
             "placement_endpoint": self.placement_endpoint,
             "neutron_endpoint": self.neutron_endpoint,
+            **{f"db_url_{db}": self.db_url(db) for db in DATABASES},
         }
         nova_conf = NOVA_CONF.format(**values)
         for service in ("nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "manage"):
@@ -259,6 +269,14 @@ class NovaCloud:
         paste = Path("/etc/nova/api-paste.ini").read_text()
         (self.state_dir / "nova-api-paste.ini").write_text(paste.replace(" authtoken ", " "))
 
+    def db_url(self, db: str) -> str:
+        """SQLite URL of database ``db``: several services write to one file, so lock waits
+        get a generous timeout (the 5 s default fails requests on a busy machine). The journal
+        stays in rollback mode: with WAL, oslo.db's deferred transactions that read then write
+        fail at once ("database is locked") whenever another process committed in between.
+        """
+        return f"sqlite:///{self.state_dir}/{db}.sqlite?timeout=60"
+
     def _conf(self, service: str) -> list[str]:
         return ["--config-file", str(self.state_dir / f"{service}.conf")]
 
@@ -267,7 +285,7 @@ class NovaCloud:
         """Copy the cached, migrated databases (building them once per package version)."""
         if (self.state_dir / "nova_api.sqlite").exists():
             return
-        key = hashlib.sha1(nova_version().encode()).hexdigest()[:12]
+        key = hashlib.sha1(f"{nova_version()} {TEMPLATE_FORMAT}".encode()).hexdigest()[:12]
         template = CACHE_DIR / f"nova-{key}"
         if not template.exists():
             self._build_template(template)
@@ -280,7 +298,7 @@ class NovaCloud:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         manage = [*self._conf("manage")]
-        cell0 = f"sqlite:///{self.state_dir}/nova_cell0.sqlite"
+        cell0 = self.db_url("nova_cell0")
         _check(["nova-manage", *manage, "api_db", "sync"], "nova-manage api_db sync")
         _check(
             ["nova-manage", *manage, "cell_v2", "map_cell0", "--database_connection", cell0],
@@ -306,15 +324,15 @@ class NovaCloud:
 
     def _point_cells_here(self) -> None:
         """Make the copied cell mappings name this cloud's database files and RabbitMQ."""
-        with sqlite3.connect(self.state_dir / "nova_api.sqlite") as db:
+        with contextlib.closing(sqlite3.connect(self.state_dir / "nova_api.sqlite")) as db, db:
             db.execute(
                 "UPDATE cell_mappings SET database_connection = ? WHERE name = 'cell0'",
-                (f"sqlite:///{self.state_dir}/nova_cell0.sqlite",),
+                (self.db_url("nova_cell0"),),
             )
             db.execute(
                 "UPDATE cell_mappings SET database_connection = ?, transport_url = ? "
                 "WHERE name = 'cell1'",
-                (f"sqlite:///{self.state_dir}/nova.sqlite", self.transport_url),
+                (self.db_url("nova"), self.transport_url),
             )
 
     # -- processes ---------------------------------------------------------------------------
@@ -402,6 +420,21 @@ class NovaCloud:
         for service in reversed(self._services()):
             self.tracker.stop(self._process(service))
 
+    @contextlib.contextmanager
+    def paused(self, service: str) -> Iterator[None]:
+        """Freeze ``service`` for the block (SIGSTOP to the process group its recorded PID leads,
+        so forked API workers too): a hung hypervisor or API, for fault tests.
+        """
+        proc = self.tracker.get(self._process(service))
+        if proc is None:
+            raise RuntimeError(f"{service} is not running")
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            if proc.alive():
+                os.killpg(proc.pid, signal.SIGCONT)
+
     def running(self) -> bool:
         return all(self.tracker.get(self._process(s)) is not None for s in self._services())
 
@@ -424,7 +457,7 @@ class NovaCloud:
                 "Content-Type": "application/json",
                 "Accept": "application/json",
                 "OpenStack-API-Version": f"compute {MICROVERSION}",
-                **trusted_headers(),
+                **trusted_headers(SERVICE_PROJECT),
             },
         )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
