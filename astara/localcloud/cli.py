@@ -15,28 +15,13 @@ import logging
 import sys
 from pathlib import Path
 
+from astara.localcloud import demo
 from astara.localcloud.kit import DEFAULT_STATE_DIR, NEUTRON_PORT, VHOST, LocalCloud
 from astara.localcloud.vms import VmError
 
 
 def _step(msg: str) -> None:
     print(f"==> {msg}", flush=True)
-
-
-def _demo_router(cloud: LocalCloud, external_network_id: str) -> None:
-    api = cloud.api()
-    routers = list(api.net.routers(name="demo-router"))
-    if routers:
-        _step("demo router already exists")
-        router = routers[0]
-    else:
-        _step("creating the demo tenant: private network, router with the public gateway")
-        net = api.network("demo-net", "demo")
-        subnet = api.subnet(net, "10.10.0.0/24", "demo", dns_nameservers=["172.24.4.1"])
-        router = api.router("demo-router", "demo")
-        api.add_interface(router, subnet)
-        router = api.set_gateway(router, api.net.get_network(external_network_id))
-    print(json.dumps({"id": router.id, "name": router.name}, indent=2))
 
 
 def _vm(cloud: LocalCloud, args: argparse.Namespace) -> int:
@@ -127,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             nets = cloud.up(orchestrator=not args.no_orchestrator)
             if not args.no_demo:
-                _demo_router(cloud, nets.external_network_id)
+                demo.run(cloud, nets, _step)
             print(f"\n{cloud.orchestrator.note()}\nTake it down with: sudo scripts/demo.sh down")
             return 0
         if args.command == "status":
@@ -137,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return _vm(cloud, args)
         cloud.down(args.keep_state)
         return 0
-    except VmError as exc:
+    except (VmError, demo.DemoFailed) as exc:
         print(f"astara-local: {exc}", file=sys.stderr)
         return 1
 
