@@ -73,10 +73,15 @@ def _owner_alive(run_dir: Path) -> bool:
 
 
 def _root_namespace_fingerprint() -> dict[str, object]:
-    """The host's own links (name, MAC, state) and nftables ruleset: tests must not change them."""
+    """The host's own links, routes and nftables ruleset: tests must not change them."""
     links = json.loads(netns.run(["ip", "-json", "link", "show"], check=False) or "[]")
     ruleset = netns.run(["nft", "list", "ruleset"], check=False) if shutil.which("nft") else ""
+    routes = [
+        json.loads(netns.run(["ip", f"-{family}", "-json", "route", "show"], check=False) or "[]")
+        for family in (4, 6)
+    ]
     return {
+        "routes": sorted(json.dumps(r, sort_keys=True) for fam in routes for r in fam),
         "links": sorted(
             (ln["ifname"], ln.get("address", ""), ln.get("operstate", "")) for ln in links
         ),
