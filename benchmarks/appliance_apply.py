@@ -76,6 +76,19 @@ def document(networks: int, hosts: int, fips: int) -> dict[str, Any]:
         "floating_ips": floating, "networks": nets}}  # fmt: skip
 
 
+def with_one_more_fip(raw: dict[str, Any]) -> dict[str, Any]:
+    taken = {f["fixed_ip"] for f in raw["configuration"]["floating_ips"]}
+    fixed_without_fip = next(
+        ip for net in raw["configuration"]["networks"]
+        for a in net.get("address_allocations", []) for ip in a["ip_addresses"]
+        if ip not in taken)  # fmt: skip
+    more = copy.deepcopy(raw)
+    more["configuration"]["floating_ips"].append(
+        {"floating_ip": "100.64.200.1", "fixed_ip": fixed_without_fip}
+    )
+    return more
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
@@ -110,15 +123,7 @@ def inside(args: argparse.Namespace) -> None:
             appliance.apply(doc, raw_bytes)  # as a PUT: the body is saved as it came
 
         full = statistics.median(timed(full_converge) for _ in range(args.rounds))
-        taken = {f["fixed_ip"] for f in raw["configuration"]["floating_ips"]}
-        fixed_without_fip = next(
-            ip for net in raw["configuration"]["networks"]
-            for a in net.get("address_allocations", []) for ip in a["ip_addresses"]
-            if ip not in taken)  # fmt: skip
-        more = copy.deepcopy(raw)
-        more["configuration"]["floating_ips"].append(
-            {"floating_ip": "100.64.200.1", "fixed_ip": fixed_without_fip}
-        )
+        more = with_one_more_fip(raw)
         raw_doc, raw_more = json.dumps(raw).encode(), json.dumps(more).encode()  # as PUT has them
         loads_s = statistics.median(timed(lambda: json.loads(raw_more)) for _ in range(3))
         appliance.put(json.loads(raw_doc), raw_doc)  # the API's path: the JSON is kept
@@ -143,6 +148,8 @@ def inside(args: argparse.Namespace) -> None:
             for step, seconds in appliance.timings.items():
                 steps.setdefault(step, []).append(seconds)
             remove.append(timed(appliance.put, data_doc, raw_doc))
+        datas = [json.loads(raw_doc) for _ in range(args.rounds)]
+        again_put = statistics.median(timed(appliance.put, d, raw_doc) for d in datas)
         ruleset = firewall.render(appliance._fw_live)  # type: ignore[arg-type]
         raw_full = statistics.median(
             timed(lambda: netops.nft_apply(ruleset)) for _ in range(args.rounds)
@@ -164,7 +171,8 @@ def inside(args: argparse.Namespace) -> None:
         print("    of which: " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in first_steps.items())
               + " ms")  # fmt: skip
         print(f"  full apply, daemons running     {ms(full)}  (every step converges)")
-        print(f"  same document again (no-op)     {ms(again)}")
+        print(f"  same document again (no-op)     {ms(again)}  (apply of a parsed document)")
+        print(f"  same document again, as a PUT   {ms(again_put)}  (JSON compared, nothing run)")
         print(
             f"  one floating IP added/removed   {ms(statistics.median(add))} /"
             f"{ms(statistics.median(remove))}"
@@ -218,7 +226,8 @@ def outside(args: argparse.Namespace) -> None:
         # Memory: the real API process and the daemons it runs, after a full PUT over HTTP.
         api = subprocess.Popen(["ip", "netns", "exec", app, str(BIN / "astara-appliance-api"),
                                 "--state-dir", str(state)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                               stderr=(work / "api.log").open("wb"),
+                               start_new_session=True)  # fmt: skip
         body = work / "doc.json"
         body.write_text(json.dumps(document(args.networks, args.hosts, args.fips)))
         url = f"http://[{MGMT_ADDR}]:5000/v1/system/config/"
@@ -233,10 +242,34 @@ def outside(args: argparse.Namespace) -> None:
                         "Content-Type: application/json", "--data-binary", f"@{body}", url],
                        check=True, capture_output=True)  # fmt: skip
         put_s = time.perf_counter() - start
+        # One floating IP over HTTP (curl in the namespace), beside a PUT of the same body the
+        # API refuses at once (415): the cost of ip netns exec + curl + sending 700 KB.
+        more = work / "more.json"
+        more.write_text(json.dumps(with_one_more_fip(document(args.networks, args.hosts,
+                                                              args.fips))))  # fmt: skip
+
+        def put(path: Path, ctype: str = "application/json") -> float:
+            begin = time.perf_counter()
+            subprocess.run(["ip", "netns", "exec", app, "curl", "-sg", "-o", "/dev/null", "-X",
+                            "PUT", "-H", f"Content-Type: {ctype}", "--data-binary", f"@{path}",
+                            url], check=True, capture_output=True)  # fmt: skip
+            return time.perf_counter() - begin
+
+        http_add, http_remove, http_415 = [], [], []
+        for _ in range(args.rounds):
+            http_add.append(put(more))
+            http_remove.append(put(body))
+            http_415.append(put(body, "text/plain"))
         records = {p.name.split(".")[0]: json.loads(p.read_text())["pid"]
                    for p in (state / "run").glob("*.proc.json")}  # fmt: skip
         rss = {"api": rss_kb(api.pid), **{n: rss_kb(pid) for n, pid in records.items()}}
         print(f"  full PUT over HTTP (API restart restored it first){ms(put_s)}")
+        print(f"  one floating IP over HTTP added/removed {ms(min(http_add))} /"
+              f"{ms(min(http_remove))} (best of {args.rounds})")  # fmt: skip
+        print(f"  baseline: the same PUT refused at once (415) {ms(min(http_415))}")
+        applied = [line for line in (work / "api.log").read_text().splitlines()
+                   if "configuration applied" in line]  # fmt: skip
+        print("  the API's log of the last two:\n    " + "\n    ".join(applied[-2:]))
         print("resident memory (MB): " + ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in
                                                      sorted(rss.items())))  # fmt: skip
         print(

@@ -10,17 +10,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from astara.appliance import links, netops
 from astara.appliance.apply import Appliance, ApplyError, ResolveError
-from astara.configdoc import Document, document_errors
+from astara.configdoc import Document, document_errors, document_json
 
 LOG = logging.getLogger(__name__)
 
-JSON_TYPES = ("application/json",)
+JSON = "application/json"
+JSON_TYPES = (JSON,)
 
 
 def _error(status: int, detail: Any) -> JSONResponse:
@@ -101,10 +102,14 @@ def create_app(appliance: Appliance) -> FastAPI:
     def stats() -> dict[str, Any]:
         return {"interfaces": links.counters()}
 
-    @app.get("/v1/system/config", summary="The configuration document the router runs")
+    @app.get(
+        "/v1/system/config",
+        summary="The configuration document the router runs",
+        response_model=dict[str, Any],
+    )
     @app.get("/v1/system/config/", include_in_schema=False)
-    def get_config() -> dict[str, Any]:
-        return (appliance.current or Document()).model_dump(mode="json")
+    def get_config() -> Any:
+        return Response(document_json(appliance.current or Document()), media_type=JSON)
 
     put_doc = {
         "requestBody": {
@@ -146,11 +151,11 @@ def create_app(appliance: Appliance) -> FastAPI:
             return _error(422, exc.errors)
         except ApplyError as exc:
             return _error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
-        return {
-            "status": "applied" if changed else "unchanged",
-            "changed": changed,
-            "config": doc.model_dump(mode="json"),
-        }
+        # The document serialized by pydantic (Rust): FastAPI's jsonable_encoder walks a dict
+        # of 5,000 hosts in Python for longer than applying a floating IP takes.
+        head = json.dumps({"status": "applied" if changed else "unchanged", "changed": changed})
+        body = head[:-1] + ', "config": ' + document_json(doc) + "}"
+        return Response(body, media_type=JSON)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

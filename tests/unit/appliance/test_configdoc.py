@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from astara.configdoc import document_errors, parse_document, with_floating_ips
+from astara.configdoc import Document, document_errors, parse_document, with_floating_ips
 from tests.functional.appliance.lab import base_document
 
 SEED_EXAMPLE: dict[str, Any] = {
@@ -239,3 +239,15 @@ def test_fast_ipv4_text_path_agrees_with_pydantic(text: Any) -> None:
             return [(e["type"], e["msg"]) for e in exc.errors()]
 
     assert outcome(TypeAdapter(IPAnyAddress)) == outcome(TypeAdapter(IPvAnyAddress))
+
+
+def test_document_json_is_model_dump_json() -> None:
+    from astara.configdoc import document_json
+
+    doc = parse_document(_with_fips(FIPS))
+    assert document_json(doc) == doc.model_dump_json()
+    assert document_json(doc) == doc.model_dump_json()  # the networks' JSON reused
+    fast = with_floating_ips(doc, FIPS[:3], FIPS)
+    assert fast is not None
+    assert document_json(fast) == fast.model_dump_json()
+    assert document_json(Document()) == Document().model_dump_json()
