@@ -62,13 +62,16 @@ class CountingControl(RecordingControl):
 class MemoryLookup:
     """Every network has one router; every router belongs to one tenant."""
 
-    def routers_on_network(self, network_id: str) -> list[Resource]:
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
         return [Resource(str(uuid.UUID(int=hash(network_id) & (2**128 - 1))), "t")]
 
     def router_tenant(self, router_id: str) -> str | None:
         return "t"
 
     def forget_network(self, network_id: str) -> None:
+        return None
+
+    def forget_gateways(self) -> None:
         return None
 
 

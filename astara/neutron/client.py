@@ -127,9 +127,10 @@ class NeutronClient:
             ports = [Port.from_sdk(p) for p in self.net.ports(device_id=router_id)]
         return [p for p in ports if p.is_router_port]
 
-    def routers_on_network(self, network_id: str) -> set[str]:
-        """Ids of the routers with an interface or their gateway on ``network_id``."""
-        owners = sorted(ROUTER_INTERFACE_OWNERS | {ROUTER_GATEWAY_OWNER})
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> set[str]:
+        """Ids of the routers with an interface (or, with ``gateways``, their gateway) on
+        ``network_id``."""
+        owners = sorted(ROUTER_INTERFACE_OWNERS | ({ROUTER_GATEWAY_OWNER} if gateways else set()))
         with _translated(f"GET router ports on network {network_id}"):
             ports = self.net.ports(network_id=network_id, device_owner=owners)
             return {p.device_id for p in ports if p.device_id}

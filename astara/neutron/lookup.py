@@ -5,10 +5,9 @@ event. Two caches keep it cheap and correct:
 
 - router -> tenant, kept for good (a router's tenant never changes), bounded in size;
 - network -> routers on it, kept ``network_ttl`` seconds and forgotten as soon as a
-  ``router.interface.*`` notification for that network goes by (the listener handles
-  notifications in order, so no later port event sees a stale answer about that change).
-  A stale answer can only name a router that just left (one harmless UPDATE) or miss one that
-  just came (whose own interface event already updates it).
+  ``router.interface.*`` notification for that network goes by, and (for the answers that
+  include gateways) any ``router.*.end``, since a gateway may have moved. The listener handles
+  notifications in order, so no later event sees a stale answer about those changes.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ class CachedRouterLookup:
         self._ttl = network_ttl
         self._max_routers = max_routers
         self._tenants: OrderedDict[str, str] = OrderedDict()
-        self._networks: dict[str, tuple[float, list[str]]] = {}
+        self._networks: dict[tuple[str, bool], tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -62,19 +61,20 @@ class CachedRouterLookup:
         self._remember(router_id, router.tenant_id)
         return router.tenant_id
 
-    def routers_on_network(self, network_id: str) -> list[Resource]:
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
         now = time.monotonic()
+        key = (network_id, gateways)
         with self._lock:
-            cached = self._networks.get(network_id)
+            cached = self._networks.get(key)
         if cached is not None and now - cached[0] < self._ttl:
             router_ids = cached[1]
         else:
             try:
-                router_ids = sorted(self._client.routers_on_network(network_id))
+                router_ids = sorted(self._client.routers_on_network(network_id, gateways=gateways))
             except NeutronUnavailable as exc:
                 raise LookupUnavailable(str(exc)) from exc
             with self._lock:
-                self._networks[network_id] = (now, router_ids)
+                self._networks[key] = (now, router_ids)
                 self._expire(now)
         routers = []
         for router_id in router_ids:
@@ -85,7 +85,13 @@ class CachedRouterLookup:
 
     def forget_network(self, network_id: str) -> None:
         with self._lock:
-            self._networks.pop(network_id, None)
+            for gateways in (False, True):
+                self._networks.pop((network_id, gateways), None)
+
+    def forget_gateways(self) -> None:
+        with self._lock:
+            for key in [k for k in self._networks if k[1]]:
+                del self._networks[key]
 
     def _remember(self, router_id: str, tenant: str) -> None:
         with self._lock:

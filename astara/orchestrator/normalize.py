@@ -53,8 +53,9 @@ class LookupUnavailable(Exception):
 class RouterLookup(Protocol):
     """What normalization asks the Neutron API."""
 
-    def routers_on_network(self, network_id: str) -> list[Resource]:
-        """Every router with an interface (or gateway) on ``network_id``."""
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
+        """Every router with an interface on ``network_id`` (with ``gateways``, also every
+        router whose external gateway is on it)."""
         ...
 
     def router_tenant(self, router_id: str) -> str | None:
@@ -63,6 +64,11 @@ class RouterLookup(Protocol):
 
     def forget_network(self, network_id: str) -> None:
         """Routers on ``network_id`` changed (an interface came or went): drop cached answers."""
+        ...
+
+    def forget_gateways(self) -> None:
+        """A router was created, changed or deleted (its gateway may have moved): drop cached
+        answers that include gateways."""
         ...
 
 
@@ -145,6 +151,7 @@ def _router_event(
     tenant = _tenant(router)
     if tenant is None:
         raise Dropped("missing_tenant", router_id)
+    lookup.forget_gateways()
     action = Action.CREATE if event_type == "router.create.end" else Action.UPDATE
     return [Event(Resource(router_id, tenant, ROUTER_KIND), action)]
 
@@ -160,6 +167,7 @@ def _router_deleted(
         tenant = known.tenant_id if known is not None else None
     if tenant is None:
         raise Dropped("missing_tenant", router_id)
+    lookup.forget_gateways()
     return [Event(Resource(router_id, tenant, ROUTER_KIND), Action.DELETE)]
 
 
@@ -205,17 +213,19 @@ def _port(
     name = port.get("name")
     if isinstance(name, str) and name.startswith(ASTARA_PORT_PREFIX):
         raise Ignored("astara_port", name)
-    return _routers_on(_network_id(port), lookup)
+    # Instance ports matter to the routers serving them DHCP: those with an interface there,
+    # not the (possibly thousands of) routers whose gateway is on a shared external network.
+    return _routers_on(_network_id(port), lookup, gateways=False)
 
 
 def _subnet(
     event_type: str, payload: Mapping[str, Any], control: Control, lookup: RouterLookup
 ) -> list[Event]:
-    return _routers_on(_network_id(_section(payload, "subnet")), lookup)
+    return _routers_on(_network_id(_section(payload, "subnet")), lookup, gateways=True)
 
 
-def _routers_on(network_id: str, lookup: RouterLookup) -> list[Event]:
-    routers = lookup.routers_on_network(network_id)
+def _routers_on(network_id: str, lookup: RouterLookup, *, gateways: bool) -> list[Event]:
+    routers = lookup.routers_on_network(network_id, gateways=gateways)
     if not routers:
         raise Ignored("no_router_on_network", network_id)
     return [Event(router, Action.UPDATE) for router in routers]

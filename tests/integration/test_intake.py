@@ -94,6 +94,8 @@ def test_every_design_row_reaches_the_right_router(neutron_api, start_listener):
 
     steps.expect(lambda: api.add_interface(router, subnet), (rid, Action.UPDATE))
     steps.expect(lambda: api.set_gateway(router, ext), (rid, Action.UPDATE))
+    api.port(ext, tenant, name="on-public")  # a gateway network's instance port: nothing
+    steps.expect(lambda: api.subnet(ext, "172.30.1.0/24", tenant), (rid, Action.UPDATE))
     vm = steps.expect(lambda: api.port(net, tenant, name="vm-1"), (rid, Action.UPDATE))
     fip = api.floating_ip(ext, tenant)  # not associated, nobody holds it: nothing
     steps.expect(lambda: api.associate(fip, vm), (rid, Action.UPDATE))

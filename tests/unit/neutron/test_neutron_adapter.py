@@ -81,8 +81,8 @@ class FakeClient:
             return None
         return Router(router.id, router.tenant_id, tags=tuple(self.tags))
 
-    def routers_on_network(self, network_id: str) -> set[str]:
-        self.calls.append(f"network {network_id}")
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> set[str]:
+        self.calls.append(f"network {network_id}" + (" +gateways" if gateways else ""))
         if self.down:
             raise NeutronUnavailable("connection refused")
         return set(self.on_network.get(network_id, ()))
@@ -108,6 +108,33 @@ def test_lookup_caches_tenants_and_networks():
     assert lookup.routers_on_network("n-1") == first
     assert lookup.router_tenant("r-1") == "t-1"
     assert client.calls == ["network n-1", "router r-1", "router r-2"]
+
+
+def test_answers_with_and_without_gateways_are_kept_apart():
+    client = FakeClient()
+    lookup = CachedRouterLookup(client, network_ttl=60)  # type: ignore[arg-type]
+    lookup.routers_on_network("n-1")
+    lookup.routers_on_network("n-1", gateways=True)
+    lookup.routers_on_network("n-1", gateways=True)
+    assert [c for c in client.calls if c.startswith("network")] == [
+        "network n-1",
+        "network n-1 +gateways",
+    ]
+
+
+def test_forgetting_gateways_keeps_interface_answers():
+    client = FakeClient()
+    lookup = CachedRouterLookup(client, network_ttl=60)  # type: ignore[arg-type]
+    lookup.routers_on_network("n-1")
+    lookup.routers_on_network("n-1", gateways=True)
+    lookup.forget_gateways()
+    lookup.routers_on_network("n-1")
+    lookup.routers_on_network("n-1", gateways=True)
+    assert [c for c in client.calls if c.startswith("network")] == [
+        "network n-1",
+        "network n-1 +gateways",
+        "network n-1 +gateways",
+    ]
 
 
 def test_forgetting_a_network_asks_again():

@@ -21,6 +21,7 @@ OTHER_ROUTER = str(uuid.uuid4())
 TENANT = uuid.uuid4().hex
 OTHER_TENANT = uuid.uuid4().hex
 NETWORK = str(uuid.uuid4())
+EXTERNAL = str(uuid.uuid4())
 
 
 class FakeLookup:
@@ -28,14 +29,18 @@ class FakeLookup:
 
     def __init__(self) -> None:
         self.tenants: dict[str, str] = {ROUTER: TENANT, OTHER_ROUTER: OTHER_TENANT}
-        self.networks: dict[str, list[str]] = {NETWORK: [ROUTER, OTHER_ROUTER]}
+        self.networks: dict[str, list[str]] = {NETWORK: [ROUTER, OTHER_ROUTER]}  # interfaces
+        self.gateways: dict[str, list[str]] = {EXTERNAL: [ROUTER]}
         self.forgotten: list[str] = []
         self.down = False
 
-    def routers_on_network(self, network_id: str) -> list[Resource]:
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
         if self.down:
             raise LookupUnavailable("connection refused")
-        return [Resource(r, self.tenants[r]) for r in self.networks.get(network_id, [])]
+        ids = self.networks.get(network_id, []) + (
+            self.gateways.get(network_id, []) if gateways else []
+        )
+        return [Resource(r, self.tenants[r]) for r in ids]
 
     def router_tenant(self, router_id: str) -> str | None:
         if self.down:
@@ -44,6 +49,9 @@ class FakeLookup:
 
     def forget_network(self, network_id: str) -> None:
         self.forgotten.append(network_id)
+
+    def forget_gateways(self) -> None:
+        self.forgotten.append("gateways")
 
 
 @pytest.fixture
@@ -83,6 +91,7 @@ def test_router_create_end_is_create(control, lookup):
 def test_router_update_end_is_update(control, lookup):
     got = events(note("router.update.end", router_payload()), control, lookup)
     assert got == [Event(Resource(ROUTER, TENANT), Action.UPDATE)]
+    assert lookup.forgotten == ["gateways"]  # the gateway may have moved
 
 
 def test_router_delete_end_uses_router_id(control, lookup):
@@ -246,6 +255,20 @@ def test_subnet_updates_every_router_on_its_network(control, lookup, op):
     got = events(note(f"subnet.{op}.end", payload), control, lookup)
     assert {e.resource.id for e in got} == {ROUTER, OTHER_ROUTER}
     assert {e.action for e in got} == {Action.UPDATE}
+
+
+def test_port_on_an_external_network_does_not_wake_gateway_routers(control, lookup):
+    payload = port()
+    payload["port"]["network_id"] = EXTERNAL
+    with pytest.raises(Ignored) as err:
+        events(note("port.create.end", payload), control, lookup)
+    assert err.value.reason == "no_router_on_network"
+
+
+def test_subnet_on_an_external_network_updates_gateway_routers(control, lookup):
+    payload = {"subnet": {"id": str(uuid.uuid4()), "network_id": EXTERNAL, "cidr": "172.24.5.0/24"}}
+    got = events(note("subnet.create.end", payload), control, lookup)
+    assert got == [Event(Resource(ROUTER, TENANT), Action.UPDATE)]
 
 
 def test_neutron_down_drops_with_a_reason(control, lookup):
