@@ -7,7 +7,10 @@ with the base document (plus what it says) applied.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.functional.appliance.lab import (
@@ -49,6 +52,20 @@ def test_01_vm_gets_dhcp_lease_and_reaches_internet_via_snat(lab: Lab) -> None:
     assert wait_for(lambda: lab.tcp_read(lab.vm1, INTERNET, 7000), 10) == EXT_ADDR
 
 
+def last_apply(lab: Lab) -> str:
+    """The API's last 'configuration applied' log line."""
+    lines = (lab.workdir / "api.log").read_text().splitlines()
+    return next((line for line in reversed(lines) if "configuration applied" in line), "")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
 def test_02_floating_ip_inbound_outbound_hairpin_and_removal(lab: Lab) -> None:
     lab.standin("echo-vm1", lab.vm1, "echo", "10.10.10.5", "8000")
     lab.standin("whoami-vm1", lab.vm1, "whoami", "10.10.10.5", "8001")
@@ -57,8 +74,10 @@ def test_02_floating_ip_inbound_outbound_hairpin_and_removal(lab: Lab) -> None:
     # The upstream learns addresses from gratuitous ARP (arp_accept): proof the router sent one.
     lab.sh(lab.upstream, ["sysctl", "-qw", "net.ipv4.conf.eth0.arp_accept=1"])
     assert FIP not in lab.sh(lab.upstream, ["ip", "neigh", "show", "dev", "eth0"])
+    lab.put(base_document())
     body = lab.put(with_fip(base_document()))
-    assert "firewall" in body["changed"]
+    assert body["changed"] == ["links", "firewall"]
+    assert "(floating IPs only)" in last_apply(lab), "the incremental path was not taken"
     wait_for(lambda: EXT_MAC in lab.sh(lab.upstream, ["ip", "neigh", "show", FIP]), 5,
              "the gratuitous ARP for the floating IP")  # fmt: skip
     # From outside, through the floating IP, to the VM (which sees the real client).
@@ -73,6 +92,7 @@ def test_02_floating_ip_inbound_outbound_hairpin_and_removal(lab: Lab) -> None:
     wait_for(lambda: log.exists() and "ok" in log.read_text(), 10, "an established flow")
     lab.put(base_document())
     removed = time.monotonic()
+    assert "(floating IPs only)" in last_apply(lab), "the incremental path was not taken"
     wait_for(lambda: "fail" in log.read_text(), 10, "the established flow to break")
     time.sleep(1.0)  # let the flow try a few more times: it must stay dead
     lab.stop("flow")
@@ -194,6 +214,15 @@ def test_06_same_document_twice_changes_nothing_and_hosts_reload(lab: Lab) -> No
     assert body == {"status": "unchanged", "changed": [], "config": body["config"]}
     assert lab.daemon_pids() == pids
     assert lab.api("GET", "/v1/firewall/rules/")[1] == rules
+    assert "(floating IPs only), changed: nothing" in last_apply(lab)
+    # A daemon that died is started again by the next PUT of the same document (full path).
+    os.kill(pids["metadata-proxy"], signal.SIGKILL)
+    wait_for(lambda: "metadata-proxy" not in lab.daemon_pids() or _dead(pids["metadata-proxy"]),
+             5, "the proxy to die")  # fmt: skip
+    body = lab.put(doc)
+    assert body["changed"] == ["metadata"]
+    assert lab.daemon_pids()["metadata-proxy"] != pids["metadata-proxy"]
+    pids = lab.daemon_pids()
     # Only the hosts change: dnsmasq reloads (same PID) and keeps the leases it gave.
     leases = (lab.state_dir / "run" / "dnsmasq.leases").read_text()
     assert "10.10.10.5" in leases
