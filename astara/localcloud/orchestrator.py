@@ -16,7 +16,7 @@ from pathlib import Path
 from astara.localcloud import rabbit
 from astara.localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
 from astara.localcloud.networks import KitNetworks
-from astara.localcloud.processes import ProcessTracker
+from astara.localcloud.processes import ProcessTracker, TrackedProcess
 
 ORCHESTRATOR_BIN = Path(sys.executable).parent / "astara-orchestrator"
 API_PORT = 44250
@@ -135,13 +135,27 @@ class KitOrchestrator:
             registry=registry,
         )
         self.say(f"starting the orchestrator in {self.namespace} (config {ini})")
-        self.tracker.start(
-            "orchestrator",
-            [str(ORCHESTRATOR_BIN), "--config-file", str(ini)],
-            netns=self.namespace,
-            log_path=self.dir / "orchestrator.stdout",
-        )
+        self.run(ini)
         return True
+
+    def run(self, ini: Path) -> TrackedProcess:
+        """Start ``astara-orchestrator --config-file ini`` in the management namespace.
+
+        ``nsenter --net``, not ``ip netns exec``: the latter also gives the process a mount
+        namespace of its own (a slave of the host's), so the namespaces the netns provider
+        creates from inside the orchestrator (``ip netns add`` bind-mounts
+        ``/run/netns/<name>``) would exist only there. From the host (``astara-local``,
+        ``ip netns exec``, the tests) and from a restarted orchestrator ``/run/netns/<name>``
+        would be an empty file, and the appliance's namespace unreachable by name.
+        """
+        return self.tracker.start(
+            "orchestrator",
+            [
+                "nsenter", f"--net=/run/netns/{self.namespace}", "--",
+                str(ORCHESTRATOR_BIN), "--config-file", str(ini),
+            ],
+            log_path=self.dir / "orchestrator.stdout",
+        )  # fmt: skip
 
     def start_relay(self, neutron_port: int, timeout: float = 10.0) -> None:
         """RabbitMQ and neutron-server into the management namespace, the API out of it."""
