@@ -7,7 +7,6 @@ configuration. The same document twice changes nothing and restarts nothing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import ipaddress
 import json
@@ -86,6 +85,7 @@ class Appliance:
         self._applied_data: Any = None  # the JSON of the document applied last
         self._plan: Plan | None = None  # how its networks were resolved to NICs
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
+        self._link_watch: links.LinkWatch | None = None  # link events since the last apply
         saved = state.read_json("applied.json")
         self.current: Document | None = None
         if saved is not None:
@@ -277,10 +277,13 @@ class Appliance:
         :meth:`apply`. Raises pydantic's ValidationError, ResolveError or ApplyError.
         """
         with self.lock:
+            started = time.monotonic()
             doc = self._incremental_doc(data)
             if doc is not None:
+                compared = time.monotonic() - started
                 changed = self._apply_floating_ips(doc, data, raw)
                 if changed is not None:
+                    self.timings = {"compare": compared, **self.timings}
                     return doc, changed
         if doc is None:
             doc = parse_document(data)
@@ -333,6 +336,7 @@ class Appliance:
                 write_atomic(self.state.path / "applied.json", text)
             self.current = doc
             self._plan, self._applied_data = plan, data
+            self._watch_links()
             LOG.info(
                 "configuration applied in %.3fs, changed: %s (%s)",
                 time.monotonic() - started,
@@ -416,6 +420,21 @@ class Appliance:
             return current
         return with_floating_ips(current, conf.get("floating_ips"), old.get("floating_ips"))
 
+    def _watch_links(self) -> None:
+        """Watch link events from now on; the NIC list the apply resolved must still hold."""
+        if self._link_watch is not None:
+            self._link_watch.close()
+        self._link_watch = None
+        try:
+            watch = links.LinkWatch()
+        except OSError as exc:
+            LOG.warning("cannot watch link events (%s): every PUT takes the full path", exc)
+            return
+        if _nic_list() != self._nics_seen:  # changed between resolving and watching
+            watch.close()
+            return
+        self._link_watch = watch
+
     def _box_as_left(self) -> bool:
         """Is the box as the last complete apply left it: same NICs, daemons alive, same
         management record? (Otherwise the full path converges every step.)"""
@@ -423,7 +442,8 @@ class Appliance:
         return bool(
             done
             and self._plan is not None
-            and _nic_list() == self._nics_seen
+            and self._link_watch is not None
+            and not self._link_watch.changed()
             and done["dhcp"][-1] == self.dnsmasq.daemon.pid
             and done["metadata"][-1] == self.proxy.pid
             and done["bird"][-1] == self.bird.daemon.pid
@@ -437,9 +457,11 @@ class Appliance:
         """
         assert self.current is not None and self._plan is not None
         live = self._fw_live
+        started = time.monotonic()
+        self.timings = {}
         if live is None or not self._box_as_left():
             return None
-        started = time.monotonic()
+        self.timings["box"] = time.monotonic() - started
         old_doc, plan = self.current, dataclasses.replace(self._plan, conf=doc.configuration)
         fw = dataclasses.replace(live, fips=_fip_pairs(doc.configuration))
         changed = []
@@ -447,23 +469,19 @@ class Appliance:
             ext = doc.configuration.external
             old_ips = {fip for fip, _ in live.fips}
             new_ips = {fip for fip, _ in fw.fips}
-            proc = netops.nft_start(firewall.fip_delta(live.fips, fw.fips))
-            step = "links"
-            try:
+            step = "firewall"
+            try:  # the map elements first: a refused transaction changed nothing
+                netops.nft_apply_small(firewall.fip_delta(live.fips, fw.fips))
+                changed.append("firewall")
+                step = "links"
                 if ext is not None and old_ips != new_ips:
                     links.change_addresses(
                         plan.index[ext.network_id],
                         add=[_host_interface(ip) for ip in sorted(new_ips - old_ips)],
                         remove=[_host_interface(ip) for ip in sorted(old_ips - new_ips)],
                     )
-                    changed.append("links")
-                step = "firewall"
-                netops.nft_wait(proc)
-                changed.append("firewall")
+                    changed.insert(0, "links")
             except Exception as exc:
-                if proc.returncode is None:  # the links failed: whatever nft did is undone too
-                    with contextlib.suppress(netops.NftError):
-                        netops.nft_wait(proc)
                 LOG.error("step %s failed (%s): rolling back", step, exc)
                 self._rollback(old_doc, [("links", self.step_links),
                                          ("firewall", self.step_firewall)])  # fmt: skip
@@ -473,13 +491,15 @@ class Appliance:
             links_inputs = self._done_inputs["links"]
             self._done_inputs["links"] = (links_inputs[0], tuple(doc.configuration.floating_ips),
                                           *links_inputs[2:])  # fmt: skip
-        self.timings = {"incremental": time.monotonic() - started}
+        self.timings["incremental"] = time.monotonic() - started - self.timings["box"]
         after = time.monotonic()
         self._after(old_doc.configuration, plan, (live.fips, fw.fips))
         self.timings["after"] = time.monotonic() - after
         if data != self._applied_data:
+            after = time.monotonic()
             text = raw if raw is not None else doc.model_dump_json()
             write_atomic(self.state.path / "applied.json", text, compare=False)
+            self.timings["save"] = time.monotonic() - after
         self.current, self._plan, self._applied_data = doc, plan, data
         LOG.info(
             "configuration applied in %.3fs (floating IPs only), changed: %s",

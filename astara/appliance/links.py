@@ -243,3 +243,28 @@ def change_addresses(
                 offset += max(16, (length + 3) & ~3)
     if errors:
         raise LinkError("; ".join(errors))
+
+
+class LinkWatch:
+    """Has any link of this namespace changed since this was made? (Cheaper than a dump.)
+
+    A netlink socket subscribed to link events (RTMGRP_LINK): a NIC added, removed, renamed
+    or otherwise changed queues a message. Anything queued, or an overflow, counts as a change.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.bind((0, 1))  # RTMGRP_LINK
+        self.sock.setblocking(False)
+
+    def changed(self) -> bool:
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:  # ENOBUFS: events were lost
+            return True
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
