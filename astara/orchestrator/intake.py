@@ -56,11 +56,13 @@ def decode(body: bytes | str) -> Any:
     return outer
 
 
-def kombu_urls(transport_url: str) -> list[str]:
+def kombu_urls(transport_url: str | None) -> list[str]:
     """kombu URLs (one per broker, for failover) from an oslo.messaging transport URL.
 
     ``rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost`` -> two ``amqp://`` URLs.
     """
+    if not transport_url:
+        raise ValueError("transport_url is not set: the intake needs Neutron's RabbitMQ")
     parsed = urllib.parse.urlsplit(transport_url)
     if parsed.scheme not in ("rabbit", "amqp", "kombu"):
         raise ValueError(f"unsupported transport {parsed.scheme!r}: intake speaks AMQP 0-9-1")
@@ -81,12 +83,14 @@ class NotificationListener:
         self,
         conf: cfg.ConfigOpts,
         control: Control,
-        transport_url: str,
+        transport_url: str | None,
         *,
         lookup: RouterLookup | None = None,
     ) -> None:
         self._control = control
         self._urls = kombu_urls(transport_url)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(transport_url or "").query)
+        self._ssl = query.get("ssl", ["0"])[-1].lower() in ("1", "true", "yes")
         host = getattr(conf, "host", None) or socket.gethostname()
         self.pool = f"astara-orchestrator.{host}"
         if lookup is None:
@@ -239,7 +243,7 @@ class NotificationListener:
     def _consume(self) -> None:
         urls = ";".join(self._urls)
         self._last_handled, self._unacked = None, 0  # delivery tags are per channel
-        with Connection(urls, heartbeat=30) as conn:  # type: ignore[no-untyped-call]
+        with Connection(urls, heartbeat=30, ssl=self._ssl) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1)
             channel = conn.channel()
             with Consumer(  # type: ignore[no-untyped-call]

@@ -227,3 +227,5 @@ def test_transport_urls_become_kombu_failover_urls():
     ]
     with pytest.raises(ValueError):
         kombu_urls("kafka://h1:9092/")
+    with pytest.raises(ValueError, match="transport_url"):
+        kombu_urls(None)
