@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from astara.core.interfaces import PortRole, PortSpec
 from astara.neutron.models import ROUTER_GATEWAY_OWNER, Port, RouterTopology, Subnet
 
 LOG = logging.getLogger(__name__)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 VERSION = 1
 DEFAULT_ASN = 64512
@@ -74,19 +75,26 @@ def build_document(
             default_v4_gateway = next(
                 (s["gateway_ip"] for s in entry["subnets"] if _is_v4(s["gateway_ip"])), None
             )
+    # While a network waits for its NIC, what points into it waits too (or the appliance would
+    # refuse the whole document).
+    internal = _cidrs(n for n in networks if n["network_type"] == "internal")
+    connected = _cidrs(networks)
     floating_ips = sorted(
         (
             {"floating_ip": f.floating_ip_address, "fixed_ip": f.fixed_ip_address}
             for f in topology.floating_ips
-            if f.fixed_ip_address
+            if f.fixed_ip_address and _within(f.fixed_ip_address, internal)
         ),
         key=lambda f: str(f["floating_ip"]),
     )
+    static_routes = [
+        {"destination": d, "nexthop": n} for d, n in router.routes if _within(n, connected)
+    ]
     return {
         "version": VERSION,
         "configuration": {
             "networks": networks,
-            "static_routes": [{"destination": d, "nexthop": n} for d, n in router.routes],
+            "static_routes": static_routes,
             "floating_ips": floating_ips,
             "tenant_id": router.tenant_id,
             "hostname": router_hostname(router.tenant_id),
@@ -204,6 +212,15 @@ def _allocations(ports: Sequence[Port], subnets: dict[str, Subnet]) -> list[dict
 
 def _text(value: str) -> str:
     return _NOT_TEXT.sub("_", value)[:255]
+
+
+def _cidrs(networks: Iterable[dict[str, Any]]) -> list[IPNetwork]:
+    return [ipaddress.ip_network(s["cidr"]) for n in networks for s in n["subnets"]]
+
+
+def _within(address: str, cidrs: list[IPNetwork]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == c.version and ip in c for c in cidrs)
 
 
 def _is_v4(address: str | None) -> bool:

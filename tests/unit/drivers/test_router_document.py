@@ -208,6 +208,14 @@ def test_network_without_an_appliance_port_is_left_out():
     configdoc.parse_document(doc)
 
 
+def test_what_points_into_a_left_out_network_waits_for_it():
+    ports = [p for p in appliance_ports() if p.network_id != NET]  # NET's NIC not plugged yet
+    doc = build_document(topology(), ports, SETTINGS)
+    configdoc.parse_document(doc)  # still a valid document
+    assert doc["configuration"]["floating_ips"] == []  # its fixed IP is on NET
+    assert doc["configuration"]["static_routes"] == []  # its nexthop is on NET
+
+
 def test_same_input_same_document():
     first = build_document(topology(), appliance_ports(), SETTINGS)
     shuffled = topology(ports=tuple(reversed(topology().ports)))
