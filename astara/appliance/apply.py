@@ -22,7 +22,13 @@ from typing import Any
 from astara.appliance import bird, dhcp, firewall, links, metadata_proxy, netops, routes
 from astara.appliance.state import StateDir, write_atomic
 from astara.appliance.supervisor import Daemon
-from astara.configdoc import Configuration, Document, parse_document, with_floating_ips
+from astara.configdoc import (
+    Configuration,
+    Document,
+    ip_text,
+    parse_document,
+    with_floating_ips,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -141,15 +147,15 @@ class Appliance:
         netops.enable_forwarding()
         mgmt_if, keep = self._mgmt()
         ext = plan.conf.external
-        fips = [
-            ipaddress.ip_interface(f"{f.floating_ip}/{f.floating_ip.max_prefixlen}")
+        fips = [  # as text: link_changes compares "ip/prefix" strings
+            f"{ip_text(f.floating_ip)}/{f.floating_ip.max_prefixlen}"
             for f in plan.conf.floating_ips
         ]
         by_index = plan.links
         batch: list[str] = []
         for net in plan.conf.networks:
             iface = net.interface
-            addrs = list(iface.addresses)
+            addrs: list[links.IPInterface | str] = list(iface.addresses)
             if ext is not None and net.network_id == ext.network_id:
                 addrs += fips  # floating IPs live on the external NIC (ARP, GARP, DNAT)
             batch += links.link_changes(

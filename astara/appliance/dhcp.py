@@ -88,7 +88,12 @@ def render(conf: Configuration, ifnames: dict[str, str], state: StateDir) -> Dhc
                 if dns:
                     opts.append(f"tag:{tag},option6:dns-server," + ",".join(f"[{d}]" for d in dns))
         for alloc in net.address_allocations:
-            texts = sorted(ip_text(ip) for ip, dhcp in alloc.ip_addresses.items() if dhcp)
+            ips = alloc.ip_addresses
+            if len(ips) == 1:  # the usual case, without a sort
+                ((ip, dhcp),) = ips.items()
+                texts = [ip_text(ip)] if dhcp else []
+            else:
+                texts = sorted(ip_text(ip) for ip, dhcp in ips.items() if dhcp)
             if not texts:
                 continue
             fields = [alloc.mac_address.lower()]

@@ -158,7 +158,7 @@ def counters() -> dict[str, dict[str, Any]]:
 def link_changes(
     link: Link,
     *,
-    addresses: Iterable[IPInterface],
+    addresses: Iterable[IPInterface | str],
     mtu: int | None,
     up: bool,
     description: str,
