@@ -92,6 +92,7 @@ class Appliance:
         self._plan: Plan | None = None  # how its networks were resolved to NICs
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
         self._link_watch: links.LinkWatch | None = None  # link events since the last apply
+        self._compared = 0.0  # when the last PUT's sections were compared (timings)
         saved = state.read_json("applied.json")
         self.current: Document | None = None
         if saved is not None:
@@ -283,13 +284,14 @@ class Appliance:
         :meth:`apply`. Raises pydantic's ValidationError, ResolveError or ApplyError.
         """
         with self.lock:
-            started = time.monotonic()
+            started = self._compared = time.monotonic()
             doc = self._incremental_doc(data)
             if doc is not None:
-                compared = time.monotonic() - started
+                done = time.monotonic()
                 changed = self._apply_floating_ips(doc, data, raw)
                 if changed is not None:
-                    self.timings = {"compare": compared, **self.timings}
+                    self.timings = {"compare": self._compared - started,
+                                    "validate": done - self._compared, **self.timings}  # fmt: skip
                     return doc, changed
         if doc is None:
             doc = parse_document(data)
@@ -424,6 +426,7 @@ class Appliance:
             return None
         if conf.get("floating_ips") == old.get("floating_ips"):
             return current
+        self._compared = time.monotonic()
         return with_floating_ips(current, conf.get("floating_ips"), old.get("floating_ips"))
 
     def _watch_links(self) -> None:
