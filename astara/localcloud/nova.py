@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -417,8 +418,10 @@ class NovaCloud:
         raise RuntimeError(f"{what} not ready in time ({last}):\n{self.log_tail('nova-api')}")
 
     def stop(self) -> None:
-        for service in reversed(self._services()):
-            self.tracker.stop(self._process(service))
+        """Stop every service, all at once (each may take seconds to honour SIGTERM)."""
+        names = [self._process(service) for service in self._services()]
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            list(pool.map(self.tracker.stop, names))
 
     @contextlib.contextmanager
     def paused(self, service: str) -> Iterator[None]:

@@ -19,21 +19,19 @@ instance in status ERROR whose ``fault`` says why.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from keystoneauth1 import exceptions as ks_exceptions
-from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 from oslo_config import cfg
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus, PortRole, PortSpec, ProviderError
 from astara.providers import nova_config, nova_userdata
+from astara.providers.nova_calls import errors, idempotent
 from astara.providers.nova_config import NovaSettings
 from astara.providers.nova_ports import PortBook
 from astara.providers.nova_ratelimit import BuildRateLimiter
@@ -51,7 +49,7 @@ STATUSES = {
     "ERROR": InstanceStatus.ERROR,
 }
 GONE = {"DELETED", "SOFT_DELETED"}
-API_ERRORS = (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError)
+T = TypeVar("T")
 
 
 def server_name(resource: Resource) -> str:
@@ -81,7 +79,7 @@ class NovaProvider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.nova = compute.compute
-        self.ports = PortBook(network)
+        self.ports = PortBook(network, sleep=sleep)
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
@@ -95,11 +93,16 @@ class NovaProvider:
         compute, network = nova_config.connect(conf)
         return cls(compute, network, NovaSettings.from_conf(conf))
 
+    def _idempotent(self, what: str, call: Callable[[], T]) -> T:
+        return idempotent(what, call, pause=self.settings.poll_interval, sleep=self._sleep)
+
     # -- finding servers ---------------------------------------------------------------------
     def _servers(self, resource: Resource) -> list[Any]:
         pattern = f"^{re.escape(server_name(resource))}$"  # Nova matches names as regexes
-        with _errors(f"appliance {resource.id}: list servers"):
-            found = [s for s in self.nova.servers(name=pattern) if s.status not in GONE]
+        listed = self._idempotent(
+            f"appliance {resource.id}: list servers", lambda: list(self.nova.servers(name=pattern))
+        )
+        found = [s for s in listed if s.status not in GONE]
         return sorted(found, key=lambda s: s.created_at or "")
 
     def _instance(self, server: Any) -> Instance:
@@ -131,8 +134,10 @@ class NovaProvider:
         """
         fault = (server.fault or {}).get("message")
         if not fault:
-            with _errors(f"get server {server.id}"):
-                fault = (self.nova.get_server(server.id).fault or {}).get("message")
+            again = self._idempotent(
+                f"get server {server.id}", lambda: self.nova.get_server(server.id)
+            )
+            fault = (again.fault or {}).get("message")
         # Nova sets ERROR a moment before it records the fault.
         return fault or f"Nova reports server {server.id} in ERROR, no fault recorded (yet)"
 
@@ -143,8 +148,10 @@ class NovaProvider:
         return self._instance(servers[-1]) if servers else None
 
     def list_instances(self) -> list[Instance]:
-        with _errors("list appliance servers"):
-            servers = [s for s in self.nova.servers(name=f"^{NAME_PREFIX}") if s.status not in GONE]
+        listed = self._idempotent(
+            "list appliance servers", lambda: list(self.nova.servers(name=f"^{NAME_PREFIX}"))
+        )
+        servers = [s for s in listed if s.status not in GONE]
         return [self._instance(s) for s in servers if (s.metadata or {}).get(META_RESOURCE)]
 
     # -- boot --------------------------------------------------------------------------------
@@ -194,7 +201,7 @@ class NovaProvider:
         if self.settings.availability_zone:
             attrs["availability_zone"] = self.settings.availability_zone
         LOG.info("appliance %s: booting %s (image %s)", resource.id, attrs["name"], image_id)
-        with _errors(f"appliance {resource.id}: boot (image {image_id}) failed"):
+        with errors(f"appliance {resource.id}: boot (image {image_id}) failed"):
             server = self.nova.create_server(**attrs)
         return self._await_build(resource, server.id)
 
@@ -202,8 +209,9 @@ class NovaProvider:
         """Wait up to ``active_wait`` for the server to leave BUILD; ERROR is a boot failure."""
         deadline = self._clock() + self.settings.active_wait
         while True:
-            with _errors(f"appliance {resource.id}: boot failed"):
-                server = self.nova.get_server(server_id)
+            server = self._idempotent(
+                f"appliance {resource.id}: boot failed", lambda: self.nova.get_server(server_id)
+            )
             if server.status != "BUILD" or self._clock() >= deadline:
                 break
             self._sleep(self.settings.poll_interval)
@@ -219,8 +227,7 @@ class NovaProvider:
         """Delete every server of ``resource`` and wait until Nova has removed them."""
         servers = self._servers(resource)
         for server in servers:
-            with _errors(f"appliance {resource.id}: delete server {server.id}"):
-                self.nova.delete_server(server.id, ignore_missing=True)
+            self._delete(resource, server.id)
         deadline = self._clock() + self.settings.delete_timeout
         for server in servers:
             while self._exists(resource, server.id):
@@ -232,9 +239,17 @@ class NovaProvider:
                 self._sleep(self.settings.poll_interval)
             LOG.info("appliance %s: server %s deleted", resource.id, server.id)
 
+    def _delete(self, resource: Resource, server_id: str) -> None:
+        self._idempotent(
+            f"appliance {resource.id}: delete server {server_id}",
+            lambda: self.nova.delete_server(server_id, ignore_missing=True),
+        )
+
     def _exists(self, resource: Resource, server_id: str) -> bool:
-        with _errors(f"appliance {resource.id}: get server {server_id}"):
-            server = self.nova.find_server(server_id, ignore_missing=True)
+        server = self._idempotent(
+            f"appliance {resource.id}: get server {server_id}",
+            lambda: self.nova.find_server(server_id, ignore_missing=True),
+        )
         return server is not None and server.status not in GONE
 
     # -- hot-plug ----------------------------------------------------------------------------
@@ -250,16 +265,18 @@ class NovaProvider:
         if self.ports.attached(port.port_id, server.id) and port.port_id in PortBook.ids(meta):
             return
         if not self.ports.attached(port.port_id, server.id):
-            with _errors(f"appliance {resource.id}: plug port {port.port_id}"):
+            with errors(f"appliance {resource.id}: plug port {port.port_id}"):
                 self.nova.create_server_interface(server, port_id=port.port_id)
-        with _errors(f"appliance {resource.id}: record port {port.port_id}"):
-            self.nova.set_server_metadata(server, **PortBook.add(meta, port))
+        self._idempotent(
+            f"appliance {resource.id}: record port {port.port_id}",
+            lambda: self.nova.set_server_metadata(server, **PortBook.add(meta, port)),
+        )
         LOG.info("appliance %s: plugged port %s (%s)", resource.id, port.port_id, port.mac_address)
 
     def unplug(self, resource: Resource, port_id: str) -> None:
         server = self._server(resource, f"unplug port {port_id}")
         if self.ports.attached(port_id, server.id):
-            with _errors(f"appliance {resource.id}: unplug port {port_id}"):
+            with errors(f"appliance {resource.id}: unplug port {port_id}"):
                 self.nova.delete_server_interface(port_id, server=server)
             # Nova detaches asynchronously (202): wait until Neutron sees the port free.
             deadline = self._clock() + self.settings.delete_timeout
@@ -272,16 +289,8 @@ class NovaProvider:
                 self._sleep(self.settings.poll_interval)
         key = PortBook.key_of(server.metadata or {}, port_id)
         if key is not None:
-            with _errors(f"appliance {resource.id}: forget port {port_id}"):
-                self.nova.delete_server_metadata(server, [key])
+            self._idempotent(
+                f"appliance {resource.id}: forget port {port_id}",
+                lambda: self.nova.delete_server_metadata(server, [key]),
+            )
             LOG.info("appliance %s: unplugged port %s", resource.id, port_id)
-
-
-@contextlib.contextmanager
-def _errors(what: str) -> Iterator[None]:
-    """Turn Nova/Neutron API failures (HTTP errors, timeouts) into ProviderError."""
-    try:
-        yield
-    except API_ERRORS as exc:
-        detail = getattr(exc, "details", None) or str(exc)
-        raise ProviderError(f"{what}: {detail}") from exc

@@ -9,14 +9,14 @@ length is read once and cached.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from keystoneauth1 import exceptions as ks_exceptions
-from openstack import exceptions as sdk_exceptions
 from openstack.connection import Connection
 
-from astara.core.interfaces import PortRole, PortSpec, ProviderError
+from astara.core.interfaces import PortRole, PortSpec
+from astara.providers.nova_calls import idempotent
 
 PORT_KEY = "astara_port_"
 
@@ -38,8 +38,9 @@ def _entries(meta: Mapping[str, str]) -> list[tuple[str, PortRole, str]]:
 class PortBook:
     """Reads an appliance's ports through Neutron; writes their order as server metadata."""
 
-    def __init__(self, network: Connection) -> None:
+    def __init__(self, network: Connection, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.net = network.network
+        self._sleep = sleep
         self._prefixes: dict[str, int] = {}
 
     # -- metadata ------------------------------------------------------------------------------
@@ -70,11 +71,14 @@ class PortBook:
         entries = _entries(meta)
         if not entries:
             return []
-        try:
-            found = {p.id: p for p in self.net.ports(id=[pid for _k, _r, pid in entries])}
-            return [self._spec(found[pid], role) for _key, role, pid in entries if pid in found]
-        except (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError) as exc:
-            raise ProviderError(f"read appliance ports from Neutron: {exc}") from exc
+        ids = [pid for _k, _r, pid in entries]
+        listed = idempotent(
+            "read appliance ports from Neutron",
+            lambda: list(self.net.ports(id=ids)),
+            sleep=self._sleep,
+        )
+        found = {p.id: p for p in listed}
+        return [self._spec(found[pid], role) for _key, role, pid in entries if pid in found]
 
     def _spec(self, port: Any, role: PortRole) -> PortSpec:
         fixed = tuple(
@@ -84,16 +88,20 @@ class PortBook:
 
     def _prefix(self, subnet_id: str) -> int:
         if subnet_id not in self._prefixes:
-            cidr = self.net.get_subnet(subnet_id).cidr
+            subnet = idempotent(
+                f"read subnet {subnet_id} from Neutron",
+                lambda: self.net.get_subnet(subnet_id),
+                sleep=self._sleep,
+            )
+            cidr = subnet.cidr
             self._prefixes[subnet_id] = ipaddress.ip_network(cidr).prefixlen
         return self._prefixes[subnet_id]
 
     def attached(self, port_id: str, server_id: str) -> bool:
         """Does Neutron see ``port_id`` bound to ``server_id``?"""
-        try:
-            port = self.net.get_port(port_id)
-        except sdk_exceptions.NotFoundException:
-            return False
-        except (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError) as exc:
-            raise ProviderError(f"read port {port_id} from Neutron: {exc}") from exc
-        return bool(port.device_id == server_id)
+        port = idempotent(
+            f"read port {port_id} from Neutron",
+            lambda: self.net.find_port(port_id, ignore_missing=True),
+            sleep=self._sleep,
+        )
+        return port is not None and bool(port.device_id == server_id)

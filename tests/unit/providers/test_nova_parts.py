@@ -8,11 +8,13 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openstack.exceptions import HttpException
 
 from astara.core.events import Resource
-from astara.core.interfaces import PortRole, PortSpec
+from astara.core.interfaces import PortRole, PortSpec, ProviderError
 from astara.providers import nova_userdata
 from astara.providers.nova import _epoch, server_name
+from astara.providers.nova_calls import idempotent
 from astara.providers.nova_config import read_public_key, trusted_headers
 from astara.providers.nova_ports import PortBook
 from astara.providers.nova_ratelimit import BuildRateLimiter
@@ -161,3 +163,35 @@ def test_a_plugged_port_goes_after_the_others_once() -> None:
 def test_order_is_numeric_not_lexical() -> None:
     meta = {f"astara_port_{n}": f"service:p{n}" for n in (10, 2, 1, 0)}
     assert PortBook.ids(meta) == ["p0", "p1", "p2", "p10"]
+
+
+# -- transient API errors ----------------------------------------------------------------------
+def _failing(statuses: list[int], result: str = "ok"):  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+
+    def call() -> str:
+        calls.append(1)
+        if len(calls) <= len(statuses):
+            raise HttpException(message="boom", http_status=statuses[len(calls) - 1])
+        return result
+
+    return call, calls
+
+
+def test_idempotent_calls_are_sent_again_after_a_transient_error() -> None:
+    call, calls = _failing([500, 503])
+    pauses: list[float] = []
+    assert idempotent("GET thing", call, attempts=3, pause=0.5, sleep=pauses.append) == "ok"
+    assert len(calls) == 3
+    assert pauses == [0.5, 1.0]
+
+
+def test_client_errors_and_exhausted_retries_raise_provider_error() -> None:
+    call, calls = _failing([404])
+    with pytest.raises(ProviderError, match="GET thing"):
+        idempotent("GET thing", call, sleep=lambda _s: None)
+    assert len(calls) == 1  # a 404 is an answer, not a hiccup
+    call, calls = _failing([500, 500, 500])
+    with pytest.raises(ProviderError):
+        idempotent("GET thing", call, attempts=3, sleep=lambda _s: None)
+    assert len(calls) == 3
