@@ -65,6 +65,10 @@ def create_app(appliance: Appliance) -> FastAPI:
         ]
         return _error(422, detail)
 
+    @app.exception_handler(links.UnclaimedBox)
+    async def _unclaimed(request: Request, exc: links.UnclaimedBox) -> JSONResponse:
+        return _error(503, str(exc))
+
     @app.get("/v1/status/", summary="Can the router reach its default gateways?")
     @app.get("/v1/status", include_in_schema=False)
     def status() -> dict[str, bool]:

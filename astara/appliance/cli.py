@@ -83,9 +83,13 @@ def api(argv: list[str] | None = None) -> int:
 
     from astara.appliance.api import create_app
     from astara.appliance.apply import Appliance
-    from astara.appliance.links import sync_names
+    from astara.appliance.links import UnclaimedBox, sync_names
 
-    sync_names(state)
+    try:
+        sync_names(state)
+    except UnclaimedBox as exc:
+        print(f"astara-appliance-api: {exc}", file=sys.stderr)
+        return 2
     appliance = Appliance(state, api_port=args.port, api_address=listen)
     appliance.restore()
     tls: dict[str, Any] = {}

@@ -100,8 +100,22 @@ def list_nics() -> list[Nic]:
     return [Nic(link.index, link.mac, link.ifname) for link in snapshot()]
 
 
+class UnclaimedBox(RuntimeError):
+    """The appliance was asked to manage NICs on a box astara-configure-management never claimed."""
+
+
 def sync_names(state: StateDir, first_mac: str | None = None) -> list[Link]:
-    """Rename every NIC to its stable geN name; return the NICs as they are then."""
+    """Rename every NIC to its stable geN name; return the NICs as they are then.
+
+    Only on a box claimed by ``astara-configure-management`` (which passes ``first_mac`` and
+    records the management NIC): run by mistake in another place — a host's root namespace —
+    the appliance must refuse, not rename and reconfigure that host's NICs.
+    """
+    if first_mac is None and state.management is None:
+        raise UnclaimedBox(
+            f"state dir {state.path} has no management record: run astara-configure-management "
+            "in the appliance's own namespace or VM first; refusing to rename or reconfigure NICs"
+        )
     links = snapshot()
     nics = [Nic(link.index, link.mac, link.ifname) for link in links]
     names, renames = plan_names(nics, state.names, first_mac)

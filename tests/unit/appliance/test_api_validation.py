@@ -112,3 +112,12 @@ def test_published_openapi_document_is_current() -> None:
     assert published.read_text() == openapi_json(), (
         "regenerate: .venv/bin/python -m astara.appliance.api > docs/appliance-openapi.json"
     )
+
+
+def test_unclaimed_box_refuses_to_touch_nics(client: TestClient) -> None:
+    """Without astara-configure-management's record the API renames and configures nothing."""
+    resp = client.get("/v1/system/interfaces")
+    assert resp.status_code == 503
+    assert "astara-configure-management" in resp.json()["detail"]
+    resp = client.put("/v1/system/config/", json=base_document())
+    assert resp.status_code == 503
