@@ -52,6 +52,12 @@ allow_overlapping_ips = true
 
 [database]
 connection = {db_connection}
+# One SQLite connection, handed out by the pool: green threads queue for it instead of
+# meeting in SQLite's lock, where a blocked writer stalls the whole eventlet process and
+# fails with "database is locked".
+max_pool_size = 1
+max_overflow = 0
+pool_timeout = 120
 
 [oslo_messaging_notifications]
 driver = messagingv2
