@@ -148,10 +148,14 @@ class ApplianceNetworks:
 @pytest.fixture(scope="session")
 def appliance_networks(nova: NovaEnv) -> ApplianceNetworks:
     api = NeutronBuilder(nova.neutron.endpoint)
-    mgmt = api.network("astara-mgmt", "admin")
-    api.subnet(mgmt, "fdca:3ba5:a17a:acda::/64", "admin", ip_version=6, ipv6_address_mode="slaac")
-    service = api.network("astara-nova-service", "tenant-nova")
-    api.subnet(service, "10.92.0.0/24", "tenant-nova")
+    mgmt = busy_retry(lambda: api.network("astara-mgmt", "admin"))
+    busy_retry(
+        lambda: api.subnet(
+            mgmt, "fdca:3ba5:a17a:acda::/64", "admin", ip_version=6, ipv6_address_mode="slaac"
+        )
+    )
+    service = busy_retry(lambda: api.network("astara-nova-service", "tenant-nova"))
+    busy_retry(lambda: api.subnet(service, "10.92.0.0/24", "tenant-nova"))
     return ApplianceNetworks(mgmt, service)
 
 
