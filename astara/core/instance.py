@@ -248,6 +248,16 @@ class InstanceManager:
         else:
             self._set(InstanceState.DOWN, "(stopped)")
 
+    def owe_configuration(self, reason: str) -> None:
+        """A step failed half-way: the appliance may lack the current configuration.
+
+        A configured appliance goes back to UP, so the next POLL (the health check) configures
+        it again instead of only checking it is alive: a change whose configuration failed
+        (Neutron unreachable, say) converges once the backend is back, without a new event.
+        """
+        if self.state is InstanceState.CONFIGURED:
+            self._set(InstanceState.UP, f"({reason}; configuration owed)")
+
     def configure(self) -> None:
         """Push the resource's configuration; detect needed replugs first."""
         api = self._api()

@@ -161,6 +161,8 @@ class Machine:
         except Exception as exc:  # a backend failure: record it, yield, retry on a later event
             self.instance.last_error = f"{from_state} failed: {exc!r}"
             LOG.exception("%s: %s failed (action %s)", self.name, from_state, self.action)
+            if from_state is not State.CALC_ACTION:
+                self.instance.owe_configuration(f"{from_state} failed")
             next_state = State.CALC_ACTION
         error = self.instance.last_error
         reason = error if error and error is not error_before else self.instance.state.value

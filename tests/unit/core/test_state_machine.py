@@ -335,6 +335,26 @@ def test_backend_failure_is_recorded_and_retried_later(world: World):
     assert machine.instance.state is I.CONFIGURED and machine.instance.last_error is None
 
 
+def test_a_failed_configuration_is_applied_by_the_next_health_check(world: World):
+    """Level-triggered: no new Neutron event is needed once the backend answers again."""
+    machine = configured(world)
+    world.driver.routers["r1"].floating_ips.append("172.24.4.77")
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("neutron unreachable")
+
+    world.driver.build_config = broken  # type: ignore[method-assign]
+    send_run(machine, Action.UPDATE)
+    assert machine.instance.state is I.UP  # not "configured": the change was never pushed
+    send_run(machine, Action.POLL)  # still unreachable: owed again, nothing lost
+    assert machine.instance.state is I.UP
+    del world.driver.build_config
+    done = send_run(machine, Action.POLL)
+    assert path(done) == [S.CALC_ACTION, S.ALIVE, S.CONFIGURE_INSTANCE, S.CALC_ACTION]
+    assert machine.instance.state is I.CONFIGURED
+    assert machine.instance.floating_ips == ("172.24.4.77",)
+
+
 def test_delete_while_booting_stops_it(world: World):
     machine = world.machine(world.router())
     world.provider.inject("r1", Fault.HANGS)
