@@ -77,6 +77,7 @@ class E2EKit:
             progress=lambda _msg: None,
         )
         self.nets: KitNetworks | None = None
+        self._api: Any = None
         self.responders = ProcessTracker(self.state_dir / "responders")
 
     # -- life --------------------------------------------------------------------------------
@@ -123,7 +124,15 @@ class E2EKit:
     # -- looking -----------------------------------------------------------------------------
     @property
     def api(self) -> Any:
-        return self.cloud.api()
+        """One Neutron connection for the kit's life (it reconnects after a server restart).
+
+        A connection per call leaks: each keeps an idle keep-alive socket until the garbage
+        collector breaks its reference cycles, and neutron-server (100 green threads per
+        worker) stops answering once those hold them all.
+        """
+        if self._api is None:
+            self._api = self.cloud.api()
+        return self._api
 
     def log_tail(self, chars: int = 4000) -> str:
         log = self.state_dir / "orchestrator" / "orchestrator.log"
