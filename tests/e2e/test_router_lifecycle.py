@@ -261,13 +261,6 @@ def test_router_delete_removes_everything(kit: E2EKit) -> None:
     api.net.delete_network(net)  # no port of ours keeps the tenant from deleting it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a change whose ConfigureInstance/ReplugInstance fails with NeutronUnavailable is "
-    "never retried: the state machine goes back to CalcAction with the appliance still "
-    "'configured', health POLLs only check it is alive and the resync only adds/deletes "
-    "routers, so the interfaces added just before the outage are never applied",
-)
 def test_neutron_outage_then_converges(
     kit: E2EKit, main_router: MainRouter, record_property: Any
 ) -> None:
