@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from astara.localcloud.processes import ProcessTracker
+from astara.localcloud.services import (
+    CACHE_DIR,
+    SYSTEM_PYTHON,
+    check_command,
+    free_port,
+    json_request,
+    tail_file,
+)
 
 LOG = logging.getLogger(__name__)
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-CACHE_DIR = Path("/var/cache/astara")
 
 NEUTRON_CONF = """\
 [DEFAULT]
@@ -92,12 +95,6 @@ head.get_metadata().create_all(engine)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def neutron_version() -> str:
     result = subprocess.run(
         ["dpkg-query", "-W", "-f=${Version}", "neutron-server"], capture_output=True, text=True
@@ -158,10 +155,10 @@ class NeutronServer:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)
             scratch = self.state_dir / "template.sqlite"
             scratch.unlink(missing_ok=True)
-            _check([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, f"sqlite:///{scratch}"], "schema")
+            check_command([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, f"sqlite:///{scratch}"], "schema")
             conf = self.state_dir / "stamp.conf"
             conf.write_text(f"[database]\nconnection = sqlite:///{scratch}\n")
-            _check(
+            check_command(
                 ["neutron-db-manage", "--config-file", str(conf), "stamp", "heads"],
                 "neutron-db-manage stamp heads",
             )
@@ -212,27 +209,8 @@ class NeutronServer:
         return self.tracker.get(self.name) is not None
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no neutron-server log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_file(self.log_path, lines, "(no neutron-server log)")
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         """A raw JSON request to the Neutron API (no auth headers: noauth, admin)."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.endpoint + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            payload = resp.read()
-        return json.loads(payload) if payload else None
-
-
-def _check(argv: list[str], what: str) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr[-2000:]}")
+        return json_request(self.endpoint + path, method, body, timeout=timeout)

@@ -32,8 +32,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from astara.localcloud.neutron_server import CACHE_DIR, SYSTEM_PYTHON, free_port
 from astara.localcloud.processes import ProcessTracker
+from astara.localcloud.services import (
+    CACHE_DIR,
+    SYSTEM_PYTHON,
+    check_command,
+    free_port,
+    json_request,
+    tail_file,
+)
 from astara.providers.nova_config import trusted_headers
 
 NOVA_PACKAGES = ("python3-nova", "placement-api", "glance-api")
@@ -300,18 +307,22 @@ class NovaCloud:
         scratch.mkdir(parents=True)
         manage = [*self._conf("manage")]
         cell0 = self.db_url("nova_cell0")
-        _check(["nova-manage", *manage, "api_db", "sync"], "nova-manage api_db sync")
-        _check(
+        check_command(["nova-manage", *manage, "api_db", "sync"], "nova-manage api_db sync")
+        check_command(
             ["nova-manage", *manage, "cell_v2", "map_cell0", "--database_connection", cell0],
             "nova-manage cell_v2 map_cell0",
         )
-        _check(
+        check_command(
             ["nova-manage", *manage, "cell_v2", "create_cell", "--name", "cell1"],
             "nova-manage cell_v2 create_cell",
         )
-        _check(["nova-manage", *manage, "db", "sync"], "nova-manage db sync")
-        _check(["placement-manage", *self._conf("placement"), "db", "sync"], "placement db sync")
-        _check(["glance-manage", *self._conf("glance-api"), "db_sync"], "glance-manage db_sync")
+        check_command(["nova-manage", *manage, "db", "sync"], "nova-manage db sync")
+        check_command(
+            ["placement-manage", *self._conf("placement"), "db", "sync"], "placement db sync"
+        )
+        check_command(
+            ["glance-manage", *self._conf("glance-api"), "db_sync"], "glance-manage db_sync"
+        )
         for db in DATABASES:
             shutil.move(self.state_dir / f"{db}.sqlite", scratch / f"{db}.sqlite")
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -378,7 +389,7 @@ class NovaCloud:
         deadline = time.monotonic() + timeout
         self._wait(lambda: self.request("GET", "/os-hypervisors") is not None, deadline, "nova-api")
         self._wait(self._compute_registered, deadline, "the compute service")
-        _check(
+        check_command(
             ["nova-manage", *self._conf("manage"), "cell_v2", "discover_hosts"], "discover_hosts"
         )
         self._wait(self._hypervisor_visible, deadline, "the fake hypervisor")
@@ -442,33 +453,15 @@ class NovaCloud:
         return all(self.tracker.get(self._process(s)) is not None for s in self._services())
 
     def log_tail(self, service: str = "nova-compute", lines: int = 40) -> str:
-        try:
-            text = (self.state_dir / f"{service}.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return f"(no {service} log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_file(self.state_dir / f"{service}.log", lines, f"(no {service} log)")
 
     # -- API ---------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         """A raw JSON request to the Nova API as the service project's admin."""
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.compute_endpoint + path,
-            data=data,
-            method=method,
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "OpenStack-API-Version": f"compute {MICROVERSION}",
-                **trusted_headers(SERVICE_PROJECT),
-            },
+        headers = {
+            "OpenStack-API-Version": f"compute {MICROVERSION}",
+            **trusted_headers(SERVICE_PROJECT),
+        }
+        return json_request(
+            self.compute_endpoint + path, method, body, headers=headers, timeout=timeout
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            payload = resp.read()
-        return json.loads(payload) if payload else None
-
-
-def _check(argv: list[str], what: str) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr[-2000:]}")

@@ -13,6 +13,7 @@ import pytest
 
 from astara.localcloud import netns
 from astara.localcloud.fabric import Fabric
+from astara.localcloud.services import free_port
 
 
 class _Echo(socketserver.StreamRequestHandler):
@@ -32,12 +33,6 @@ def root_echo() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_relay(tracker, tmp_path, *forwards: list[str], optional=()) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ import pytest
 
 from astara.localcloud import rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.neutron_server import free_port
+from astara.localcloud.services import free_port
 
 
 def get(url: str) -> tuple[int, Any]:
