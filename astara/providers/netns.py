@@ -386,6 +386,10 @@ class NetnsProvider:
         ns = self.namespace(resource.id)
         stopped = self._tracker(resource.id).stop_all() if app_dir.exists() else []
         self._trackers.pop(resource.id, None)
+        # Remove the fabric ends first: the kernel deletes a namespace's veths asynchronously,
+        # after `ip netns delete` returns, and stop() must return with the veths gone.
+        for port in (self._load(resource.id) or {}).get("ports", []):
+            self.fabric.detach(port_ifname(port["port_id"]))
         had_ns = netns.netns_exists(ns)
         self.registry.delete(ns)
         shutil.rmtree(app_dir, ignore_errors=True)
