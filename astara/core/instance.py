@@ -127,6 +127,11 @@ class InstanceManager:
     def management_address(self) -> str | None:
         return self.instance.management_address if self.instance else None
 
+    @property
+    def running_image(self) -> str | None:
+        """The image of the running instance, else the one a boot will use."""
+        return self.instance.image if self.instance else self.image
+
     def _set(self, state: InstanceState, why: str = "") -> None:
         if state is self.state and self._last_reported in (None, BACKEND_STATUS.get(state)):
             return  # nothing changed (a failed report is retried on the next change)

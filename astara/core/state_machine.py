@@ -322,7 +322,7 @@ class Machine:
             worker=worker,
             debug_reason=self.debug_reason,
             management_address=instance.management_address,
-            image=instance.instance.image if instance.instance else instance.image,
+            image=instance.running_image,
             last_error=instance.last_error,
             queued_actions=[a.value for a in self.queue],
             transitions=list(self.history) if with_history else [],

@@ -92,7 +92,7 @@ def summarize(machine: Machine, worker: int) -> ResourceSummary:
         instance_status=instance.state.value,
         worker=worker,
         management_address=instance.management_address,
-        image=instance.instance.image if instance.instance else instance.image,
+        image=instance.running_image,
         last_error=instance.last_error,
         boot_failures=instance.boot_failures,
         debug_reason=machine.debug_reason,
