@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from astara.appliance import links, netops
+from astara.appliance import health, links, netops
 from astara.appliance.apply import Appliance, ApplyError, ResolveError
 from astara.configdoc import Document, document_errors, document_json
 
@@ -28,19 +27,6 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
-def gateways_reachable() -> dict[str, bool]:
-    """Do the default gateways answer a ping? Both families are probed side by side."""
-    probes = {}
-    for family in (4, 6):
-        defaults = [r for r in links.ip_json(f"-{family}", "route", "show", "default")
-                    if r.get("gateway")]  # fmt: skip
-        if defaults:
-            probes[f"v{family}"] = subprocess.Popen(
-                ["ping", f"-{family}", "-c", "1", "-W", "1", "-n", defaults[0]["gateway"]],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    return {key: key in probes and probes[key].wait(timeout=5) == 0 for key in ("v4", "v6")}
-
-
 def _groups(appliance: Appliance) -> dict[str, list[str]]:
     if appliance.current is None:
         return {}
@@ -52,6 +38,7 @@ def _groups(appliance: Appliance) -> dict[str, list[str]]:
 
 def create_app(appliance: Appliance) -> FastAPI:
     app = FastAPI(title="Astara appliance API", version="1", docs_url=None, redoc_url=None)
+    gateways = health.GatewayStatus()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,8 +58,8 @@ def create_app(appliance: Appliance) -> FastAPI:
 
     @app.get("/v1/status/", summary="Can the router reach its default gateways?")
     @app.get("/v1/status", include_in_schema=False)
-    def status() -> dict[str, bool]:
-        return gateways_reachable()
+    async def status() -> dict[str, bool]:
+        return await gateways.get()
 
     @app.get("/v1/firewall/rules/", summary="The live nftables ruleset, as text")
     @app.get("/v1/firewall/rules", include_in_schema=False)

@@ -1,0 +1,61 @@
+"""GET /v1/status/: gateways read from /proc, probes kept and shared (no root, no packets)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from astara.appliance import health
+
+ROUTE = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+ge1\t0004A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+ge1\t00000000\t0104A8AC\t0003\t0\t0\t0\t00000000\t0\t0\t0
+"""
+ROUTE6 = (
+    "20010db800ff00000000000000000000 40 00000000000000000000000000000000 00 "
+    "00000000000000000000000000000000 00000100 00000001 00000000 00000001     ge1\n"
+    "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+    "20010db800ff00000000000000000001 00000400 00000001 00000000 00000003     ge1\n"
+)
+
+
+def test_default_gateways_from_proc(tmp_path: Path) -> None:
+    (tmp_path / "route").write_text(ROUTE)
+    (tmp_path / "route6").write_text(ROUTE6)
+    found = health.default_gateways(tmp_path / "route", tmp_path / "route6")
+    assert found == {"v4": ("172.168.4.1", "ge1"), "v6": ("2001:db8:ff::1", "ge1")}
+    (tmp_path / "route").write_text(ROUTE.splitlines()[0] + "\n")
+    assert health.default_gateways(tmp_path / "route", tmp_path / "nope")["v4"] is None
+
+
+def test_status_is_kept_shared_and_invalidated(monkeypatch: pytest.MonkeyPatch) -> None:
+    probes: list[str] = []
+    answer = {"v4": True}
+
+    async def fake_ping(address: str, ifname: str, timeout: float = 1.0) -> bool:
+        probes.append(address)
+        await asyncio.sleep(0.01)
+        return answer["v4"]
+
+    monkeypatch.setattr(health, "ping", fake_ping)
+    gateways = {"v4": ("192.0.2.1", "ge1"), "v6": None}
+    monkeypatch.setattr(health, "default_gateways", lambda: dict(gateways))
+
+    async def scenario() -> None:
+        status = health.GatewayStatus()
+        # concurrent requests share one probe
+        first = await asyncio.gather(*(status.get() for _ in range(5)))
+        assert first == [{"v4": True, "v6": False}] * 5 and len(probes) == 1
+        assert await status.get() == {"v4": True, "v6": False} and len(probes) == 1  # fresh
+        answer["v4"] = False
+        gateways["v4"] = ("192.0.2.2", "ge1")  # another gateway: probed again, waited for
+        assert await status.get() == {"v4": False, "v6": False} and len(probes) == 2
+        status._at -= health.FRESH + 1  # stale: answered at once, refreshed in the background
+        answer["v4"] = True
+        assert await status.get() == {"v4": False, "v6": False}
+        await asyncio.sleep(0.05)
+        assert await status.get() == {"v4": True, "v6": False} and len(probes) == 3
+
+    asyncio.run(scenario())
