@@ -139,6 +139,26 @@ class NeutronClient:
         with _translated(f"GET ports on network {network_id}"):
             return [Port.from_sdk(p) for p in self.net.ports(network_id=network_id)]
 
+    # Bulk reads: one request for any number of networks (Neutron ORs repeated filters), so
+    # the work for a router does not grow in round trips with its interface count.
+    def ports_on_networks(self, network_ids: list[str]) -> list[Port]:
+        if not network_ids:
+            return []
+        with _translated(f"GET ports on {len(network_ids)} networks"):
+            return [Port.from_sdk(p) for p in self.net.ports(network_id=network_ids)]
+
+    def get_networks(self, network_ids: list[str]) -> list[Network]:
+        if not network_ids:
+            return []
+        with _translated(f"GET {len(network_ids)} networks"):
+            return [Network.from_sdk(n) for n in self.net.networks(id=network_ids)]
+
+    def subnets_of_networks(self, network_ids: list[str]) -> list[Subnet]:
+        if not network_ids:
+            return []
+        with _translated(f"GET subnets of {len(network_ids)} networks"):
+            return [Subnet.from_sdk(s) for s in self.net.subnets(network_id=network_ids)]
+
     def get_network(self, network_id: str) -> Network | None:
         with _translated(f"GET network {network_id}"):
             try:

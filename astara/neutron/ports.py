@@ -18,7 +18,7 @@ import logging
 
 from astara.core.interfaces import PortRole, PortSpec
 from astara.neutron.client import NeutronClient
-from astara.neutron.models import Port
+from astara.neutron.models import Port, Subnet
 
 LOG = logging.getLogger(__name__)
 
@@ -36,22 +36,30 @@ class AppliancePorts:
     def __init__(self, client: NeutronClient, management_network_id: str | None) -> None:
         self._client = client
         self._management_network_id = management_network_id
+        self._subnets: dict[str, Subnet] = {}
 
     def ensure(self, resource_id: str, network_ids: list[str]) -> list[PortSpec]:
         """The management port (when a management network is set), then one service port per
         network in ``network_ids`` (in that order); missing ones are created, stale ones deleted.
+
+        Two reads whatever the number of networks (the ports are found by name), plus a write
+        for each port created or deleted.
         """
         specs: list[PortSpec] = []
         if self._management_network_id:
-            mgmt = self._ensure_one(
-                port_name(MANAGEMENT_LABEL, resource_id), self._management_network_id, True
+            name = port_name(MANAGEMENT_LABEL, resource_id)
+            mgmt = self._keep_one(
+                name, self._management_network_id, self._client.ports_named(name), True
             )
             specs.append(self._spec(mgmt, PortRole.MANAGEMENT))
         name = port_name(SERVICE_LABEL, resource_id)
         wanted = list(dict.fromkeys(network_ids))
+        existing = self._client.ports_named(name)
         for network_id in wanted:
-            specs.append(self._spec(self._ensure_one(name, network_id, False), PortRole.SERVICE))
-        for stale in self._client.ports_named(name):
+            specs.append(
+                self._spec(self._keep_one(name, network_id, existing, False), PortRole.SERVICE)
+            )
+        for stale in existing:
             if stale.network_id not in wanted:
                 LOG.info(
                     "router %s left network %s: deleting its service port %s",
@@ -84,8 +92,9 @@ class AppliancePorts:
             LOG.info("router %s: deleted %d appliance ports", resource_id, deleted)
         return deleted
 
-    def _ensure_one(self, name: str, network_id: str, with_ips: bool) -> Port:
-        existing = self._client.ports_named(name, network_id)
+    def _keep_one(self, name: str, network_id: str, named: list[Port], with_ips: bool) -> Port:
+        """The port called ``name`` on ``network_id`` among ``named``, created if missing."""
+        existing = [p for p in named if p.network_id == network_id]
         if existing:
             for duplicate in existing[1:]:  # a crash between create and use can leave two
                 LOG.warning("deleting duplicate port %s (%s) on %s", duplicate.id, name, network_id)
@@ -107,7 +116,11 @@ class AppliancePorts:
     def _with_prefix(self, port: Port) -> list[str]:
         if not port.fixed_ips:
             return []
-        subnets = {s.id: s for s in self._client.network_subnets(port.network_id)}
+        if any(subnet_id not in self._subnets for subnet_id, _ip in port.fixed_ips):
+            # Only the management port has addresses: its subnets are read once, and again
+            # only when the port shows a subnet not seen before.
+            self._subnets.update((s.id, s) for s in self._client.network_subnets(port.network_id))
+        subnets = self._subnets
         result = []
         for subnet_id, ip in port.fixed_ips:
             subnet = subnets.get(subnet_id)

@@ -202,6 +202,39 @@ def test_status_goes_into_one_tag_and_keeps_other_tags(driver, built, api):
     api.net.set_tags(built.router, ["owner-tag"])
     driver.report_status(resource(built), "BUILD")
     driver.report_status(resource(built), "ACTIVE")
+    assert driver.flush_status(timeout=30)  # written by a background thread
     tags = api.net.get_router(built.router.id).tags
     assert sorted(tags) == ["astara-status:ACTIVE", "owner-tag"]
     assert [t for t in tags if t.startswith(TAG_PREFIX)] == ["astara-status:ACTIVE"]
+
+
+def count_requests(driver: RouterDriver, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every HTTP request the driver's Neutron connection makes."""
+    seen: list[str] = []
+    proxy = driver.client.net
+    original = proxy.request
+
+    def counting(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(f"{method} {url}")
+        return original(url, method, *args, **kwargs)
+
+    monkeypatch.setattr(proxy, "request", counting)
+    return seen
+
+
+def test_round_trips_do_not_grow_with_the_interface_count(driver, tenant, api, monkeypatch):
+    """Reading ports and topology costs the same number of requests for 1 or 4 networks."""
+    seen = count_requests(driver, monkeypatch)
+    costs = []
+    for extra in range(4):
+        if extra:
+            n = uuid.uuid4().int % 200 + 20
+            net = api.network(f"extra-{extra}", tenant.id)
+            api.add_interface(tenant.router, api.subnet(net, f"10.{n}.{extra}.0/24", tenant.id))
+        driver.ensure_ports(resource(tenant))  # creates the new network's port
+        seen.clear()
+        specs = driver.ensure_ports(resource(tenant))
+        driver.build_config(resource(tenant), instance(tenant, specs))
+        costs.append((len(specs), len(seen)))
+    assert [ports for ports, _ in costs] == [3, 4, 5, 6]  # management, gateway, internal(s)
+    assert costs[0][1] >= 6 and len({requests for _, requests in costs}) == 1, costs
