@@ -19,7 +19,7 @@ from astara.drivers.router_document import DocumentSettings, build_document
 from astara.neutron.client import NeutronClient
 from astara.neutron.models import ROUTER_GATEWAY_OWNER
 from astara.neutron.ports import AppliancePorts
-from astara.neutron.status import StatusReporter
+from astara.neutron.status import BackgroundStatusReporter, StatusReporter
 from astara.neutron.topology import read_router_topology
 
 
@@ -47,7 +47,7 @@ class RouterDriver:
     ) -> None:
         self.client = client
         self.ports = AppliancePorts(client, management_network_id)
-        self.status = StatusReporter(client)
+        self.status = BackgroundStatusReporter(StatusReporter(client))
         self.settings = settings
 
     @classmethod
@@ -79,7 +79,12 @@ class RouterDriver:
         self.ports.delete(resource.id)
 
     def report_status(self, resource: Resource, status: str) -> None:
+        """Queued: a background thread writes it to Neutron (see BackgroundStatusReporter)."""
         self.status.report(resource.id, status)
+
+    def flush_status(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued status is in Neutron; False on timeout."""
+        return self.status.flush(timeout)
 
     def list_resources(self) -> list[Resource]:
         return [Resource(r.id, r.tenant_id, self.kind) for r in self.client.list_routers()]

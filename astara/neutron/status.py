@@ -5,11 +5,16 @@ Stock Neutron has no writable router status, so the status goes into a router ta
 other tags are left alone). When the astara Neutron plugin's router-status extension is loaded
 (alias ``dhrouterstatus``, as the seed's astara-neutron named it; seen in GET /v2.0/extensions),
 its status field is set as well: ``PUT /v2.0/dhrouterstatus/<id>``.
+
+Those are two or three writes to Neutron per change: :class:`BackgroundStatusReporter` makes
+them from a thread, so a router's state machine never waits for them.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from astara.neutron.client import NeutronClient
 
@@ -45,3 +50,69 @@ class StatusReporter:
             )
         LOG.debug("router %s: status %s reported", router_id, status)
         return True
+
+
+class BackgroundStatusReporter:
+    """Reports statuses from a thread, so a write to Neutron never delays a router's machine.
+
+    Only the newest status of each router is kept: a router that went BUILD then ACTIVE before
+    the thread got to it is reported ACTIVE once. A report that fails (Neutron down) is retried
+    every ``retry_interval`` seconds until it succeeds or a newer status replaces it.
+    """
+
+    def __init__(self, reporter: StatusReporter, retry_interval: float = 2.0) -> None:
+        self._reporter = reporter
+        self._retry_interval = retry_interval
+        self._pending: dict[str, str] = {}
+        self._busy = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def report(self, router_id: str, status: str) -> None:
+        with self._cond:
+            self._pending.pop(router_id, None)
+            self._pending[router_id] = status  # newest last: reported in order of change
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="status-reporter", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def pending(self) -> dict[str, str]:
+        """The statuses not yet handed to Neutron, by router (oldest change first)."""
+        with self._cond:
+            return dict(self._pending)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every pending status is reported; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                router_id = next(iter(self._pending))
+                status = self._pending.pop(router_id)
+                self._busy += 1
+            failed = False
+            try:
+                self._reporter.report(router_id, status)
+            except Exception as exc:  # Neutron down: keep it, unless a newer status came
+                LOG.warning("router %s: could not report status %s: %s", router_id, status, exc)
+                failed = True
+            with self._cond:
+                self._busy -= 1
+                if failed:
+                    self._pending.setdefault(router_id, status)
+                self._cond.notify_all()
+            if failed:
+                time.sleep(self._retry_interval)

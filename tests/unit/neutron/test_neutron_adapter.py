@@ -5,6 +5,9 @@ Calls that reach Neutron are tested against the real neutron-server in tests/int
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from oslo_config import cfg
 
@@ -12,7 +15,7 @@ from astara.neutron import client as neutron_client
 from astara.neutron.client import KEYSTONE_GROUP, NeutronUnavailable, connect, list_opts
 from astara.neutron.lookup import CachedRouterLookup
 from astara.neutron.models import Router
-from astara.neutron.status import StatusReporter
+from astara.neutron.status import BackgroundStatusReporter, StatusReporter
 from astara.orchestrator import config
 from astara.orchestrator.normalize import LookupUnavailable
 
@@ -187,3 +190,47 @@ def test_status_of_a_gone_router_is_not_an_error():
     client = FakeClient()
     assert not StatusReporter(client).report("gone", "DOWN")  # type: ignore[arg-type]
     assert client.tags == []
+
+
+class GatedReporter:
+    """A StatusReporter stand-in whose reports wait for a gate and can fail."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.reported: list[tuple[str, str]] = []
+        self.failures = 0
+
+    def report(self, router_id: str, status: str) -> bool:
+        self.gate.wait(10)
+        if self.failures:
+            self.failures -= 1
+            raise NeutronUnavailable("connection refused")
+        self.reported.append((router_id, status))
+        return True
+
+
+def test_background_reports_do_not_block_and_keep_the_newest_status():
+    inner = GatedReporter()
+    reporter = BackgroundStatusReporter(inner)  # type: ignore[arg-type]
+    reporter.report("r-1", "BUILD")
+    deadline = time.monotonic() + 10
+    while reporter.pending() and time.monotonic() < deadline:  # the thread takes it, and
+        time.sleep(0.01)  # waits at the gate
+    reporter.report("r-1", "ACTIVE")
+    reporter.report("r-2", "DOWN")
+    reporter.report("r-1", "ERROR")  # replaces r-1's pending ACTIVE
+    assert reporter.pending() == {"r-2": "DOWN", "r-1": "ERROR"}
+    assert not reporter.flush(timeout=0.2)  # nothing could be written yet
+    inner.gate.set()
+    assert reporter.flush(timeout=10)
+    assert inner.reported == [("r-1", "BUILD"), ("r-2", "DOWN"), ("r-1", "ERROR")]
+
+
+def test_background_report_is_retried_while_neutron_is_down():
+    inner = GatedReporter()
+    inner.gate.set()
+    inner.failures = 2
+    reporter = BackgroundStatusReporter(inner, retry_interval=0.01)  # type: ignore[arg-type]
+    reporter.report("r-1", "ACTIVE")
+    assert reporter.flush(timeout=10)
+    assert inner.reported == [("r-1", "ACTIVE")]
