@@ -122,7 +122,12 @@ def inside(args: argparse.Namespace) -> None:
             appliance._done_inputs, appliance._fw_live = {}, None  # every step checks the box
             appliance.apply(doc, raw_bytes)  # as a PUT: the body is saved as it came
 
-        full = statistics.median(timed(full_converge) for _ in range(args.rounds))
+        full_runs, full_steps = [], {}
+        for _ in range(args.rounds):
+            full_runs.append(timed(full_converge))
+            for step, seconds in appliance.timings.items():
+                full_steps.setdefault(step, []).append(seconds)
+        full = statistics.median(full_runs)
         more = with_one_more_fip(raw)
         raw_doc, raw_more = json.dumps(raw).encode(), json.dumps(more).encode()  # as PUT has them
         loads_s = statistics.median(timed(lambda: json.loads(raw_more)) for _ in range(3))
@@ -141,7 +146,7 @@ def inside(args: argparse.Namespace) -> None:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
             profile = cProfile.Profile()
             profile.runcall(full_converge)
-            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
         for _ in range(args.rounds):
             data_more, data_doc = json.loads(raw_more), json.loads(raw_doc)  # as PUT has them
             add.append(timed(appliance.put, data_more, raw_more))
@@ -171,6 +176,9 @@ def inside(args: argparse.Namespace) -> None:
         print("    of which: " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in first_steps.items())
               + " ms")  # fmt: skip
         print(f"  full apply, daemons running     {ms(full)}  (every step converges)")
+        print("    of which (median per step): "
+              + ", ".join(f"{k} {statistics.median(v) * 1000:.1f}" for k, v in full_steps.items())
+              + " ms")  # fmt: skip
         print(f"  same document again (no-op)     {ms(again)}  (apply of a parsed document)")
         print(f"  same document again, as a PUT   {ms(again_put)}  (JSON compared, nothing run)")
         print(

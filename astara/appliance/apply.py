@@ -33,6 +33,10 @@ from astara.configdoc import (
 LOG = logging.getLogger(__name__)
 
 
+# the order ``changed`` lists the steps in
+STEP_ORDER = ("links", "routes", "firewall", "dhcp", "metadata", "bird")
+
+
 class ResolveError(ValueError):
     """The document names NICs this box does not have; ``errors`` are 422 details."""
 
@@ -265,10 +269,13 @@ class Appliance:
 
     # -- apply with rollback -------------------------------------------------------------------
     def steps(self) -> list[tuple[str, Callable[[Plan], bool]]]:
+        """The steps in the order they run: the firewall first, so that its nft transaction
+        (the longest part of a full apply) works while the others run; ``changed`` lists them
+        in :data:`STEP_ORDER` all the same."""
         return [
+            ("firewall", self.step_firewall),
             ("links", self.step_links),
             ("routes", self.step_routes),
-            ("firewall", self.step_firewall),
             ("dhcp", self.step_dhcp),
             ("metadata", self.step_metadata),
             ("bird", self.step_bird),
@@ -315,6 +322,7 @@ class Appliance:
             done: list[tuple[str, Callable[[Plan], bool]]] = []
             self.timings = {"resolve": time.monotonic() - started}
             inputs = self.step_inputs(plan)
+            self.timings["inputs"] = time.monotonic() - started - self.timings["resolve"]
             for name, step in self.steps():
                 if inputs[name] == self._done_inputs.get(name):
                     continue  # converged with these very inputs by the last apply
@@ -329,8 +337,10 @@ class Appliance:
                     self._finish(plan, quiet=True)
                     self._rollback(old_doc, done)
                     raise ApplyError(name, str(exc)) from exc
+            step_start = time.monotonic()
             try:
                 self._finish(plan)
+                self.timings["wait"] = time.monotonic() - step_start
             except _PendingError as exc:
                 LOG.error("step %s failed (%s): rolling back", exc.step, exc.__cause__)
                 self._rollback(old_doc, done)
@@ -338,10 +348,13 @@ class Appliance:
             step_start = time.monotonic()
             self._after(old_doc.configuration, plan)
             self.timings["after"] = time.monotonic() - step_start
+            step_start = time.monotonic()
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
             if changed or doc != self.current:  # the request's own bytes, when it has them
                 text = raw if raw is not None else doc.model_dump_json()
                 write_atomic(self.state.path / "applied.json", text)
+            self.timings["save"] = time.monotonic() - step_start
+            changed.sort(key=STEP_ORDER.index)
             self.current = doc
             self._plan, self._applied_data = plan, data
             self._watch_links()

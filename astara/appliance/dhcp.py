@@ -91,7 +91,16 @@ def render(conf: Configuration, ifnames: dict[str, str], state: StateDir) -> Dhc
             ips = alloc.ip_addresses
             if len(ips) == 1:  # the usual case, without a sort
                 ((ip, dhcp),) = ips.items()
-                texts = [ip_text(ip)] if dhcp else []
+                if not dhcp:
+                    continue
+                text = ip_text(ip)
+                if ":" not in text:  # one IPv4 address: one f-string
+                    hosts.append(
+                        f"{alloc.mac_address.lower()},{text},"
+                        f"{alloc.hostname.split('.', 1)[0]},{LEASE}"
+                    )
+                    continue
+                texts = [text]
             else:
                 texts = sorted(ip_text(ip) for ip, dhcp in ips.items() if dhcp)
             if not texts:
