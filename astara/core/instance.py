@@ -71,6 +71,7 @@ class InstanceManager:
     __slots__ = (
         "_last_reported",
         "_observed",
+        "_replug_ports",
         "appliance",
         "boot_failures",
         "clock",
@@ -112,6 +113,7 @@ class InstanceManager:
         self.floating_ips: tuple[str, ...] = ()
         self.stats: Mapping[str, Any] | None = None
         self._last_reported: str | None = None
+        self._replug_ports: list[PortSpec] | None = None  # what configure() found missing
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -274,6 +276,7 @@ class InstanceManager:
             return
         ports = self.driver.ensure_ports(self.resource)
         if self._interfaces_differ(ports):
+            self._replug_ports = list(ports)
             self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
             return
         document = self.driver.build_config(self.resource, self.instance)
@@ -311,12 +314,19 @@ class InstanceManager:
         return wanted != present & ours
 
     def replug(self) -> None:
-        """Hot-plug missing ports and unplug stale ones, without rebooting."""
+        """Hot-plug missing ports and unplug stale ones, without rebooting.
+
+        Uses the ports the configure step that asked for the replug has just ensured (read
+        again only if there are none): the configure step that follows re-reads them anyway,
+        and replugs again if they changed in between.
+        """
         api = self._api()
         if api is None or self.instance is None:
             self._set(InstanceState.DOWN, "(no instance to replug)")
             return
-        ports = self.driver.ensure_ports(self.resource)
+        ports, self._replug_ports = self._replug_ports, None
+        if ports is None:
+            ports = self.driver.ensure_ports(self.resource)
         wanted = {p.mac_address.lower(): p for p in ports}
         present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
         try:

@@ -52,6 +52,9 @@ class FakeRouterDriver:
         return resource.id in self.routers
 
     def ensure_ports(self, resource: Resource) -> list[PortSpec]:
+        return self._ports(resource)
+
+    def _ports(self, resource: Resource) -> list[PortSpec]:
         router = self.routers.get(resource.id)
         networks = router.networks if router else []
         ports = [
@@ -78,7 +81,7 @@ class FakeRouterDriver:
                 "hostname": f"ak-{resource.id}",
                 "networks": [
                     {"network_id": p.network_id, "interface": {"lladdr": p.mac_address}}
-                    for p in self.ensure_ports(resource)
+                    for p in self._ports(resource)
                 ],
                 "floating_ips": [
                     {"floating_ip": fip, "fixed_ip": "192.168.0.10"} for fip in router.floating_ips

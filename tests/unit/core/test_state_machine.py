@@ -259,6 +259,18 @@ def test_new_network_is_hot_plugged_without_reboot(world: World):
     assert machine.instance.state is I.CONFIGURED
 
 
+def test_hot_plug_reads_the_ports_once_per_configure_step(world: World, monkeypatch):
+    """The replug uses the ports its configure step just ensured; the next configure re-reads."""
+    machine = configured(world)
+    world.driver.routers["r1"].networks.append("net-b")
+    ensured = []
+    original = world.driver.ensure_ports
+    monkeypatch.setattr(world.driver, "ensure_ports", lambda r: ensured.append(r.id) or original(r))
+    send_run(machine, Action.UPDATE)
+    assert world.provider.calls["plug"] == 1
+    assert ensured == ["r1", "r1"]  # ConfigureInstance, (ReplugInstance: none), ConfigureInstance
+
+
 def test_failed_replug_restarts_the_appliance(world: World):
     machine = configured(world)
     world.driver.routers["r1"].networks.append("net-b")
