@@ -268,6 +268,17 @@ def outside(args: argparse.Namespace) -> None:
             http_add.append(put(more))
             http_remove.append(put(body))
             http_415.append(put(body, "text/plain"))
+        # The orchestrator's way: one kept-alive connection (httpx pool), no process per PUT.
+        fips_body = work / "fips.json"
+        fips_body.write_text(json.dumps({"floating_ips": json.loads(more.read_text())[
+            "configuration"]["floating_ips"]}))  # fmt: skip
+        fips_less = work / "fips-less.json"
+        fips_less.write_text(json.dumps({"floating_ips": json.loads(body.read_text())[
+            "configuration"]["floating_ips"]}))  # fmt: skip
+        client = subprocess.run(["ip", "netns", "exec", app, sys.executable, str(HERE),
+                                 "--keepalive-client", str(work), "--rounds", str(args.rounds)],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        print(client.stdout, end="")
         records = {p.name.split(".")[0]: json.loads(p.read_text())["pid"]
                    for p in (state / "run").glob("*.proc.json")}  # fmt: skip
         rss = {"api": rss_kb(api.pid), **{n: rss_kb(pid) for n, pid in records.items()}}
@@ -292,6 +303,43 @@ def outside(args: argparse.Namespace) -> None:
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
+def keepalive_client(work: Path, rounds: int) -> None:
+    """Inside the namespace: one floating IP by PUT over one kept-alive connection."""
+    import http.client
+
+    conn = http.client.HTTPConnection(MGMT_ADDR, 5000, timeout=60)
+    bodies = {n: (work / f"{n}.json").read_bytes() for n in ("doc", "more", "fips", "fips-less")}
+
+    def put(path: str, body: bytes, ctype: str = "application/json") -> float:
+        start = time.perf_counter()
+        conn.request("PUT", path, body, {"Content-Type": ctype})
+        answer = conn.getresponse()
+        answer.read()
+        assert answer.status in (200, 415), answer.status
+        return time.perf_counter() - start
+
+    full, fips, refused, status = [], [], [], []
+    config, endpoint = "/v1/system/config/", "/v1/system/config/floating_ips/"
+    for _ in range(rounds):
+        full.append((put(config, bodies["more"]), put(config, bodies["doc"])))
+        fips.append((put(endpoint, bodies["fips"]), put(endpoint, bodies["fips-less"])))
+        refused.append(put(config, bodies["doc"], "text/plain"))
+        start = time.perf_counter()
+        conn.request("GET", "/v1/status/")
+        conn.getresponse().read()
+        status.append(time.perf_counter() - start)
+
+    def pair(values: list[tuple[float, float]]) -> str:
+        return (f"{ms(statistics.median(a for a, _ in values))} /"
+                f"{ms(statistics.median(r for _, r in values))}")  # fmt: skip
+
+    print(f"  one floating IP, kept-alive HTTP (median of {rounds}), added/removed:")
+    print(f"    PUT of the whole document      {pair(full)}")
+    print(f"    PUT .../floating_ips/          {pair(fips)}  (the floating IPs only)")
+    print(f"    baseline: PUT refused (415)    {ms(statistics.median(refused))}")
+    print(f"    GET /v1/status/                {ms(statistics.median(status))}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=100)
@@ -300,9 +348,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print cProfile of the applies")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keepalive-client", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.inside:
+    if args.keepalive_client:
+        keepalive_client(Path(args.keepalive_client), args.rounds)
+    elif args.inside:
         inside(args)
     else:
         outside(args)

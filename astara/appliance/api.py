@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from astara.appliance import health, links, netops
-from astara.appliance.apply import Appliance, ApplyError, ResolveError
-from astara.configdoc import Document, document_errors, document_json
+from astara.appliance.apply import Appliance, ApplyError, PreconditionFailed, ResolveError
+from astara.configdoc import Document, FloatingIP, document_errors, document_json
 
 LOG = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ def create_app(appliance: Appliance) -> FastAPI:
     )
     @app.get("/v1/system/config/", include_in_schema=False)
     def get_config() -> Any:
-        return Response(document_json(appliance.current or Document()), media_type=JSON)
+        with appliance.lock:
+            doc, etag = appliance.current or Document(), appliance.etag
+        return Response(document_json(doc), media_type=JSON, headers={"ETag": etag})
 
     put_doc = {
         "requestBody": {
@@ -131,8 +133,14 @@ def create_app(appliance: Appliance) -> FastAPI:
             return _error(
                 422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
             )
+
+        def put() -> tuple[Document, list[str], str]:
+            with appliance.lock:
+                doc, changed = appliance.put(data, raw)
+                return doc, changed, appliance.etag
+
         try:
-            doc, changed = await run_in_threadpool(appliance.put, data, raw)
+            doc, changed, etag = await run_in_threadpool(put)
         except ValidationError as exc:
             errors = document_errors(exc)
             for e in errors:
@@ -146,7 +154,71 @@ def create_app(appliance: Appliance) -> FastAPI:
         # of 5,000 hosts in Python for longer than applying a floating IP takes.
         head = json.dumps({"status": "applied" if changed else "unchanged", "changed": changed})
         body = head[:-1] + ', "config": ' + document_json(doc) + "}"
-        return Response(body, media_type=JSON)
+        return Response(body, media_type=JSON, headers={"ETag": etag})
+
+    fips_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {
+                "type": "object", "required": ["floating_ips"], "additionalProperties": False,
+                "properties": {"floating_ips": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/FloatingIP"}}},
+            }}},
+        },
+        "parameters": [{
+            "name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+            "description": "the ETag of the document the change is meant for (412 if the box "
+                           "runs another one)",
+        }],
+        "responses": {
+            "412": {"description": "If-Match is not the ETag of the document the box runs"},
+            "415": {"description": "the body is not application/json"},
+            "422": {"description": "invalid floating IPs: every bad field, by path"},
+            "500": {"description": "a step failed; the previous configuration was restored"},
+        },
+    }  # fmt: skip
+
+    @app.put(
+        "/v1/system/config/floating_ips/",
+        summary="Replace the floating IPs of the running document (the rest stays)",
+        openapi_extra=fips_doc,
+    )
+    @app.put("/v1/system/config/floating_ips", include_in_schema=False)
+    async def put_floating_ips(request: Request) -> Any:
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in JSON_TYPES:
+            return _error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(
+                422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+            )
+        if not isinstance(data, dict) or set(data) != {"floating_ips"}:
+            return _error(422, [{"loc": ["body"], "msg": "an object with 'floating_ips' only",
+                                 "type": "model_type"}])  # fmt: skip
+        try:
+            _doc, changed, etag = await run_in_threadpool(
+                appliance.put_floating_ips, data["floating_ips"], request.headers.get("if-match")
+            )
+        except PreconditionFailed as exc:
+            return JSONResponse(
+                status_code=412,
+                content={"detail": "If-Match is not the ETag of the running document"},
+                headers={"ETag": exc.args[0]},
+            )
+        except ValidationError as exc:
+            errors = document_errors(exc)
+            for e in errors:  # configuration.floating_ips... -> body.floating_ips...
+                e["loc"] = ["body", *e["loc"][1:]] if e["loc"][:1] == ["configuration"] else [
+                    "body", *e["loc"]]  # fmt: skip
+            return _error(422, errors)
+        except ResolveError as exc:
+            return _error(422, exc.errors)
+        except ApplyError as exc:
+            return _error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
+        body = {"status": "applied" if changed else "unchanged", "changed": changed}
+        return JSONResponse(body, headers={"ETag": etag})
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -155,6 +227,7 @@ def create_app(appliance: Appliance) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(doc_schema.pop("$defs", {}))
             components["Document"] = doc_schema
+            components.setdefault("FloatingIP", FloatingIP.model_json_schema())
             app.openapi_schema = schema
         return app.openapi_schema
 

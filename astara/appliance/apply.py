@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import secrets
 import socket
 import sys
 import threading
@@ -25,6 +26,7 @@ from astara.appliance.supervisor import Daemon
 from astara.configdoc import (
     Configuration,
     Document,
+    document_json,
     ip_text,
     parse_document,
     with_floating_ips,
@@ -35,6 +37,10 @@ LOG = logging.getLogger(__name__)
 
 # the order ``changed`` lists the steps in
 STEP_ORDER = ("links", "routes", "firewall", "dhcp", "metadata", "bird")
+
+
+class PreconditionFailed(Exception):
+    """If-Match named another document than the one the box runs (``args[0]``: its ETag)."""
 
 
 class ResolveError(ValueError):
@@ -83,7 +89,9 @@ class Appliance:
         self.state = state
         self.api_port = api_port
         self.api_address = api_address  # the firewall never locks the API out
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # held across a floating-IP PUT's check and apply
+        self._etag_token = secrets.token_hex(4)  # a restarted API: other ETags
+        self._generation = 0  # of ``current``: the ETag of the document the box runs
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
         self.proxy = Daemon(state, "metadata-proxy")
@@ -351,11 +359,11 @@ class Appliance:
             step_start = time.monotonic()
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
             if changed or doc != self.current:  # the request's own bytes, when it has them
-                text = raw if raw is not None else doc.model_dump_json()
+                text = raw if raw is not None else document_json(doc)
                 write_atomic(self.state.path / "applied.json", text)
             self.timings["save"] = time.monotonic() - step_start
             changed.sort(key=STEP_ORDER.index)
-            self.current = doc
+            self._set_current(doc)
             self._plan, self._applied_data = plan, data
             self._watch_links()
             LOG.info(
@@ -519,16 +527,49 @@ class Appliance:
         self.timings["after"] = time.monotonic() - after
         if data != self._applied_data:
             after = time.monotonic()
-            text = raw if raw is not None else doc.model_dump_json()
+            text = raw if raw is not None else document_json(doc)
             write_atomic(self.state.path / "applied.json", text, compare=False)
             self.timings["save"] = time.monotonic() - after
-        self.current, self._plan, self._applied_data = doc, plan, data
+        self._set_current(doc)
+        self._plan, self._applied_data = plan, data
         LOG.info(
             "configuration applied in %.3fs (floating IPs only), changed: %s",
             time.monotonic() - started,
             ", ".join(changed) or "nothing",
         )
         return changed
+
+    @property
+    def etag(self) -> str:
+        """The ETag of the document the box runs (changes with every other document)."""
+        return f'"{self._etag_token}-{self._generation}"'
+
+    def _set_current(self, doc: Document) -> None:
+        if doc is not self.current:
+            self._generation += 1
+        self.current = doc
+
+    def put_floating_ips(
+        self, floating_ips: Any, if_match: str | None = None
+    ) -> tuple[Document, list[str], str]:
+        """Replace the floating IPs of the document the box runs: the document, what changed
+        and its ETag. As a PUT of the whole document with these floating IPs (the incremental
+        path when the box is as the last apply left it), without sending the rest again.
+
+        ``if_match``: the ETag the caller believes current; PreconditionFailed if it is not.
+        Raises pydantic's ValidationError (locations under ``floating_ips``), ApplyError.
+        """
+        with self.lock:
+            if if_match is not None and if_match.strip() not in (self.etag, "*"):
+                raise PreconditionFailed(self.etag)
+            current = self.current or Document()
+            prev = self._applied_data
+            if prev is None:  # after a restart: the JSON of the saved document, once
+                prev = self._applied_data = json.loads(document_json(current))
+            data = {**prev, "configuration": {**prev["configuration"],
+                                              "floating_ips": floating_ips}}  # fmt: skip
+            doc, changed = self.put(data)
+            return doc, changed, self.etag
 
     def restore(self) -> None:
         """Apply the document saved before a restart (the box may have lost some of it)."""

@@ -256,6 +256,24 @@ class Lab:
         self, method: str, path: str, body: Any = None, content_type: str = "application/json"
     ) -> tuple[int, Any]:
         """Call the appliance API from the orchestrator's namespace (over management)."""
+        code, answer, _headers = self.api_full(method, path, body, content_type)
+        return code, answer
+
+    def api_headers(self, method: str, path: str) -> dict[str, str]:
+        code, _answer, headers = self.api_full(method, path)
+        assert code == 200, code
+        return headers
+
+    def api_full(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        if_match: str | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """:meth:`api`, with the answer's headers (names in lower case)."""
+        headers_file = self.workdir / f"headers-{time.monotonic_ns()}"
         argv = [
             "curl",
             "-sS",
@@ -266,10 +284,14 @@ class Lab:
             method,
             "-o",
             "-",
+            "-D",
+            str(headers_file),
             "-w",
             "\n%{http_code}",
             f"http://[{MGMT_ADDR}]:{API_PORT}{path}",
         ]
+        if if_match is not None:
+            argv += ["-H", f"If-Match: {if_match}"]
         data = None
         if body is not None:
             data = body if isinstance(body, str) else json.dumps(body)
@@ -281,13 +303,20 @@ class Lab:
             text=True,
             timeout=40,
         )
+        headers: dict[str, str] = {}
+        if headers_file.exists():
+            for line in headers_file.read_text().splitlines()[1:]:
+                name, sep, value = line.partition(":")
+                if sep:
+                    headers[name.strip().lower()] = value.strip()
+            headers_file.unlink()
         if result.returncode != 0:
-            return 0, result.stderr
+            return 0, result.stderr, headers
         text, _, code = result.stdout.rpartition("\n")
         try:
-            return int(code), json.loads(text)
+            return int(code), json.loads(text), headers
         except ValueError:
-            return int(code), text
+            return int(code), text, headers
 
     def put(self, doc: Any) -> dict[str, Any]:
         code, body = self.api("PUT", "/v1/system/config/", doc)

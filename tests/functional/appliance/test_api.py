@@ -19,7 +19,7 @@ def test_08_schemathesis_finds_no_server_error(lab: Lab) -> None:
     result = subprocess.run(["ip", "netns", "exec", lab.orch, *argv], capture_output=True,
                             text=True, timeout=400, cwd=lab.workdir)  # fmt: skip
     assert result.returncode == 0, result.stdout[-6000:]
-    assert re.search(r"Tested: 7\b", result.stdout), result.stdout[-3000:]
+    assert re.search(r"Tested: 8\b", result.stdout), result.stdout[-3000:]
     cases = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert cases and int(cases[1]) > 100 and cases[1] == cases[2], result.stdout[-3000:]
     # The PUT reached the appliance: its log shows refused and applied documents.

@@ -106,6 +106,44 @@ def test_02_floating_ip_inbound_outbound_hairpin_and_removal(lab: Lab) -> None:
     assert lab.tcp_read(lab.vm1, INTERNET, 7000) == EXT_ADDR
 
 
+def test_02b_floating_ips_endpoint_with_if_match(lab: Lab) -> None:
+    """PUT /v1/system/config/floating_ips/: only the floating IPs are sent; the ETag guards
+    against applying them to another document than the caller's."""
+    url = "/v1/system/config/floating_ips/"
+    lab.put(base_document())
+    etag = lab.api_headers("GET", "/v1/system/config")["etag"]
+    fips = with_fip(base_document())["configuration"]["floating_ips"]
+    code, body, headers = lab.api_full("PUT", url, {"floating_ips": fips}, if_match='"stale-1"')
+    assert code == 412 and headers["etag"] == etag
+    code, body, headers = lab.api_full("PUT", url, {"floating_ips": fips}, if_match=etag)
+    assert code == 200 and body == {"status": "applied", "changed": ["links", "firewall"]}
+    assert "(floating IPs only)" in last_apply(lab), "the incremental path was not taken"
+    new_etag = headers["etag"]
+    assert new_etag != etag
+    assert lab.api("GET", "/v1/system/config")[1] == with_fip(
+        lab.api("GET", "/v1/system/config")[1]
+    )
+    assert wait_for(lambda: lab.tcp_read(lab.upstream, FIP, 8001), 10) == EXT_GW
+    # The same again: unchanged, same ETag; then removed, and the path is dead.
+    code, body, headers = lab.api_full("PUT", url, {"floating_ips": fips}, if_match=new_etag)
+    assert (code, body["status"], headers["etag"]) == (200, "unchanged", new_etag)
+    code, body, _ = lab.api_full("PUT", url, {"floating_ips": []})
+    assert code == 200 and body["status"] == "applied"
+    assert lab.api("GET", "/v1/system/config")[1] == base_document_as_applied(lab)
+    assert lab.tcp_read(lab.upstream, FIP, 8001) == ""
+    # A bad item: 422 by path, nothing changed.
+    bad = [{"floating_ip": FIP, "fixed_ip": "10.99.0.5"}]
+    code, body, _ = lab.api_full("PUT", url, {"floating_ips": bad})
+    assert code == 422 and body["detail"][0]["loc"] == ["body", "floating_ips", 0, "fixed_ip"]
+
+
+def base_document_as_applied(lab: Lab) -> Any:
+    """The base document as the API gives it back (defaults filled in)."""
+    code, body, _ = lab.api_full("PUT", "/v1/system/config/", base_document())
+    assert code == 200
+    return body["config"]
+
+
 def test_03_metadata_reaches_the_orchestrator_with_the_four_headers(lab: Lab) -> None:
     lab.standin("metadata", lab.orch, "metadata", ORCH_ADDR, str(METADATA_PORT))
     url = "http://169.254.169.254/latest/meta-data/"

@@ -121,3 +121,30 @@ def test_unclaimed_box_refuses_to_touch_nics(client: TestClient) -> None:
     assert "astara-configure-management" in resp.json()["detail"]
     resp = client.put("/v1/system/config/", json=base_document())
     assert resp.status_code == 503
+
+
+def test_floating_ips_endpoint_refuses_bad_input_before_the_box(client: TestClient) -> None:
+    url = "/v1/system/config/floating_ips/"
+    assert client.put(url, content=b"{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    for body in (b"{garbage", b"[]", b'{"floating_ips": [], "x": 1}'):
+        resp = client.put(url, content=body, headers={"Content-Type": "application/json"})
+        assert resp.status_code == 422, body
+    resp = client.put(
+        url, json={"floating_ips": [{"floating_ip": "nope", "fixed_ip": "10.0.0.256"}]}
+    )
+    assert resp.status_code == 422
+    assert {tuple(e["loc"]) for e in resp.json()["detail"]} == {
+        ("body", "floating_ips", 0, "floating_ip"),
+        ("body", "floating_ips", 0, "fixed_ip"),
+    }
+    # valid items, but the running (empty) document has no external network for them
+    resp = client.put(
+        url, json={"floating_ips": [{"floating_ip": "1.2.3.4", "fixed_ip": "1.2.3.5"}]}
+    )
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["loc"][:3] == ["body", "floating_ips", 0]
+    etag = client.get("/v1/system/config").headers["ETag"]
+    resp = client.put(url, json={"floating_ips": []}, headers={"If-Match": '"other-1"'})
+    assert resp.status_code == 412 and resp.headers["ETag"] == etag
+    spec = client.get("/openapi.json").json()
+    assert "If-Match" in str(spec["paths"][url]["put"]["parameters"])
