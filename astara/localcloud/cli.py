@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--no-orchestrator", action="store_true", help="everything but the orchestrator"
     )
+    up.add_argument(
+        "--nova",
+        action="store_true",
+        help="also run Nova (fake virt driver) with a hypervisor stand-in; the orchestrator "
+        "boots appliances as Nova servers (kept for later runs on this state)",
+    )
     sub.add_parser("status", help="what runs: processes, namespaces, bridges, appliances, VMs")
     down = sub.add_parser("down", help="stop everything and remove the state")
     down.add_argument("--keep-state", action="store_true", help="keep the state directory")
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "up":
-            nets = cloud.up(orchestrator=not args.no_orchestrator)
+            nets = cloud.up(orchestrator=not args.no_orchestrator, nova=args.nova)
             if not args.no_demo:
                 demo.run(cloud, nets, _step)
             print(f"\n{cloud.orchestrator.note()}\nTake it down with: sudo scripts/demo.sh down")

@@ -15,6 +15,7 @@ Everything lives under one state directory (default ``/var/lib/astara-local``)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -30,6 +31,7 @@ from astara.localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_
 from astara.localcloud.netns import NamespaceRegistry
 from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS, KitNetworks, create_networks
 from astara.localcloud.neutron_server import NeutronServer
+from astara.localcloud.nova import KitNova, nova_orchestrator_ini
 from astara.localcloud.orchestrator import KitOrchestrator
 from astara.localcloud.processes import ProcessTracker
 from astara.localcloud.vms import Vm, VmError, VmStandIns
@@ -72,6 +74,18 @@ class LocalCloud:
         self.neutron = NeutronServer(
             state_dir / "neutron", rabbit.transport_url(vhost), self.tracker, port=neutron_port
         )
+        # Nova (``up(nova=True)``): appliances as Nova servers, run by a hypervisor stand-in.
+        self.nova = KitNova(
+            state_dir,
+            self.tracker,
+            neutron_endpoint=self.neutron.endpoint,
+            neutron_transport_url=self.neutron.transport_url,
+            vhost=vhost,
+            prefix=prefix,
+            fabric_namespace=self.fabric.namespace,
+            registry=self.registry.path,
+            say=progress,
+        )
 
     # -- pieces ------------------------------------------------------------------------------
     def provider(self) -> NetnsProvider:
@@ -90,16 +104,23 @@ class LocalCloud:
         return KitNetworks.load(self.state_dir / "kit.json")
 
     # -- up ----------------------------------------------------------------------------------
-    def up(self, *, orchestrator: bool = True) -> KitNetworks:
+    def up(self, *, orchestrator: bool = True, nova: bool = False) -> KitNetworks:
         """Start or create whatever is missing; returns the kit's Neutron ids.
 
         With ``orchestrator=False`` everything but the orchestrator (and its relay) is up.
+        With ``nova=True`` (kept for later runs on the same state) Nova runs too, with the
+        hypervisor stand-in, and the orchestrator uses the Nova provider.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.say("RabbitMQ on 127.0.0.1:5672")
         rabbit.ensure_running()
         if self.vhost not in rabbit.list_vhosts():
             rabbit.add_vhost(self.vhost)
+        with_nova = nova or self.nova.configured
+        if with_nova:
+            # Nova boots a server on an unaddressed port (the appliance's service ports) only
+            # if Neutron says ip_allocation "none", an attribute of the segments plugin.
+            self.neutron.service_plugins = "router,segments"
         if self.neutron.running():
             self.say(f"neutron-server already running at {self.neutron.endpoint}")
         else:
@@ -123,6 +144,7 @@ class LocalCloud:
             f"external network: gateway in {self.fabric.upstream_namespace}, internet "
             f"stand-in in {self.fabric.internet_namespace} (203.0.113.10, 2001:db8:ff::10)"
         )
+        nova_info = self.nova.up() if with_nova else None
         if not orchestrator:
             self.say("orchestrator: not started (asked not to)")
             return nets
@@ -134,8 +156,22 @@ class LocalCloud:
             prefix=self.prefix,
             fabric_namespace=self.fabric.namespace,
             registry=self.registry.path,
+            **self.nova_orchestrator(nova_info),
         )
         return nets
+
+    def nova_orchestrator(self, nova_info: dict[str, Any] | None) -> dict[str, Any]:
+        """``KitOrchestrator.start`` arguments for the Nova provider (none without Nova)."""
+        if nova_info is None:
+            return {}
+        edit = functools.partial(
+            nova_orchestrator_ini,
+            compute_endpoint=nova_info["compute_endpoint"],
+            image_id=nova_info["image_id"],
+            flavor_id=nova_info["flavor_id"],
+            project_id=nova_info["project_id"],
+        )
+        return {"extra_ports": [nova_info["api_port"]], "edit_config": edit}
 
     def _create_networks(self) -> KitNetworks:
         self.say("creating the management and external networks in Neutron")
@@ -186,8 +222,18 @@ class LocalCloud:
     # -- status and down ---------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """What runs: processes, namespaces, bridges, appliances and VMs."""
+        nova_vms = self.nova.standin().provider.list_instances() if self.nova.configured else []
         return {
             "orchestrator": self.orchestrator.note(),
+            "nova": self.nova.info() or None,
+            "nova_appliances": [
+                {
+                    "server": i.resource_id,
+                    "status": str(i.status),
+                    "management_address": i.management_address,
+                }
+                for i in nova_vms
+            ],
             "processes": [
                 {"name": p.name, "pid": p.pid, "argv": " ".join(p.argv)[:100]}
                 for p in self.tracker.all()
@@ -229,6 +275,9 @@ class LocalCloud:
         for instance in provider.list_instances():
             self.say(f"appliance {instance.resource_id}: stopping")
             provider.stop(Resource(instance.resource_id, "unknown"))
+        if self.nova.configured:
+            servers = self.nova.down()
+            self.say(f"Nova stopped; appliance servers' namespaces removed: {len(servers)}")
         stopped = self.tracker.stop_all()
         self.say(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         deleted = self.registry.delete_all()

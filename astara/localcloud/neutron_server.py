@@ -39,7 +39,7 @@ bind_host = 127.0.0.1
 bind_port = {port}
 auth_strategy = noauth
 core_plugin = ml2
-service_plugins = router
+service_plugins = {service_plugins}
 transport_url = {transport_url}
 api_workers = 0
 rpc_workers = 0
@@ -113,12 +113,14 @@ class NeutronServer:
         *,
         port: int | None = None,
         name: str = "neutron-server",
+        service_plugins: str = "router",
     ) -> None:
         self.state_dir = Path(state_dir)
         self.transport_url = transport_url
         self.tracker = tracker
         self.port = port or free_port()
         self.name = name
+        self.service_plugins = service_plugins
         self.conf_path = self.state_dir / "neutron.conf"
         self.ml2_path = self.state_dir / "ml2_conf.ini"
         self.db_path = self.state_dir / "neutron.sqlite"
@@ -135,6 +137,7 @@ class NeutronServer:
             NEUTRON_CONF.format(
                 port=self.port,
                 transport_url=self.transport_url,
+                service_plugins=self.service_plugins,
                 state_dir=self.state_dir,
                 db_connection=f"sqlite:///{self.db_path}",
             )

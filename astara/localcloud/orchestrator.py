@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from astara.localcloud import rabbit
@@ -116,15 +116,21 @@ class KitOrchestrator:
         prefix: str,
         fabric_namespace: str,
         registry: Path,
+        extra_ports: Sequence[int] = (),
+        edit_config: Callable[[str], str] | None = None,
     ) -> bool:
-        """Relay, config and orchestrator; False (and said plainly) if it is not installed."""
+        """Relay, config and orchestrator; False (and said plainly) if it is not installed.
+
+        ``extra_ports``: more root-loopback ports the relay shows in the management namespace
+        (Nova's API); ``edit_config``: rewrites the generated config (the Nova provider's).
+        """
         if self.running():
             self.say("orchestrator already running")
             return True
         if not self.installed:
             self.say(f"orchestrator: NOT STARTED ({ORCHESTRATOR_BIN} is not installed yet)")
             return False
-        self.start_relay(neutron_port)
+        self.start_relay(neutron_port, extra_ports=extra_ports)
         ini = self.write_config(
             nets,
             transport_url=rabbit.transport_url(vhost),
@@ -134,6 +140,8 @@ class KitOrchestrator:
             fabric_ns=fabric_namespace,
             registry=registry,
         )
+        if edit_config is not None:
+            ini.write_text(edit_config(ini.read_text()))
         self.say(f"starting the orchestrator in {self.namespace} (config {ini})")
         self.run(ini)
         return True
@@ -157,7 +165,9 @@ class KitOrchestrator:
             log_path=self.dir / "orchestrator.stdout",
         )  # fmt: skip
 
-    def start_relay(self, neutron_port: int, timeout: float = 10.0) -> None:
+    def start_relay(
+        self, neutron_port: int, timeout: float = 10.0, extra_ports: Sequence[int] = ()
+    ) -> None:
         """RabbitMQ and neutron-server into the management namespace, the API out of it."""
         if self.tracker.get("relay") is not None:
             return
@@ -167,6 +177,7 @@ class KitOrchestrator:
         forwards = [
             (self.namespace, loopback, rabbit.PORT, "-", loopback, rabbit.PORT),
             (self.namespace, loopback, neutron_port, "-", loopback, neutron_port),
+            *((self.namespace, loopback, port, "-", loopback, port) for port in extra_ports),
         ]
         argv = [sys.executable, "-m", "astara.localcloud.relay", "--ready-file", str(ready)]
         for forward in forwards:

@@ -1,0 +1,108 @@
+"""The end-to-end kit with Nova: the kit's own ``LocalCloud.up(nova=True)``.
+
+Everything of :class:`tests.e2e.kit.E2EKit` (neutron-server, RabbitMQ, fabric, VM stand-ins,
+``astara-orchestrator`` in the management namespace), plus Nova, Placement and Glance (fake virt
+driver) and the hypervisor stand-in (:mod:`astara.localcloud.hypervisor`) that runs ACTIVE
+appliance servers as namespaces. The orchestrator runs with ``compute_provider = nova``: every
+appliance is booted, found, hot-plugged and deleted through the real Nova API.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from astara.core.events import Resource
+from astara.core.interfaces import Instance, InstanceStatus
+from astara.localcloud import rabbit
+from astara.localcloud.processes import ProcessTracker, TrackedProcess
+from astara.providers.netns import API_PROCESS
+from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit
+
+# Small, so the fault tests reach ERROR and leave it quickly; boot_timeout stays generous (a
+# server goes ACTIVE in 6-20 s on a busy machine, then the stand-in starts the appliance).
+REBOOT_ERROR_THRESHOLD = 3
+ERROR_STATE_COOLDOWN = 5
+BOOT_TIMEOUT = 120
+
+
+class NovaE2EKit(E2EKit):
+    def up(self) -> None:
+        self.nets = self.cloud.up(orchestrator=False, nova=True)
+        self.start_orchestrator()
+
+    def start_orchestrator(self) -> TrackedProcess:
+        """The kit's orchestrator with the Nova provider, shorter periods and thresholds."""
+        assert self.nets is not None
+        orch = self.cloud.orchestrator
+        nova = self.cloud.nova_orchestrator(self.cloud.nova.info())
+        orch.start_relay(self.cloud.neutron.port, extra_ports=nova["extra_ports"])
+        ini = orch.write_config(
+            self.nets,
+            transport_url=rabbit.transport_url(self.vhost),
+            neutron_port=self.cloud.neutron.port,
+            provider_dir=self.state_dir / "netns",
+            prefix=self.prefix,
+            fabric_ns=self.cloud.fabric.namespace,
+            registry=self.cloud.registry.path,
+        )
+        text = nova["edit_config"](ini.read_text())
+        assert "health_check_period = 10\n" in text, "the kit's config changed: update this"
+        text = text.replace(
+            "health_check_period = 10\n",
+            f"health_check_period = {HEALTH_CHECK_PERIOD}\nresync_period = {RESYNC_PERIOD}\n"
+            f"reboot_error_threshold = {REBOOT_ERROR_THRESHOLD}\n"
+            f"error_state_cooldown = {ERROR_STATE_COOLDOWN}\nboot_timeout = {BOOT_TIMEOUT}\n",
+        )
+        ini.write_text(text)
+        return orch.run(ini)
+
+    # -- Nova's view -------------------------------------------------------------------------
+    def servers(self, router_id: str) -> list[dict[str, Any]]:
+        """Nova's servers of the router's appliance (the provider's name, matched exactly)."""
+        query = urllib.parse.urlencode({"all_tenants": "1", "name": f"^ak-router-{router_id}$"})
+        found: list[dict[str, Any]] = self.cloud.nova.cloud.request(
+            "GET", f"/servers/detail?{query}"
+        )["servers"]
+        return found
+
+    def server(self, router_id: str) -> dict[str, Any] | None:
+        servers = self.servers(router_id)
+        return servers[-1] if servers else None
+
+    def set_compute(self, enabled: bool) -> None:
+        """Enable or disable the compute service: disabled, the scheduler finds no valid host."""
+        nova = self.cloud.nova.cloud
+        services = nova.request("GET", "/os-services?binary=nova-compute")["services"]
+        for service in services:
+            body: dict[str, Any] = {"status": "enabled" if enabled else "disabled"}
+            if not enabled:
+                body["disabled_reason"] = "e2e test"
+            nova.request("PUT", f"/os-services/{service['id']}", body)
+
+    # -- the hypervisor's view ---------------------------------------------------------------
+    def instance(self, router_id: str) -> Instance | None:
+        """The appliance "VM" the hypervisor stand-in runs for the router's Nova server."""
+        server = self.server(router_id)
+        if server is None:
+            return None
+        return self.cloud.nova.standin().provider.get(Resource(server["id"], "unknown"))
+
+    def wait_active(self, router_id: str, timeout: float = 120) -> Instance:
+        def check() -> Instance | None:
+            found = self.instance(router_id)
+            return found if found and found.status is InstanceStatus.ACTIVE else None
+
+        return self.wait(check, timeout, f"a running appliance server for router {router_id}")
+
+    def appliance_api(self, router_id: str) -> TrackedProcess | None:
+        server = self.server(router_id)
+        if server is None:
+            return None
+        pids = self.state_dir / "hypervisor" / "appliances" / server["id"] / "pids"
+        return ProcessTracker(pids).get(API_PROCESS) if pids.is_dir() else None
+
+    def appliance_namespace(self, router_id: str) -> str:
+        server = self.server(router_id)
+        assert server is not None, f"router {router_id} has no server"
+        return f"{self.prefix}-{server['id']}"

@@ -1,0 +1,200 @@
+"""End to end through real Nova (issue 6): the orchestrator runs with the Nova provider.
+
+A router created through the Neutron API is booted as a Nova server (CreateInstance), the
+hypervisor stand-in runs it once Nova says ACTIVE, the orchestrator sees its API answer
+(CheckBoot) and configures it (ConfigureInstance); a VM stand-in then gets DHCP from it and
+reaches the internet stand-in. Then a hot-plug through ``os-interface``, the router's deletion
+(the server deleted, the "VM" gone) and a fault path: Nova finds no valid host, the boots fail
+until ERROR, and ClearError (``astara-ctl router rebuild``) boots it once Nova can again.
+
+One kit for the module; the tests run in file order. Times are recorded, never asserted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from astara.localcloud import netns
+from astara.localcloud.fabric import port_ifname
+from tests.e2e.kit import alive
+from tests.e2e.nova.kit import REBOOT_ERROR_THRESHOLD, NovaE2EKit
+
+PROJECT = "e2e-nova-tenant"
+
+
+@pytest.fixture(scope="module")
+def kit(rabbitmq: None) -> Iterator[NovaE2EKit]:
+    kit = NovaE2EKit()
+    try:
+        kit.up()
+        yield kit
+    finally:
+        kit.down()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Attach the hypervisor stand-in's and Nova's logs to failing tests."""
+    outcome = yield
+    report = outcome.get_result()
+    kit = getattr(item, "funcargs", {}).get("kit")
+    if report.failed and isinstance(kit, NovaE2EKit):
+        log = kit.state_dir / "hypervisor.log"
+        text = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
+        report.sections.append(("hypervisor stand-in log (tail)", text))
+        for service in ("nova-api", "nova-compute"):
+            report.sections.append((f"{service} log", kit.cloud.nova.cloud.log_tail(service)))
+
+
+@dataclass
+class MainRouter:
+    router: Any
+    networks: list[Any] = field(default_factory=list)
+    subnets: list[Any] = field(default_factory=list)
+    seconds_to_traffic: float = 0.0
+
+
+@pytest.fixture(scope="module")
+def main_router(kit: NovaE2EKit) -> MainRouter:
+    """Router + interface + gateway through the Neutron API, and a VM behind it."""
+    api = kit.api
+    assert kit.nets is not None
+    public = api.net.get_network(kit.nets.external_network_id)
+    started = time.monotonic()
+    net = api.network("e2e-nova-net-a", PROJECT)
+    subnet = api.subnet(net, "10.61.0.0/24", PROJECT)
+    router = api.router("e2e-nova-router", PROJECT)
+    api.add_interface(router, subnet)
+    api.set_gateway(router, public)
+    kit.cloud.vm_create(net.id, "n1", wait=None)
+    kit.wait_active(router.id, timeout=150)
+    kit.cloud.vms.wait_for_lease("n1", timeout=90)
+    kit.wait_ping("n1", timeout=60)
+    main = MainRouter(router, [net], [subnet], time.monotonic() - started)
+    print(f"\nrouter create -> VM traffic (Nova appliance): {main.seconds_to_traffic:.1f}s")
+    return main
+
+
+def test_router_boots_as_nova_server_and_vm_reaches_internet(
+    kit: NovaE2EKit, main_router: MainRouter, record_property: Any
+) -> None:
+    record_property("nova_router_create_to_traffic_s", round(main_router.seconds_to_traffic, 2))
+    router = main_router.router
+    # Nova holds the appliance: a server named for the router, ACTIVE, on the ASTARA ports.
+    server = kit.server(router.id)
+    assert server is not None and server["status"] == "ACTIVE", server
+    assert server["metadata"]["astara_resource_id"] == router.id
+    assert server["OS-EXT-SRV-ATTR:host"] == kit.cloud.nova.cloud.host
+    ports = list(kit.api.net.ports(device_id=server["id"]))
+    names = sorted(p.name.split(":")[1] for p in ports)
+    assert names == ["MGT", "VRRP", "VRRP"], [p.name for p in ports]  # management, net, gateway
+    # The hypervisor stand-in runs it in a namespace, with the server's ports by MAC.
+    instance = kit.instance(router.id)
+    assert instance is not None
+    assert {p.mac_address for p in instance.ports} == {p.mac_address for p in ports}
+    assert netns.netns_exists(kit.appliance_namespace(router.id))
+    # The orchestrator configured it through the whole state machine path.
+    shown = kit.show(router.id)
+    assert shown is not None and shown["instance_status"] == "configured", shown
+    assert shown["management_address"] == instance.management_address
+    lease = kit.cloud.vms.get("n1").lease  # type: ignore[union-attr]
+    assert lease is not None and lease["routers"] == "10.61.0.1"
+    assert kit.ping("n1")
+
+
+def test_second_network_hot_plugged_through_nova(kit: NovaE2EKit, main_router: MainRouter) -> None:
+    router = main_router.router
+    server_before = kit.server(router.id)
+    api_before = kit.appliance_api(router.id)
+    assert server_before is not None and api_before is not None
+    api = kit.api
+    net = api.network("e2e-nova-net-b", PROJECT)
+    subnet = api.subnet(net, "10.62.0.0/24", PROJECT)
+    started = time.monotonic()
+    api.add_interface(router, subnet)
+    main_router.networks.append(net)
+    main_router.subnets.append(subnet)
+    lease = kit.vm(net, "m1")
+    assert lease["routers"] == "10.62.0.1"
+    kit.wait_ping("m1", timeout=30)
+    print(f"\ninterface add -> VM traffic (Nova os-interface): {time.monotonic() - started:.1f}s")
+    # Attached through Nova to the same server; the same appliance process throughout.
+    server_after = kit.server(router.id)
+    assert server_after is not None and server_after["id"] == server_before["id"]
+    assert any(p.network_id == net.id for p in kit.api.net.ports(device_id=server_after["id"]))
+    api_after = kit.appliance_api(router.id)
+    assert api_after == api_before and alive(api_after)
+    assert kit.ping("n1")
+
+
+def test_router_delete_deletes_server_and_vm(kit: NovaE2EKit, main_router: MainRouter) -> None:
+    router = main_router.router
+    server = kit.server(router.id)
+    assert server is not None
+    ns = kit.appliance_namespace(router.id)
+    instance = kit.instance(router.id)
+    assert instance is not None
+    taps = [port_ifname(p.port_id) for p in instance.ports]
+    api = kit.api
+    for name in ("n1", "m1"):
+        kit.cloud.vm_delete(name)
+    for subnet in main_router.subnets:
+        api.remove_interface(router, subnet)
+    api.net.delete_router(router)
+    kit.wait(lambda: not kit.servers(router.id), 90, "the router's Nova server deleted")
+    kit.wait(lambda: not netns.netns_exists(ns), 30, f"namespace {ns} removed by the hypervisor")
+    fabric = kit.cloud.fabric
+    assert not any(fabric.is_attached(tap) for tap in taps)
+    kit.wait(
+        lambda: not list(api.net.ports(name=f"ASTARA:MGT:{router.id}")), 60, "ASTARA ports gone"
+    )
+    for net in main_router.networks:
+        api.net.delete_network(net)
+
+
+def test_no_valid_host_until_error_then_clear_error_boots(
+    kit: NovaE2EKit, record_property: Any
+) -> None:
+    """Nova refuses every boot (compute disabled: no valid host) -> boot retries -> ERROR after
+    reboot_error_threshold; ClearError (``astara-ctl router rebuild``) once Nova can boot again.
+    """
+    api = kit.api
+    assert kit.nets is not None
+    kit.set_compute(enabled=False)
+    try:
+        net = api.network("e2e-nova-net-c", PROJECT)
+        subnet = api.subnet(net, "10.63.0.0/24", PROJECT)
+        router = api.router("e2e-nova-router-fault", PROJECT)
+        started = time.monotonic()
+        api.add_interface(router, subnet)
+
+        def in_error() -> dict[str, Any] | None:
+            shown = kit.show(router.id)
+            return shown if shown and shown["instance_status"] == "error" else None
+
+        shown = kit.wait(in_error, 120, "the router in ERROR after failed boots")
+        record_property("nova_no_valid_host_to_error_s", round(time.monotonic() - started, 1))
+        assert int(shown["boot_failures"]) >= REBOOT_ERROR_THRESHOLD, shown
+        assert "No valid host" in kit.log_tail(200_000), "Nova's reason in the orchestrator log"
+        assert kit.server(router.id) is None  # every ERROR server was deleted again
+    finally:
+        kit.set_compute(enabled=True)
+    result = kit.ctl("router", "rebuild", router.id)
+    assert result.returncode == 0, result.stderr
+
+    def configured() -> dict[str, Any] | None:
+        shown = kit.show(router.id)
+        return shown if shown and shown["instance_status"] == "configured" else None
+
+    kit.wait(configured, 150, "the router configured after ClearError")
+    server = kit.server(router.id)
+    assert server is not None and server["status"] == "ACTIVE"
+    api.remove_interface(router, subnet)
+    api.net.delete_router(router)
+    kit.wait(lambda: not kit.servers(router.id), 90, "the fault router's server deleted")
+    api.net.delete_network(net)
