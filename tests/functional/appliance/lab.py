@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 MGMT_MAC, EXT_MAC, INT_MAC, INT2_MAC = (f"02:00:00:00:00:0{i}" for i in range(1, 5))
 VM1_MAC, VM2_MAC = "fa:16:3e:00:00:05", "fa:16:3e:00:00:06"
 HOT_MAC = "02:00:00:00:00:09"
+VM3_MAC = "fa:16:3e:00:00:07"  # on br-int2 (the second internal network): DHCPv6
 MGMT_ADDR = "fdca:3ba5:a17a:acda::10"
 ORCH_ADDR = "fdca:3ba5:a17a:acda::1"
 EXT_ADDR, EXT_GW, INTERNET = "172.24.4.10", "172.24.4.1", "198.51.100.10"
@@ -392,4 +393,35 @@ class Lab:
             wait_for(out.exists, 30, f"a DHCP lease in {short}")
         finally:
             self.stop(f"dhclient-{short}")
+        return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+
+    def dhcp6_lease(self, vm: str, short: str, stateless: bool = False) -> dict[str, str]:
+        """Run ``dhclient -6`` in ``vm`` (``-S``: information only) until it is bound; return
+        the options it received (the address is put on eth0 by our script)."""
+        d = self.workdir / short
+        d.mkdir(exist_ok=True)
+        out = d / "lease6.env"
+        out.unlink(missing_ok=True)
+        script = d / "script6.sh"
+        script.write_text(
+            "#!/bin/sh\n"
+            'case "$reason" in BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6)\n'
+            '  if [ -n "$new_ip6_address" ]; then\n'
+            '    ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad\n'
+            "  fi\n"
+            f'  env | grep -E "^new_" > "{out}.tmp" && mv "{out}.tmp" "{out}";;\n'
+            "esac\n"
+        )
+        script.chmod(0o755)
+        conf = d / "dhclient6.conf"
+        conf.write_text("request dhcp6.name-servers;\n")
+        argv = ["dhclient", "-6", "-d", "-sf", str(script), "-cf", str(conf),
+                "-lf", str(d / "leases6"), "-pf", str(d / "pid6")]  # fmt: skip
+        if stateless:
+            argv.append("-S")
+        self.spawn(f"dhclient6-{short}", vm, [*argv, "eth0"])
+        try:
+            wait_for(out.exists, 30, f"a DHCPv6 answer in {short}")
+        finally:
+            self.stop(f"dhclient6-{short}")
         return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)

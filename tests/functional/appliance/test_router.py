@@ -6,6 +6,7 @@ with the base document (plus what it says) applied.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from tests.functional.appliance.lab import (
     METADATA_PORT,
     MGMT_MAC,
     ORCH_ADDR,
+    VM3_MAC,
     Lab,
     base_document,
     wait_for,
@@ -193,6 +195,59 @@ def test_04_ipv6_slaac_from_ra_and_bgp_route_upstream(lab: Lab) -> None:
     assert wait_for(lambda: lab.ping(lab.vm1, INTERNET6), 15, "vm1 pinging the IPv6 host")
     code, status = lab.api("GET", "/v1/status/")
     assert code == 200 and status == {"v4": True, "v6": True}
+
+
+def _dhcpv6_network(doc: dict[str, Any], mode: str) -> dict[str, Any]:
+    """``doc`` plus the second internal network with one IPv6 subnet in DHCPv6 ``mode`` and
+    vm3's allocation (2001:db8:20::5, handed out by DHCPv6 when stateful)."""
+    doc = copy.deepcopy(doc)
+    doc["configuration"]["networks"].append({
+        "network_id": "net-int2", "network_type": "internal",
+        "interface": {"lladdr": INT2_MAC, "addresses": ["2001:db8:20::1/64"]},
+        "subnets": [{"id": "s-int2-6", "cidr": "2001:db8:20::/64", "gateway_ip": "2001:db8:20::1",
+                     "dns_nameservers": ["2001:db8:53::53"],
+                     "ipv6_ra_mode": mode, "ipv6_address_mode": mode}],
+        "address_allocations": [{"device_id": "dev-vm3", "hostname": "vm-three",
+                                 "mac_address": VM3_MAC,
+                                 "ip_addresses": {"2001:db8:20::5": True}}],
+    })  # fmt: skip
+    return doc
+
+
+def test_04b_dhcpv6_stateful_and_stateless(lab: Lab) -> None:
+    """A VM on an IPv6-only network: its address from DHCPv6 (stateful: the allocation's, by
+    MAC), then SLAAC plus DHCPv6 information (stateless); it reaches the IPv6 internet host."""
+    vm3 = lab.topo.add_netns("vm3")
+    lab.topo.exec(vm3, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
+    lab.topo.add_veth(vm3, "eth0", lab.fabric, "pvm3", mac_a=VM3_MAC, master_b="br-int2")
+
+    def global6() -> list[str]:
+        out = lab.sh(vm3, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"])
+        return [w.split("/")[0] for w in out.split() if w.startswith("2001:db8:20:")]
+
+    lab.put(_dhcpv6_network(base_document(), "dhcpv6-stateful"))
+    lease = lab.dhcp6_lease(vm3, "vm3")
+    assert lease["new_ip6_address"] == "2001:db8:20::5"
+    assert lease["new_dhcp6_name_servers"] == "2001:db8:53::53"
+    # Stateful: the RA carries the M flag and a non-autonomous prefix: no SLAAC address.
+    wait_for(lambda: "default" in lab.sh(vm3, ["ip", "-6", "route"]), 20, "the RA's default route")
+    assert global6() == ["2001:db8:20::5"]
+    wait_for(lambda: "2001:db8:20::/64" in lab.sh(lab.upstream, ["ip", "-6", "route"]), 30,
+             "the BGP route of the new prefix upstream")  # fmt: skip
+    assert wait_for(lambda: lab.ping(vm3, INTERNET6), 15, "vm3 pinging the IPv6 host")
+    lab.standin("whoami6", lab.upstream, "whoami", INTERNET6, "7006")
+    assert wait_for(lambda: lab.tcp_read(vm3, INTERNET6, 7006), 10) == "2001:db8:20::5"
+
+    # Stateless: SLAAC from the RA (prefix autonomous, O flag), DNS from DHCPv6.
+    lab.sh(vm3, ["ip", "-6", "addr", "flush", "dev", "eth0", "scope", "global"])
+    lab.put(_dhcpv6_network(base_document(), "dhcpv6-stateless"))
+    slaac = wait_for(global6, 30, "a SLAAC address from the RA")
+    assert slaac != ["2001:db8:20::5"]
+    info = lab.dhcp6_lease(vm3, "vm3-info", stateless=True)
+    assert info["new_dhcp6_name_servers"] == "2001:db8:53::53" and "new_ip6_address" not in info
+    assert wait_for(lambda: lab.tcp_read(vm3, INTERNET6, 7006), 10) == slaac[0]
+    lab.stop("whoami6")
+    lab.put(base_document())
 
 
 def test_05_bad_documents_are_refused_and_traffic_still_passes(lab: Lab) -> None:
