@@ -250,6 +250,29 @@ def test_04b_dhcpv6_stateful_and_stateless(lab: Lab) -> None:
     lab.put(base_document())
 
 
+def test_04c_ipv6_floating_ip(lab: Lab) -> None:
+    """An IPv6 floating IP (the contract allows one of the family of its fixed IP): inbound to
+    the VM's address, outbound with the floating IP as source, dead after removal."""
+    out = lab.sh(lab.vm1, ["ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"])
+    vm6 = next(w.split("/")[0] for w in out.split() if w.startswith("2001:db8:10:"))
+    fip6 = "2001:db8:ff::100"
+    lab.standin("whoami6-vm1", lab.vm1, "whoami", vm6, "8006")
+    lab.standin("whoami6-up", lab.upstream, "whoami", INTERNET6, "7016")
+    assert wait_for(lambda: lab.tcp_read(lab.vm1, INTERNET6, 7016), 10) == vm6  # routed, no NAT
+    lab.put(base_document())
+    doc = base_document()
+    doc["configuration"]["floating_ips"] = [{"floating_ip": fip6, "fixed_ip": vm6}]
+    assert lab.put(doc)["changed"] == ["links", "firewall"]
+    assert "(floating IPs only)" in last_apply(lab)
+    assert wait_for(lambda: lab.tcp_read(lab.upstream, fip6, 8006), 10) == EXT6_GW
+    assert wait_for(lambda: lab.tcp_read(lab.vm1, INTERNET6, 7016), 10) == fip6
+    lab.put(base_document())
+    assert lab.tcp_read(lab.upstream, fip6, 8006) == ""
+    assert wait_for(lambda: lab.tcp_read(lab.vm1, INTERNET6, 7016), 10) == vm6
+    lab.stop("whoami6-vm1")
+    lab.stop("whoami6-up")
+
+
 def test_05_bad_documents_are_refused_and_traffic_still_passes(lab: Lab) -> None:
     good = lab.api("GET", "/v1/system/config")[1]
     code, body = lab.api("PUT", "/v1/system/config/", "{garbage")
