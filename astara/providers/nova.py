@@ -156,12 +156,12 @@ class NovaProvider:
 
     # -- boot --------------------------------------------------------------------------------
     def boot(self, resource: Resource, ports: Sequence[PortSpec], image: str | None) -> Instance:
-        image_id = image or self.settings.images.get(resource.kind)
+        image_id = image or nova_config.image_for(self.settings, resource.kind, resource.tenant_id)
         flavor_id = self.settings.flavors.get(resource.kind)
         if not image_id or not flavor_id:
             raise ProviderError(
                 f"appliance {resource.id}: no image or flavor configured for {resource.kind!r} "
-                f"([{resource.kind}] image_uuid / instance_flavor)"
+                f"([{resource.kind}] image_uuid / instance_flavor, [nova] tenant_images)"
             )
         mgmt = next((p for p in ports if p.role is PortRole.MANAGEMENT and p.fixed_ips), None)
         if mgmt is None:

@@ -82,6 +82,13 @@ OPTS = [
         help="--state-dir given to astara-configure-management inside the appliance.",
     ),
     cfg.StrOpt("availability_zone", help="Availability zone for appliance servers."),
+    cfg.DictOpt(
+        "tenant_images",
+        default={},
+        help="Per-tenant image override: <tenant (project) id>:<Glance image id>,... Appliances "
+        "of these tenants boot that image instead of [<kind>] image_uuid (an image given by "
+        "'astara-ctl router rebuild --image' still wins).",
+    ),
 ]
 
 
@@ -99,6 +106,7 @@ class NovaSettings:
     """What the provider needs from the configuration, as plain values."""
 
     images: dict[str, str] = field(default_factory=dict)  # resource kind -> Glance image id
+    tenant_images: dict[str, str] = field(default_factory=dict)  # tenant id -> image id
     flavors: dict[str, str] = field(default_factory=dict)  # resource kind -> Nova flavor id
     ssh_public_key: str | None = None  # the key itself, not its path
     management_network_id: str | None = None
@@ -125,6 +133,7 @@ class NovaSettings:
                     flavors[kind] = conf[kind].instance_flavor
         return cls(
             images=images,
+            tenant_images=dict(opts.tenant_images or {}),
             flavors=flavors,
             ssh_public_key=read_public_key(conf.ssh_public_key),
             management_network_id=conf.management_network_id,
@@ -137,6 +146,13 @@ class NovaSettings:
             boots_per_minute=opts.boots_per_minute,
             boot_burst=opts.boot_burst,
         )
+
+
+def image_for(settings: NovaSettings, kind: str, tenant_id: str) -> str | None:
+    """The image an appliance of ``kind`` for ``tenant_id`` boots: the tenant's override, else
+    the kind's image.
+    """
+    return settings.tenant_images.get(tenant_id) or settings.images.get(kind)
 
 
 def read_public_key(path: str | None) -> str | None:

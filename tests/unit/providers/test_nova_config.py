@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from oslo_config import cfg
@@ -84,3 +85,40 @@ def test_clouds_yaml_mode_reads_the_named_cloud(tmp_path: Path, monkeypatch) -> 
     assert compute.config.name == "astara"
     with pytest.raises(cfg.RequiredOptError):
         nova_config.connect(make_conf(tmp_path, auth_mode="clouds-yaml"))
+
+
+def test_tenant_images_override_the_kinds_image(tmp_path: Path) -> None:
+    conf = make_conf(tmp_path, tenant_images={"tenant-a": "img-a"})
+    settings = NovaSettings.from_conf(conf)
+    assert settings.tenant_images == {"tenant-a": "img-a"}
+    assert nova_config.image_for(settings, "router", "tenant-a") == "img-a"
+    assert nova_config.image_for(settings, "router", "tenant-b") == "img-router"
+
+
+def test_tenant_images_are_read_from_the_config_file(tmp_path: Path) -> None:
+    conf = make_conf(tmp_path, "[nova]\ntenant_images = t1:img-1, t2:img-2\n")
+    assert NovaSettings.from_conf(conf).tenant_images == {"t1": "img-1", "t2": "img-2"}
+
+
+@pytest.mark.parametrize(("tenant", "given", "booted"), [
+    ("tenant-a", None, "img-a"),  # the tenant's override
+    ("tenant-b", None, "img-router"),  # the kind's image
+    ("tenant-a", "img-rebuild", "img-rebuild"),  # a rebuild's image wins
+])  # fmt: skip
+def test_boot_uses_the_tenants_image(
+    tmp_path: Path, tenant: str, given: str | None, booted: str
+) -> None:
+    from unittest import mock
+
+    from astara.core.events import Resource
+    from astara.core.interfaces import PortRole, PortSpec
+    from astara.providers.nova import NovaProvider
+
+    settings = NovaSettings.from_conf(make_conf(tmp_path, tenant_images={"tenant-a": "img-a"}))
+    provider = NovaProvider(mock.MagicMock(), mock.MagicMock(), settings)
+    provider.get = mock.Mock(return_value=None)  # type: ignore[method-assign]
+    provider._await_build = mock.Mock()  # type: ignore[method-assign]
+    mgmt = PortSpec("p-m", "net-m", "fa:16:3e:00:00:01", ("fdca::5/64",), PortRole.MANAGEMENT)
+    provider.boot(Resource("r-1", tenant), [mgmt], given)
+    create: Any = provider.nova.create_server
+    assert create.call_args.kwargs["image_id"] == booted
