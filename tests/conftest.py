@@ -53,12 +53,39 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 # -- leftovers ---------------------------------------------------------------------------------
+def _recorded_under(run_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Every process registry directory and namespace registry file anywhere in ``run_dir``.
+
+    The kits keep theirs deep in their state directories (the kit's own, the netns provider's
+    per appliance, the e2e responders'), so a run killed with SIGKILL is cleaned up by the
+    next one whatever made them.
+    """
+    trackers: set[Path] = set()
+    registries: list[Path] = []
+    for path in sorted(run_dir.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        if {"pid", "start_time", "argv"} <= record.keys():
+            trackers.add(path.parent)
+        elif isinstance(record.get("namespaces"), list):
+            registries.append(path)
+    return sorted(trackers), registries
+
+
 def _cleanup_recorded(run_dir: Path) -> list[str]:
     """Stop the processes and delete the namespaces recorded in ``run_dir``; return them."""
     found: list[str] = []
-    if (run_dir / "pids").exists():
-        found += ProcessTracker(run_dir / "pids").stop_all()
-    for registry in sorted((run_dir / "topologies").glob("*.json")):
+    for _round in range(2):  # a dying orchestrator may have booted one more appliance
+        trackers, _ = _recorded_under(run_dir)
+        stopped = [name for tracker in trackers for name in ProcessTracker(tracker).stop_all()]
+        found += stopped
+        if not stopped:
+            break
+    for registry in _recorded_under(run_dir)[1]:
         found += netns.cleanup_registry(registry)
     return found
 

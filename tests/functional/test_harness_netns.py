@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
+
 from astara.localcloud import netns
+from astara.localcloud.processes import ProcessTracker
+from tests.conftest import RUN_DIR, _cleanup_recorded
 
 
 def test_two_hosts_on_a_bridge_ping(topology):
@@ -34,3 +39,25 @@ def test_cleanup_registry_after_interruption(tmp_path):
     assert netns.netns_exists(name)
     assert netns.cleanup_registry(tmp_path / "reg.json") == [name]
     assert not netns.netns_exists(name)
+
+
+def test_a_killed_runs_nested_kit_state_is_cleaned_up():
+    """A kit keeps its processes and namespaces deep in its state directory; a run killed with
+    SIGKILL never took it down, and the next run's harness still finds and removes all of it."""
+    run_dir = RUN_DIR / f"killed-run-{uuid.uuid4().hex[:6]}"  # if this fails, ours to clean
+    kit = run_dir / "state" / "e2e-x"
+    registry = netns.NamespaceRegistry(kit / "namespaces.json")
+    name = f"atk{uuid.uuid4().hex[:6]}-fabric"
+    registry.create(name)
+    outer = ProcessTracker(kit / "pids").start("orchestrator", ["sleep", "600"])
+    inner = ProcessTracker(kit / "netns" / "appliances" / "r1" / "pids").start(
+        "appliance-api", ["sleep", "600"], netns=name
+    )
+    assert outer.alive() and inner.alive() and netns.netns_exists(name)
+
+    found = _cleanup_recorded(run_dir)
+
+    assert sorted(found) == sorted(["orchestrator", "appliance-api", name])
+    assert not outer.alive() and not inner.alive()
+    assert not netns.netns_exists(name)
+    shutil.rmtree(run_dir)
