@@ -7,8 +7,10 @@ stand-ins in namespaces. Printed, never asserted:
 - router-interface-add -> first packet: a router with its gateway and a running appliance; a
   VM stand-in on a fresh network holds its Neutron address statically (no DHCP wait in the
   number) and pings the internet stand-in every 20 ms (``ping -D``: each reply's wall-clock
-  time); the time is from the add-interface call to the first reply. p50/p99 over
-  ``--tries`` (20), the interface removed again (and the port unplugged) between tries;
+  time); the time is from the add-interface call to the first reply, and again from the
+  call's return (neutron-server's own time for the call is not Astara's). p50/p99 over
+  ``--tries`` (20); each try adds a fresh network, so the router grows to tries + 2 ports;
+- interface removed and added back -> first packet (``--readd-tries``);
 - router create -> traffic: create router, interface and gateway, the same probe;
 - N routers created at once (``--routers``, default 10; ``--routers 50`` for the full run,
   which takes several minutes on 2 cores) -> all passing traffic: the time, the orchestrator's
@@ -143,14 +145,15 @@ class Bench:
         return router
 
     # -- measurements ------------------------------------------------------------------------
-    def interface_add(self, tries: int) -> list[float]:
+    def interface_add(self, tries: int) -> tuple[list[float], list[float]]:
+        """Seconds to the first packet, from the add-interface call and from its return."""
         api = self.kit.api
         router = self.router()
         api.set_gateway(router, self.public)
         _first_net, first_subnet, _gw = self.network()
         api.add_interface(router, first_subnet)  # the appliance is up before the tries
         self.kit.wait_active(router.id, timeout=180)
-        samples = []
+        samples, after_return = [], []
         for attempt in range(tries):
             # A fresh network each try: removing an interface and adding it again measured
             # 6 s the first time and ~48 s after (not explained yet; see docs/local-cloud.md).
@@ -159,9 +162,41 @@ class Bench:
             log = self.start_probe(vm)
             started = time.time()
             api.add_interface(router, subnet)
+            returned = time.time()
+            first = self.first_reply(log)
+            samples.append(first - started)
+            after_return.append(first - returned)
+            self.stop_probe(vm)
+            print(
+                f"  try {attempt + 1}/{tries}: {samples[-1]:.3f}s "
+                f"(Neutron's call {returned - started:.3f}s)",
+                file=sys.stderr,
+            )
+        return samples, after_return
+
+    def interface_readd(self, tries: int) -> list[float]:
+        """Remove an interface, wait until its traffic stops, add it back: seconds to the first
+        packet from the add call (the appliance gets a new port, so a new MAC)."""
+        api = self.kit.api
+        router = self.router()
+        api.set_gateway(router, self.public)
+        net, subnet, gateway = self.network()
+        vm = self.static_vm(net, gateway)
+        api.add_interface(router, subnet)
+        self.kit.wait_active(router.id, timeout=180)
+        self.kit.wait_ping(vm, timeout=120)
+        samples = []
+        for attempt in range(tries):
+            api.remove_interface(router, subnet)
+            self.kit.wait(lambda: not self.kit.ping(vm), 60, f"{vm} cut off")
+            time.sleep(2)  # the appliance has unplugged the port by now
+            log = self.start_probe(vm)
+            started = time.time()
+            api.add_interface(router, subnet)
             samples.append(self.first_reply(log) - started)
             self.stop_probe(vm)
-            print(f"  try {attempt + 1}/{tries}: {samples[-1]:.3f}s", file=sys.stderr)
+            log.unlink()
+            print(f"  re-add {attempt + 1}/{tries}: {samples[-1]:.3f}s", file=sys.stderr)
         return samples
 
     def routers_at_once(self, count: int) -> tuple[float, list[float], int, list[int]]:
@@ -221,6 +256,7 @@ def main() -> int:
     parser.add_argument("--tries", type=int, default=20, help="interface-add tries (p50/p99)")
     parser.add_argument("--routers", type=int, default=10, help="routers at once (50: full)")
     parser.add_argument("--router-creates", type=int, default=3)
+    parser.add_argument("--readd-tries", type=int, default=3, help="interface remove + add back")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="astara-convergence-"))
     bench = Bench(state / "kit")
@@ -229,7 +265,8 @@ def main() -> int:
         bench.up()
         print(f"kit up in {time.monotonic() - started:.0f}s", file=sys.stderr)
         base = bench.baseline(10, 3)
-        adds = bench.interface_add(args.tries)
+        adds, adds_after = bench.interface_add(args.tries)
+        readds = bench.interface_readd(args.readd_tries)
         creates = []
         for _ in range(args.router_creates):
             net, subnet, gateway = bench.network()
@@ -252,6 +289,14 @@ def main() -> int:
         print(
             f"interface add -> first packet       p50 {percentile(adds, 0.5):6.3f} s   "
             f"p99 {percentile(adds, 0.99):6.3f} s   (n={len(adds)}; targets 0.5 s / 2 s)"
+        )
+        print(
+            f"  of which after Neutron's answer   p50 {percentile(adds_after, 0.5):6.3f} s   "
+            f"p99 {percentile(adds_after, 0.99):6.3f} s   (the orchestrator and appliance)"
+        )
+        print(
+            f"interface re-add -> first packet    median {statistics.median(readds):6.3f} s   "
+            f"max {max(readds):6.3f} s   (n={len(readds)})"
         )
         print(
             f"router create -> first packet       median {statistics.median(creates):6.3f} s   "
