@@ -6,7 +6,7 @@ is applied in a namespace with 100 real NICs (veths). Printed, never asserted:
 - full apply (first: daemons start; then the same document again: a no-op)
 - one floating IP added, then removed (an nftables element delta, addresses, conntrack, GARP)
 - the baselines, same run: ``nft -f`` of the very same full ruleset, and of one element
-- the resident memory of the appliance's processes (API, dnsmasq, bird, metadata proxy)
+- the resident memory of the appliance's processes (API with the metadata proxy, dnsmasq, bird)
 
     sudo .venv/bin/python benchmarks/appliance_apply.py [--networks 100] [--hosts 5000]
         [--fips 1000] [--rounds 5]
@@ -293,7 +293,8 @@ def outside(args: argparse.Namespace) -> None:
                                                      sorted(rss.items())))  # fmt: skip
         print(
             f"  total {sum(rss.values()) / 1024:.1f} MB; Python processes "
-            f"{(rss['api'] + rss.get('metadata-proxy', 0)) / 1024:.1f} MB"
+            f"{(rss['api'] + rss.get('metadata-proxy', 0)) / 1024:.1f} MB (the metadata proxy "
+            "runs in the API)"
         )
     finally:
         if api is not None:

@@ -13,7 +13,6 @@ import json
 import logging
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -94,7 +93,8 @@ class Appliance:
         self._generation = 0  # of ``current``: the ETag of the document the box runs
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
-        self.proxy = Daemon(state, "metadata-proxy")
+        self.proxy = metadata_proxy.ProxyThread()  # in this process: no second interpreter
+        Daemon(state, "metadata-proxy").stop()  # one an API of an older version left running
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
@@ -227,20 +227,16 @@ class Appliance:
 
     def step_metadata(self, plan: Plan) -> bool:
         config = metadata_proxy.render(plan.conf, firewall.METADATA_PORT)
-        path = self.state.file("metadata-proxy.json")
+        path = self.state.file("metadata-proxy.json")  # what the proxy runs, for operators
         if config is None:
-            running = self.proxy.pid is not None
+            running = self.proxy.alive
             self.proxy.stop()
             path.unlink(missing_ok=True)
             return running
         changed = write_atomic(path, json.dumps(config, sort_keys=True))
-        if not changed and self.proxy.pid is not None:
+        if not changed and self.proxy.alive:
             return False
-        first = config["listeners"][0]
-        self.proxy.start(
-            [sys.executable, "-m", "astara.appliance.metadata_proxy", "--config", str(path)],
-            ready=lambda: _accepts(first["address"], first["port"]),
-        )
+        self.proxy.start(config)  # listeners bound when it returns (or OSError)
         return True
 
     def _internal_version(self, internal: tuple[Any, ...]) -> int:
@@ -270,7 +266,7 @@ class Appliance:
             "firewall": self._firewall_inputs(plan),
             # A daemon that died is started again by the next apply, even of the same document.
             "dhcp": (internal, names, self.dnsmasq.daemon.pid),
-            "metadata": (internal, conf.orchestrator, conf.tenant_id, self.proxy.pid),
+            "metadata": (internal, conf.orchestrator, conf.tenant_id, self._proxy_id()),
             "bird": (internal, conf.external, conf.asn, conf.neighbor_asn, names,
                      self.bird.daemon.pid),
         }  # fmt: skip
@@ -475,7 +471,7 @@ class Appliance:
             and self._link_watch is not None
             and not self._link_watch.changed()
             and done["dhcp"][-1] == self.dnsmasq.daemon.pid
-            and done["metadata"][-1] == self.proxy.pid
+            and done["metadata"][-1] == self._proxy_id()
             and done["bird"][-1] == self.bird.daemon.pid
             and done["links"][-1] == self.state.management
         )
@@ -586,6 +582,10 @@ class Appliance:
         for daemon in (self.dnsmasq.daemon, self.bird.daemon, self.proxy):
             daemon.stop()
 
+    def _proxy_id(self) -> int | None:
+        """The running proxy's generation (None if it stopped): as a daemon's PID."""
+        return self.proxy.generation if self.proxy.alive else None
+
 
 _FIP_TEXT: dict[int, tuple[Any, tuple[str, str]]] = {}  # id -> (FloatingIP, its two addresses)
 
@@ -617,11 +617,3 @@ def _nic_list() -> frozenset[tuple[int, str]]:
 def _host_interface(ip: str) -> links.IPInterface:
     address = ipaddress.ip_address(ip)
     return ipaddress.ip_interface(f"{address}/{address.max_prefixlen}")
-
-
-def _accepts(address: str, port: int) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=0.2):
-            return True
-    except OSError:
-        return False

@@ -324,7 +324,7 @@ def test_06_same_document_twice_changes_nothing_and_hosts_reload(lab: Lab) -> No
     doc = base_document()
     lab.put(doc)
     pids = lab.daemon_pids()
-    assert set(pids) == {"dnsmasq", "bird", "metadata-proxy"}
+    assert set(pids) == {"dnsmasq", "bird"}  # the metadata proxy runs inside the API
     rules = lab.api("GET", "/v1/firewall/rules/")[1]
     body = lab.put(doc)
     assert body == {"status": "unchanged", "changed": [], "config": body["config"]}
@@ -332,12 +332,11 @@ def test_06_same_document_twice_changes_nothing_and_hosts_reload(lab: Lab) -> No
     assert lab.api("GET", "/v1/firewall/rules/")[1] == rules
     assert "(floating IPs only), changed: nothing" in last_apply(lab)
     # A daemon that died is started again by the next PUT of the same document (full path).
-    os.kill(pids["metadata-proxy"], signal.SIGKILL)
-    wait_for(lambda: "metadata-proxy" not in lab.daemon_pids() or _dead(pids["metadata-proxy"]),
-             5, "the proxy to die")  # fmt: skip
+    os.kill(pids["bird"], signal.SIGKILL)
+    wait_for(lambda: "bird" not in lab.daemon_pids() or _dead(pids["bird"]), 5, "bird to die")
     body = lab.put(doc)
-    assert body["changed"] == ["metadata"]
-    assert lab.daemon_pids()["metadata-proxy"] != pids["metadata-proxy"]
+    assert body["changed"] == ["bird"]
+    assert lab.daemon_pids()["bird"] != pids["bird"]
     pids = lab.daemon_pids()
     # Only the hosts change: dnsmasq reloads (same PID) and keeps the leases it gave.
     leases = (lab.state_dir / "run" / "dnsmasq.leases").read_text()
