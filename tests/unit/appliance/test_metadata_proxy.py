@@ -63,3 +63,35 @@ def test_garbage_request_gets_an_error_not_a_crash() -> None:
     answer, seen = asyncio.run(_exchange({"127.0.0.1": "dev-1"}, b"NONSENSE\r\n\r\n"))
     assert answer.startswith(b"HTTP/1.0 502")
     assert seen == []
+
+
+def test_proxy_thread_binds_serves_refuses_a_taken_port_and_stops() -> None:
+    """The proxy as the API runs it: in a thread of its own, bound when start() returns."""
+    import pytest
+
+    from astara.appliance.metadata_proxy import ProxyThread
+
+    port = _free_port()
+    config = {
+        "upstream": {"address": "127.0.0.1", "port": _free_port()},
+        "tenant_id": "t1",
+        "listeners": [{"address": "127.0.0.1", "port": port, "network_id": "n1", "instances": {}}],
+    }
+    proxy = ProxyThread()
+    proxy.start(config)
+    try:
+        assert proxy.alive and proxy.generation == 1
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.0 404")  # no instance owns 127.0.0.1
+        other = ProxyThread()
+        with pytest.raises(OSError):
+            other.start(config)  # the port is taken
+        assert not other.alive and other.generation is None
+        proxy.start(config)  # a restart: the old listeners are closed first
+        assert proxy.generation == 2
+    finally:
+        proxy.stop()
+    assert not proxy.alive and proxy.generation is None
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
