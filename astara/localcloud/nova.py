@@ -585,6 +585,8 @@ class KitNova:
 
     def up(self) -> dict[str, Any]:
         """Start what is missing; returns nova.json (endpoint, ports, image and flavor ids)."""
+        if not nova_installed():
+            raise RuntimeError("Nova is not installed: run `sudo scripts/setup.sh nova` first")
         self.kit_dir.mkdir(parents=True, exist_ok=True)
         if self.vhost not in rabbit.list_vhosts():
             rabbit.add_vhost(self.vhost)

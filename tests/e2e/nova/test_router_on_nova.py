@@ -4,8 +4,9 @@ A router created through the Neutron API is booted as a Nova server (CreateInsta
 hypervisor stand-in runs it once Nova says ACTIVE, the orchestrator sees its API answer
 (CheckBoot) and configures it (ConfigureInstance); a VM stand-in then gets DHCP from it and
 reaches the internet stand-in. Then a hot-plug through ``os-interface``, the router's deletion
-(the server deleted, the "VM" gone) and a fault path: Nova finds no valid host, the boots fail
-until ERROR, and ClearError (``astara-ctl router rebuild``) boots it once Nova can again.
+(the server deleted, the "VM" gone) and two fault paths: the server goes ERROR (replaced by a
+new one), and Nova finds no valid host, the boots fail until the router is in ERROR, and
+ClearError (``astara-ctl router rebuild``) boots it once Nova can again.
 
 One kit for the module; the tests run in file order. Times are recorded, never asserted.
 """
@@ -130,6 +131,41 @@ def test_second_network_hot_plugged_through_nova(kit: NovaE2EKit, main_router: M
     api_after = kit.appliance_api(router.id)
     assert api_after == api_before and alive(api_after)
     assert kit.ping("n1")
+
+
+def test_server_in_error_is_replaced(
+    kit: NovaE2EKit, main_router: MainRouter, record_property: Any
+) -> None:
+    """Nova puts the running appliance's server in ERROR -> the orchestrator sees it at the next
+    health check, deletes it and boots a new server on the same ports; traffic comes back.
+    """
+    router = main_router.router
+    old = kit.server(router.id)
+    assert old is not None
+    started = time.monotonic()
+    kit.cloud.nova.cloud.request(
+        "POST", f"/servers/{old['id']}/action", {"os-resetState": {"state": "error"}}
+    )
+
+    def replaced() -> dict[str, Any] | None:
+        new = kit.server(router.id)
+        return new if new and new["id"] != old["id"] and new["status"] == "ACTIVE" else None
+
+    new = kit.wait(replaced, 120, "a new ACTIVE server for the router")
+    kit.wait_active(router.id, timeout=60)
+
+    def configured() -> bool:
+        shown = kit.show(router.id)
+        return bool(shown and shown["instance_status"] == "configured")
+
+    kit.wait(configured, 90, "the replacement configured")
+    kit.wait_ping("n1", timeout=60)
+    kit.wait_ping("m1", timeout=30)
+    record_property("nova_server_error_to_traffic_s", round(time.monotonic() - started, 1))
+    assert not netns.netns_exists(f"{kit.prefix}-{old['id']}")  # the old "VM" is gone
+    assert {p.id for p in kit.api.net.ports(device_id=new["id"])} == {
+        p.id for p in kit.api.net.ports(name=f"ASTARA:MGT:{router.id}")
+    } | {p.id for p in kit.api.net.ports(name=f"ASTARA:VRRP:{router.id}")}
 
 
 def test_router_delete_deletes_server_and_vm(kit: NovaE2EKit, main_router: MainRouter) -> None:
