@@ -18,7 +18,6 @@ from sqlalchemy import Engine, Executable, Table, delete, or_, select
 from sqlalchemy.engine import make_url
 
 from astara.core.events import Resource
-from astara.db import migration
 from astara.db.engine import database_url, get_engine, retry_transient, upsert, writing
 from astara.db.models import DebugMode, DebugScope
 
@@ -53,13 +52,19 @@ class DebugStore:
         self._engine = engine
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts) -> DebugStore:
+    def from_conf(cls, conf: cfg.ConfigOpts, *, check_schema: bool = True) -> DebugStore:
         """The store of ``[database] connection`` (default: SQLite in ``state_dir``).
 
         The default SQLite database is created and migrated on first use; a configured
-        database must have been migrated with ``astara-dbsync upgrade``.
+        database must have been migrated with ``astara-dbsync upgrade``. Without
+        ``check_schema`` (the orchestrator's workers: the service checked it before starting
+        them) neither happens, and alembic (about 30 MB) is never imported.
         """
         url = database_url(conf)
+        if not check_schema:
+            return cls(get_engine(url))
+        from astara.db import migration
+
         if not conf.database.connection:
             migration.upgrade(url)
         else:

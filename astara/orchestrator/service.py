@@ -78,10 +78,12 @@ class ServiceBackends:
     def __call__(self) -> Backends:
         setup_logging(self.log_argv)
         conf = load_service_config(self.config_files)
-        return build_backends(conf)
+        return build_backends(conf, in_worker=True)
 
 
-def build_backends(conf: cfg.ConfigOpts) -> Backends:
+def build_backends(conf: cfg.ConfigOpts, *, in_worker: bool = False) -> Backends:
+    """The driver, provider, appliance client and debug store. ``in_worker``: the service has
+    already built them once (and checked the database schema), so the worker skips that."""
     from astara.orchestrator.appliance_client import HttpApplianceClient
     from astara.providers import load_provider
 
@@ -90,17 +92,17 @@ def build_backends(conf: cfg.ConfigOpts) -> Backends:
     except LookupError as exc:
         raise WiringError(f"option [DEFAULT] compute_provider: {exc}") from None
     driver = _build("router driver", "astara.drivers.router.RouterDriver", conf)
-    debug = _build("debug-mode store", "astara.db.api.DebugStore", conf)
+    debug = _build("debug-mode store", "astara.db.api.DebugStore", conf, check_schema=not in_worker)
     # A provider that hosts its appliances in memory (``fake``) answers their API itself.
     appliance = getattr(provider, "appliance_client", None) or HttpApplianceClient.from_conf(conf)
     return Backends(driver=driver, provider=provider, appliance=appliance, debug=debug)
 
 
-def _build(what: str, dotted: str, conf: cfg.ConfigOpts) -> Any:
+def _build(what: str, dotted: str, conf: cfg.ConfigOpts, **options: Any) -> Any:
     from astara.orchestrator.settings import ConfigError
 
     try:
-        return front_door(dotted).from_conf(conf)
+        return front_door(dotted).from_conf(conf, **options)
     except (WiringError, ConfigError):
         raise
     except Exception as exc:

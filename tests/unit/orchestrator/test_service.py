@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,20 @@ def test_without_config_file_astara_config_is_read(
     monkeypatch.setenv("ASTARA_CONFIG", ini(tmp_path, "num_worker_threads = none"))
     code, err = run(capsys)
     assert code == 2 and "num_worker_threads" in err
+
+
+@pytest.mark.parametrize("check_schema", [True, False])
+def test_workers_open_the_debug_store_without_alembic(tmp_path: Path, check_schema: bool):
+    """The service checks the schema; its workers only open the store (alembic is ~30 MB)."""
+    code = (
+        "import sys\n"
+        "from astara.orchestrator.service import load_service_config\n"
+        "from astara.db.api import DebugStore\n"
+        f"conf = load_service_config([{ini(tmp_path, '')!r}])\n"
+        f"DebugStore.from_conf(conf, check_schema={check_schema})\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == str(check_schema)
