@@ -9,12 +9,17 @@ appliance is booted, found, hot-plugged and deleted through the real Nova API.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
 from astara.localcloud import rabbit
+from astara.localcloud.nova import HYPERVISOR
 from astara.localcloud.processes import ProcessTracker, TrackedProcess
 from astara.providers.netns import API_PROCESS
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit
@@ -79,6 +84,29 @@ class NovaE2EKit(E2EKit):
             if not enabled:
                 body["disabled_reason"] = "e2e test"
             nova.request("PUT", f"/os-services/{service['id']}", body)
+
+    def set_boot_timeout(self, seconds: int) -> None:
+        """Change ``boot_timeout`` in the orchestrator's config and reload it (``astara-ctl``)."""
+        ini = self.state_dir / "orchestrator" / "orchestrator.ini"
+        text = ini.read_text()
+        current = next(ln for ln in text.splitlines() if ln.startswith("boot_timeout = "))
+        ini.write_text(text.replace(current + "\n", f"boot_timeout = {seconds}\n"))
+        # The orchestrator's API may not listen yet right after the kit is up.
+        self.wait(lambda: self.ctl("config", "reload").returncode == 0, 60, "config reload")
+
+    @contextlib.contextmanager
+    def hypervisor_paused(self) -> Iterator[None]:
+        """The hypervisor stand-in frozen (SIGSTOP by its recorded PID): Nova still says ACTIVE,
+        but no appliance starts, as if the VMs hung at boot.
+        """
+        proc = self.cloud.tracker.get(HYPERVISOR)
+        assert proc is not None, "the hypervisor stand-in is not running"
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            if proc.alive():
+                os.killpg(proc.pid, signal.SIGCONT)
 
     # -- the hypervisor's view ---------------------------------------------------------------
     def instance(self, router_id: str) -> Instance | None:

@@ -23,9 +23,10 @@ import pytest
 from astara.localcloud import netns
 from astara.localcloud.fabric import port_ifname
 from tests.e2e.kit import alive
-from tests.e2e.nova.kit import REBOOT_ERROR_THRESHOLD, NovaE2EKit
+from tests.e2e.nova.kit import BOOT_TIMEOUT, REBOOT_ERROR_THRESHOLD, NovaE2EKit
 
 PROJECT = "e2e-nova-tenant"
+FAULT_BOOT_TIMEOUT = 12  # seconds from the server's creation to a silent boot failure
 
 
 @pytest.fixture(scope="module")
@@ -233,4 +234,38 @@ def test_no_valid_host_until_error_then_clear_error_boots(
     api.remove_interface(router, subnet)
     api.net.delete_router(router)
     kit.wait(lambda: not kit.servers(router.id), 90, "the fault router's server deleted")
+    api.net.delete_network(net)
+
+
+def test_appliance_never_answers_until_error(kit: NovaE2EKit, record_property: Any) -> None:
+    """Nova boots the server (ACTIVE) but the appliance never answers (the hypervisor stand-in
+    frozen): CheckBoot gives up after boot_timeout, the orchestrator boots again, and the router
+    goes ERROR after reboot_error_threshold boots.
+    """
+    api = kit.api
+    net = api.network("e2e-nova-net-d", PROJECT)
+    subnet = api.subnet(net, "10.64.0.0/24", PROJECT)
+    kit.set_boot_timeout(FAULT_BOOT_TIMEOUT)
+    try:
+        with kit.hypervisor_paused():
+            router = api.router("e2e-nova-router-silent", PROJECT)
+            started = time.monotonic()
+            api.add_interface(router, subnet)
+
+            def in_error() -> dict[str, Any] | None:
+                shown = kit.show(router.id)
+                return shown if shown and shown["instance_status"] == "error" else None
+
+            shown = kit.wait(in_error, 150, "the router in ERROR after silent appliances")
+            record_property(
+                "nova_silent_appliance_to_error_s", round(time.monotonic() - started, 1)
+            )
+            assert int(shown["boot_failures"]) >= REBOOT_ERROR_THRESHOLD, shown
+            log = kit.log_tail(400_000)
+            assert log.count("appliance API silent") >= REBOOT_ERROR_THRESHOLD - 1, log[-3000:]
+    finally:
+        kit.set_boot_timeout(BOOT_TIMEOUT)
+    api.remove_interface(router, subnet)
+    api.net.delete_router(router)
+    kit.wait(lambda: not kit.servers(router.id), 90, "the silent router's server deleted")
     api.net.delete_network(net)
