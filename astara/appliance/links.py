@@ -102,7 +102,7 @@ _RT_SCOPE_UNIVERSE = 0
 
 
 def _dump(sock: socket.socket, kind: int, body: bytes) -> Iterable[tuple[bytes, int]]:
-    """The messages of one netlink dump: (data, offset of the message's body) each."""
+    """The messages of one netlink dump: (data, offset of the message) each."""
     sock.sendall(struct.pack("=IHHII", 16 + len(body), kind, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
                  + body)  # fmt: skip
     while True:
@@ -158,17 +158,58 @@ def _dump_links(sock: socket.socket) -> Iterable[Link | None]:
 
 def _dump_addresses(sock: socket.socket) -> Iterable[tuple[int, str]]:
     """(ifindex, "ip/prefix") of every global address, IPv4 and IPv6, in the kernel's order."""
+    unpack = struct.unpack_from
     for data, offset in _dump(sock, _RTM_GETADDR, struct.pack("=BBBBI", 0, 0, 0, 0, 0)):
-        length = struct.unpack_from("=I", data, offset)[0]
-        family, prefixlen, _flags, scope, index = struct.unpack_from("=BBBBI", data, offset + 16)
+        length, family, prefixlen, _flags, scope, index = unpack("=I12xBBBBI", data, offset)
         if scope != _RT_SCOPE_UNIVERSE:
             continue
-        attrs = _attributes(data, offset + 24, offset + length)
-        raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
-        if raw is None:
-            continue
-        # canonical text (RFC 5952), as str(ip_interface) and ``ip`` write it
-        yield index, f"{socket.inet_ntop(family, raw)}/{prefixlen}"
+        pos, end = offset + 24, offset + length
+        raw = None
+        while pos + 4 <= end:  # IFA_LOCAL if there is one (IPv4), else IFA_ADDRESS
+            size, kind = unpack("=HH", data, pos)
+            if kind == _IFA_LOCAL:
+                raw = data[pos + 4 : pos + size]
+                break
+            if kind == _IFA_ADDRESS:
+                raw = data[pos + 4 : pos + size]
+            pos += (size + 3) & ~3
+        if raw is not None:  # canonical text (RFC 5952), as str(ip_interface) and ``ip``
+            yield index, f"{socket.inet_ntop(family, raw)}/{prefixlen}"
+
+
+def dump_routes(table: int, protocol: int) -> list[tuple[int, str, str]]:
+    """(family, "dst/len", gateway) of the routes of ``table`` made by ``protocol``: one
+    netlink dump the kernel filters itself (strict checking, as ``ip route show table T proto
+    P``), no ``ip`` spawned. A route without a gateway is left out."""
+    unpack = struct.unpack_from
+    found = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
+        sock.bind((0, 0))
+        # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+        request = struct.pack("=BBBBBBBBI", 0, 0, 0, 0, table, protocol, 0, 0, 0)
+        request += _rtattr(_RTA_TABLE, struct.pack("=I", table))
+        for data, offset in _dump(sock, _RTM_GETROUTE, request):
+            length = unpack("=I", data, offset)[0]
+            family, dst_len, _s, _t, rtable, proto = unpack("=BBBBBB", data, offset + 16)
+            attrs = _attributes(data, offset + 28, offset + length)
+            if proto != protocol or attrs.get(_RTA_TABLE, struct.pack("=I", rtable)) != (
+                struct.pack("=I", table)
+            ):
+                continue  # an old kernel that does not filter
+            gateway = attrs.get(_RTA_GATEWAY)
+            if gateway is None:
+                continue
+            dst = attrs.get(_RTA_DST)
+            zero = b"\0" * (4 if family == socket.AF_INET else 16)
+            found.append((family, f"{socket.inet_ntop(family, dst or zero)}/{dst_len}",
+                          socket.inet_ntop(family, gateway)))  # fmt: skip
+    return found
+
+
+_RTM_GETROUTE = 26
+_RTA_DST, _RTA_GATEWAY, _RTA_TABLE = 1, 5, 15
+_SOL_NETLINK, _NETLINK_GET_STRICT_CHK = 270, 12
 
 
 def list_nics() -> list[Nic]:

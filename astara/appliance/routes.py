@@ -9,12 +9,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from astara.appliance.links import ip_batch, ip_json_many
+from astara.appliance.links import dump_routes, ip_batch
 from astara.configdoc import Configuration
 
 LOG = logging.getLogger(__name__)
 
 RTPROT_ASTARA = 190
+RT_TABLE_MAIN = 254
 Route = tuple[str, str]  # (destination "net/len", gateway)
 
 
@@ -49,14 +50,13 @@ def desired_routes(conf: Configuration) -> set[Route]:
 
 
 def current_routes() -> set[Route]:
+    """Our routes in the main table, as (destination, gateway): one netlink dump."""
     found: set[Route] = set()
-    args = ("route", "show", "table", "main", "proto", str(RTPROT_ASTARA))
-    dumps = ip_json_many([("-4", *args), ("-6", *args)])  # both families side by side
-    for dump, default in zip(dumps, ("0.0.0.0/0", "::/0"), strict=True):
-        for r in dump:
-            dst = default if r["dst"] == "default" else str(ipaddress.ip_network(r["dst"]))
-            if r.get("gateway"):
-                found.add((dst, r["gateway"]))
+    for _family, dst, gateway in dump_routes(RT_TABLE_MAIN, RTPROT_ASTARA):
+        if dst in ("0.0.0.0/0", "::/0"):
+            found.add((dst, gateway))
+        else:
+            found.add((str(ipaddress.ip_network(dst)), gateway))
     return found
 
 
