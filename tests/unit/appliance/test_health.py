@@ -55,7 +55,8 @@ def test_status_is_kept_shared_and_invalidated(monkeypatch: pytest.MonkeyPatch) 
         status._at -= health.FRESH + 1  # stale: answered at once, refreshed in the background
         answer["v4"] = True
         assert await status.get() == {"v4": False, "v6": False}
-        await asyncio.sleep(0.05)
+        assert status._probe is not None
+        await status._probe  # the background refresh
         assert await status.get() == {"v4": True, "v6": False} and len(probes) == 3
 
     asyncio.run(scenario())
