@@ -70,8 +70,8 @@ def create_app(appliance: Appliance) -> FastAPI:
     @app.get("/v1/system/interfaces/", include_in_schema=False)
     def interfaces() -> dict[str, list[dict[str, Any]]]:
         with appliance.lock:
-            links.sync_names(appliance.state)
-            return {"interfaces": links.describe(links.snapshot(), _groups(appliance))}
+            nics = links.sync_names(appliance.state)
+            return {"interfaces": links.describe(nics, _groups(appliance))}
 
     @app.get(
         "/v1/system/interface/{ifname}/",
@@ -81,8 +81,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     @app.get("/v1/system/interface/{ifname}", include_in_schema=False)
     def interface(ifname: str) -> Any:
         with appliance.lock:
-            links.sync_names(appliance.state)
-            described = links.describe(links.snapshot(), _groups(appliance))
+            described = links.describe(links.sync_names(appliance.state), _groups(appliance))
         found = [i for i in described if i["ifname"] == ifname]
         if not found:
             return _error(404, f"no interface named {ifname!r}")

@@ -116,7 +116,7 @@ class Appliance:
     # -- resolving networks to NICs ------------------------------------------------------------
     def resolve(self, conf: Configuration, *, strict: bool = True) -> Plan:
         """Match each network to a NIC by MAC (or by ifname when the MAC is null)."""
-        nics = links.sync_names(self.state)
+        nics = links.sync_names(self.state, addresses=False)  # the links step reads them
         plan = Plan(conf, links={n.index: n for n in nics})
         errors = []
         by_mac = {n.mac.lower(): n for n in nics}
@@ -157,6 +157,7 @@ class Appliance:
         return mgmt["ifname"], [ipaddress.ip_interface(mgmt["address"])]
 
     def step_links(self, plan: Plan) -> bool:
+        links.fill_addresses(plan.links.values())  # now: the firewall's nft runs meanwhile
         netops.enable_forwarding()
         mgmt_if, keep = self._mgmt()
         ext = plan.conf.external
@@ -249,27 +250,39 @@ class Appliance:
             self._internal_seen = (internal, version + 1)
         return self._internal_seen[1]
 
-    def step_inputs(self, plan: Plan) -> dict[str, Any]:
-        """What each step depends on: a step whose inputs did not change is not run again.
+    def step_inputs(self, plan: Plan, only: str | None = None) -> dict[str, Any]:
+        """What each step depends on (``only``: that step's alone): a step whose inputs did
+        not change is not run again.
 
         Cheap to compute and compare (frozen models), so that a one-floating-IP change runs
         only the links and firewall steps.
         """
         conf = plan.conf
-        internal = self._internal_version(tuple(conf.networks_of("internal")))
-        names = tuple(sorted(plan.ifnames.items()))
-        nics = tuple(sorted((n.index, n.ifname, n.mac) for n in plan.links.values()))
-        return {
-            "links": (tuple((n.network_id, n.interface) for n in conf.networks),
-                      tuple(conf.floating_ips), nics, self.state.management),
-            "routes": (self._desired_routes(plan), nics),
-            "firewall": self._firewall_inputs(plan),
+
+        def internal() -> int:
+            if "internal" not in plan.memo:
+                plan.memo["internal"] = self._internal_version(tuple(conf.networks_of("internal")))
+            return plan.memo["internal"]  # type: ignore[no-any-return]
+
+        def names() -> tuple[tuple[str, str], ...]:
+            return tuple(sorted(plan.ifnames.items()))
+
+        def nics() -> tuple[tuple[int, str, str], ...]:
+            return tuple(sorted((n.index, n.ifname, n.mac) for n in plan.links.values()))
+
+        makers: dict[str, Callable[[], Any]] = {
+            "links": lambda: (tuple((n.network_id, n.interface) for n in conf.networks),
+                              tuple(conf.floating_ips), nics(), self.state.management),
+            "routes": lambda: (self._desired_routes(plan), nics()),
+            "firewall": lambda: self._firewall_inputs(plan),
             # A daemon that died is started again by the next apply, even of the same document.
-            "dhcp": (internal, names, self.dnsmasq.daemon.pid),
-            "metadata": (internal, conf.orchestrator, conf.tenant_id, self._proxy_id()),
-            "bird": (internal, conf.external, conf.asn, conf.neighbor_asn, names,
-                     self.bird.daemon.pid),
+            "dhcp": lambda: (internal(), names(), self.dnsmasq.daemon.pid),
+            "metadata": lambda: (internal(), conf.orchestrator, conf.tenant_id,
+                                 self._proxy_id()),
+            "bird": lambda: (internal(), conf.external, conf.asn, conf.neighbor_asn, names(),
+                             self.bird.daemon.pid),
         }  # fmt: skip
+        return {name: make() for name, make in makers.items() if only in (None, name)}
 
     # -- apply with rollback -------------------------------------------------------------------
     def steps(self) -> list[tuple[str, Callable[[Plan], bool]]]:
@@ -325,10 +338,9 @@ class Appliance:
             changed: list[str] = []
             done: list[tuple[str, Callable[[Plan], bool]]] = []
             self.timings = {"resolve": time.monotonic() - started}
-            inputs = self.step_inputs(plan)
-            self.timings["inputs"] = time.monotonic() - started - self.timings["resolve"]
             for name, step in self.steps():
-                if inputs[name] == self._done_inputs.get(name):
+                # each step's inputs just before it: the firewall's nft starts at once
+                if self.step_inputs(plan, name)[name] == self._done_inputs.get(name):
                     continue  # converged with these very inputs by the last apply
                 done.append((name, step))
                 step_start = time.monotonic()

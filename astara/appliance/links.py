@@ -81,15 +81,29 @@ def snapshot() -> list[Link]:
     """Every Ethernet NIC of this namespace (no loopback, bridges or tunnels), with its
     global addresses: one netlink link dump and one address dump, parsed here (``ip -json
     -details address show`` of 100 NICs and 1,100 addresses took ~25 ms, this ~3 ms)."""
+    links = snapshot_links()
+    fill_addresses(links)
+    return links
+
+
+def snapshot_links() -> list[Link]:
+    """:func:`snapshot` without the addresses (``addresses`` left empty): one link dump."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.bind((0, 0))
-        links = [link for link in _dump_links(sock) if link is not None]
-        by_index = {link.index: link for link in links}
+        return [link for link in _dump_links(sock) if link is not None]
+
+
+def fill_addresses(links: Iterable[Link]) -> None:
+    """Set the global addresses of ``links`` as the kernel has them now: one address dump."""
+    by_index = {link.index: link for link in links}
+    for link in by_index.values():
+        link.addresses = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.bind((0, 0))
         for index, address in _dump_addresses(sock):
-            link = by_index.get(index)
-            if link is not None:
-                link.addresses.append(address)
-    return links
+            found = by_index.get(index)
+            if found is not None:
+                found.addresses.append(address)
 
 
 _RTM_GETLINK, _RTM_GETADDR, _NLMSG_DONE = 18, 22, 3
@@ -220,8 +234,11 @@ class UnclaimedBox(RuntimeError):
     """The appliance was asked to manage NICs on a box astara-configure-management never claimed."""
 
 
-def sync_names(state: StateDir, first_mac: str | None = None) -> list[Link]:
-    """Rename every NIC to its stable geN name; return the NICs as they are then.
+def sync_names(
+    state: StateDir, first_mac: str | None = None, *, addresses: bool = True
+) -> list[Link]:
+    """Rename every NIC to its stable geN name; return the NICs as they are then (without
+    their addresses if not ``addresses``: :func:`fill_addresses` adds them).
 
     Only on a box claimed by ``astara-configure-management`` (which passes ``first_mac`` and
     records the management NIC): run by mistake in another place — a host's root namespace —
@@ -232,7 +249,8 @@ def sync_names(state: StateDir, first_mac: str | None = None) -> list[Link]:
             f"state dir {state.path} has no management record: run astara-configure-management "
             "in the appliance's own namespace or VM first; refusing to rename or reconfigure NICs"
         )
-    links = snapshot()
+    take = snapshot if addresses else snapshot_links
+    links = take()
     nics = [Nic(link.index, link.mac, link.ifname) for link in links]
     names, renames = plan_names(nics, state.names, first_mac)
     if names != state.names:
@@ -245,7 +263,7 @@ def sync_names(state: StateDir, first_mac: str | None = None) -> list[Link]:
             LOG.info("naming NIC %s (was %s) %s", nic.mac, nic.ifname, name)
             batch += [f"link set dev astmp{nic.index} name {name}", f"link set dev {name} up"]
         ip_batch(batch)
-        links = snapshot()
+        links = take()
     return links
 
 

@@ -27,6 +27,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     daemon code must never run here (it would rename and reconfigure the host's own NICs).
     """
     monkeypatch.setattr(links, "snapshot", lambda: [])
+    monkeypatch.setattr(links, "snapshot_links", lambda: [])
     monkeypatch.setattr(subprocess, "run", _host_untouchable)
     monkeypatch.setattr(subprocess, "Popen", _host_untouchable)
     return TestClient(create_app(Appliance(StateDir(tmp_path))))
