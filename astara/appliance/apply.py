@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -101,6 +102,8 @@ class Appliance:
         self._internal_seen: tuple[tuple[Any, ...], int] = ((), 0)
         # The incremental path: what the last complete apply saw (None: take the full path).
         self._applied_data: Any = None  # the JSON of the document applied last
+        self._applied_raw: bytes | None = None  # the request body it was parsed from
+        self._raw_span: tuple[int, int] | bool | None = False  # its floating IPs' bytes (cache)
         self._plan: Plan | None = None  # how its networks were resolved to NICs
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
         self._link_watch: links.LinkWatch | None = None  # link events since the last apply
@@ -331,6 +334,7 @@ class Appliance:
         with self.lock:
             started = time.monotonic()
             self._applied_data = self._plan = None
+            self._remember_raw(None)
             plan = self.resolve(doc.configuration)
             plan.defer = True
             self._nics_seen = _nic_list()
@@ -373,6 +377,7 @@ class Appliance:
             changed.sort(key=STEP_ORDER.index)
             self._set_current(doc)
             self._plan, self._applied_data = plan, data
+            self._remember_raw(raw if data is not None else None)
             self._watch_links()
             LOG.info(
                 "configuration applied in %.3fs, changed: %s (%s)",
@@ -449,6 +454,37 @@ class Appliance:
                     LOG.warning("gratuitous ARP on %s failed: %s", network.network_id, exc)
 
     # -- the incremental path: floating IPs only ------------------------------------------------
+    def _remember_raw(self, raw: bytes | None) -> None:
+        self._applied_raw, self._raw_span = raw, False
+
+    def parse_body(self, raw: bytes) -> Any:
+        """The JSON of a PUT body, as ``json.loads(raw)`` gives it (and raising as it does).
+
+        A body that is the one applied last, byte for byte, is not parsed again; one that
+        differs from it only inside its ``floating_ips`` array (the same bytes before and after
+        it) has only that array parsed, the rest shared with the last document's JSON (parsing
+        700 KB takes 6-13 ms, more than applying a floating IP).
+        """
+        prev_raw, prev = self._applied_raw, self._applied_data
+        if prev_raw is None or prev is None:
+            return json.loads(raw)
+        if raw == prev_raw:
+            return prev
+        if self._raw_span is False:
+            self._raw_span = _fips_span(prev_raw, prev)
+        span = self._raw_span
+        if isinstance(span, tuple):
+            start, end = span
+            tail = len(prev_raw) - end
+            stop = len(raw) - tail
+            if stop >= start and raw[:start] == prev_raw[:start] and raw[stop:] == prev_raw[end:]:
+                try:
+                    fips = json.loads(raw[start:stop])
+                except ValueError:  # not one JSON value there: the whole body says why
+                    return json.loads(raw)
+                return {**prev, "configuration": {**prev["configuration"], "floating_ips": fips}}
+        return json.loads(raw)
+
     def _incremental_doc(self, data: Any) -> Document | None:
         """The document ``data`` describes, if it is the last one but for its floating IPs.
 
@@ -554,6 +590,7 @@ class Appliance:
             self.timings["save"] = time.monotonic() - after
         self._set_current(doc)
         self._plan, self._applied_data = plan, data
+        self._remember_raw(raw)
         LOG.info(
             "configuration applied in %.3fs (floating IPs only), changed: %s",
             time.monotonic() - started,
@@ -633,6 +670,35 @@ def _fip_pairs(conf: Configuration) -> frozenset[tuple[str, str]]:
     _FIP_TEXT.clear()
     _FIP_TEXT.update(made)
     return frozenset(pair for _fip, pair in made.values())
+
+
+_FIPS_KEY = b'"floating_ips"'
+_FIPS_VALUE = re.compile(rb"[ \t\n\r]*:[ \t\n\r]*(\[[^\[\]]*\])")
+
+
+def _fips_span(raw: bytes, data: Any) -> tuple[int, int] | None:
+    """Where the floating-IP array of ``raw`` (a body applied, ``data`` its JSON) lies, in
+    bytes; None if that is not certain.
+
+    The key occurs once (a valid document has no quotes in its strings and no other key of
+    that name), and the array's items are objects of two address strings, so no bracket is in
+    it but its own. The bytes found must parse to the very array ``data`` holds.
+    """
+    try:
+        fips = data["configuration"]["floating_ips"]
+    except (TypeError, KeyError):
+        return None
+    if raw.count(_FIPS_KEY) != 1:
+        return None
+    found = _FIPS_VALUE.match(raw, raw.index(_FIPS_KEY) + len(_FIPS_KEY))
+    if found is None:
+        return None
+    try:
+        if json.loads(found.group(1)) != fips:
+            return None
+    except ValueError:
+        return None
+    return found.start(1), found.end(1)
 
 
 def _nic_list() -> frozenset[tuple[int, str]]:
