@@ -627,8 +627,25 @@ class Appliance:
                 prev = self._applied_data = json.loads(document_json(current))
             data = {**prev, "configuration": {**prev["configuration"],
                                               "floating_ips": floating_ips}}  # fmt: skip
-            doc, changed = self.put(data)
+            doc, changed = self.put(data, self._raw_with_fips(floating_ips))
             return doc, changed, self.etag
+
+    def _raw_with_fips(self, floating_ips: Any) -> bytes | None:
+        """The last body with its floating-IP array replaced (None if not known): what a PUT
+        of the whole document would have sent, so the next one is parsed as :meth:`parse_body`
+        says, and what ``applied.json`` keeps."""
+        raw, prev = self._applied_raw, self._applied_data
+        if raw is None or prev is None:
+            return None
+        if self._raw_span is False:
+            self._raw_span = _fips_span(raw, prev)
+        if not isinstance(self._raw_span, tuple):
+            return None
+        start, end = self._raw_span
+        try:
+            return raw[:start] + json.dumps(floating_ips).encode() + raw[end:]
+        except (TypeError, ValueError):
+            return None
 
     def restore(self) -> None:
         """Apply the document saved before a restart (the box may have lost some of it)."""

@@ -68,3 +68,16 @@ def test_fips_span_only_when_certain() -> None:
     absent = copy.deepcopy(doc)
     del absent["configuration"]["floating_ips"]
     assert _fips_span(json.dumps(absent).encode(), absent) is None
+
+
+def test_raw_with_fips_is_the_body_a_whole_put_would_send(tmp_path: Path) -> None:
+    appliance, _raw = _applied(tmp_path, with_fip(base_document()))
+    fips = [{"floating_ip": "172.24.4.101", "fixed_ip": "10.10.10.6"}]
+    made = appliance._raw_with_fips(fips)
+    assert made is not None
+    expected = with_fip(base_document())
+    expected["configuration"]["floating_ips"] = fips
+    assert json.loads(made) == expected
+    appliance._remember_raw(made)
+    appliance._applied_data = json.loads(made)
+    assert appliance.parse_body(json.dumps(expected, indent=1).encode()) == expected
