@@ -15,6 +15,14 @@ from oslo_config import cfg
 
 DEFAULT_OPTS = [
     cfg.StrOpt(
+        "transport_url",
+        secret=True,
+        default="rabbit://guest:guest@127.0.0.1:5672/",
+        help="RabbitMQ Neutron publishes its notifications on, as in neutron.conf: "
+        "rabbit://user:pass@host:5672[,user:pass@host2:5672]/vhost[?ssl=1]. TLS options are in "
+        "[oslo_messaging_rabbit].",
+    ),
+    cfg.StrOpt(
         "host",
         sample_default="<hostname>",
         help="Name of this orchestrator host; used in its RabbitMQ pool and cluster membership.",
@@ -205,11 +213,34 @@ DATABASE_OPTS = [
     ),
 ]
 
+# The names and meaning of oslo.messaging's, so an operator copies the section from
+# neutron.conf; the intake speaks AMQP through kombu, not through oslo.messaging.
+RABBIT_OPTS = [
+    cfg.BoolOpt(
+        "ssl",
+        default=False,
+        help="Connect to RabbitMQ over TLS (also turned on by '?ssl=1' in transport_url). The "
+        "broker's certificate is always verified, against ssl_ca_file or the system's CAs; its "
+        "host name is not checked (as oslo.messaging does not).",
+    ),
+    cfg.StrOpt(
+        "ssl_ca_file",
+        help="CA certificate(s) (PEM) the broker's certificate must chain to; unset: the "
+        "system's CA store.",
+    ),
+    cfg.StrOpt(
+        "ssl_cert_file",
+        help="Client certificate (PEM) for brokers that require one.",
+    ),
+    cfg.StrOpt("ssl_key_file", help="Private key (PEM) of ssl_cert_file."),
+]
+
 GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
     None: DEFAULT_OPTS,
     "router": ROUTER_OPTS,
     "coordination": COORDINATION_OPTS,
     "database": DATABASE_OPTS,
+    "oslo_messaging_rabbit": RABBIT_OPTS,
 }
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import ssl
 import threading
 import urllib.parse
 from collections import Counter
@@ -76,6 +78,33 @@ def kombu_urls(transport_url: str | None) -> list[str]:
     return urls
 
 
+def rabbit_ssl(conf: cfg.ConfigOpts, transport_url: str | None) -> dict[str, Any] | None:
+    """py-amqp's TLS options from ``[oslo_messaging_rabbit]`` and ``?ssl=1``; None: plain AMQP.
+
+    Raises ValueError naming the option when a configured file is missing.
+    """
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(transport_url or "").query)
+    in_url = query.get("ssl", ["0"])[-1].lower() in ("1", "true", "yes")
+    group = conf.oslo_messaging_rabbit if "oslo_messaging_rabbit" in conf else None
+    if not (in_url or (group is not None and group.ssl)):
+        return None
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+    if group is not None:
+        for name, key in (
+            ("ssl_ca_file", "ca_certs"),
+            ("ssl_cert_file", "certfile"),
+            ("ssl_key_file", "keyfile"),
+        ):
+            path = group[name]
+            if path:
+                if not os.path.isfile(path):
+                    raise ValueError(f"[oslo_messaging_rabbit] {name}: no such file {path}")
+                options[key] = path
+    if "keyfile" in options and "certfile" not in options:
+        raise ValueError("[oslo_messaging_rabbit] ssl_key_file is set without ssl_cert_file")
+    return options
+
+
 class NotificationListener:
     """Consume Neutron notifications and submit the events they cause to ``control``."""
 
@@ -89,8 +118,7 @@ class NotificationListener:
     ) -> None:
         self._control = control
         self._urls = kombu_urls(transport_url)
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(transport_url or "").query)
-        self._ssl = query.get("ssl", ["0"])[-1].lower() in ("1", "true", "yes")
+        self._ssl = rabbit_ssl(conf, transport_url)
         host = getattr(conf, "host", None) or socket.gethostname()
         self.pool = f"astara-orchestrator.{host}"
         if lookup is None:
@@ -243,7 +271,7 @@ class NotificationListener:
     def _consume(self) -> None:
         urls = ";".join(self._urls)
         self._last_handled, self._unacked = None, 0  # delivery tags are per channel
-        with Connection(urls, heartbeat=30, ssl=self._ssl) as conn:  # type: ignore[no-untyped-call]
+        with Connection(urls, heartbeat=30, ssl=self._ssl or False) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1)
             channel = conn.channel()
             with Consumer(  # type: ignore[no-untyped-call]

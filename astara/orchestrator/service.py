@@ -33,13 +33,6 @@ from astara.orchestrator.worker import Backends
 LOG = logging.getLogger(__name__)
 PROG = "astara-orchestrator"
 
-TRANSPORT_OPT = cfg.StrOpt(
-    "transport_url",
-    secret=True,
-    default="rabbit://guest:guest@127.0.0.1:5672/",
-    help="RabbitMQ URL Neutron publishes its notifications on (oslo.messaging's option).",
-)
-
 
 class WiringError(Exception):
     """A part the service needs is missing or cannot be built; the message says which."""
@@ -62,10 +55,7 @@ def load_service_config(config_files: Sequence[str]) -> cfg.ConfigOpts:
     """Every orchestrator option, validated (ConfigError names a bad option)."""
     from astara.orchestrator.settings import load_config
 
-    conf = load_config(list(config_files))
-    if "transport_url" not in conf:
-        conf.register_opt(TRANSPORT_OPT)
-    return conf
+    return load_config(list(config_files))
 
 
 @dataclass
@@ -151,11 +141,14 @@ class Service:
     def start(self) -> None:
         listener_cls = front_door("astara.orchestrator.intake.NotificationListener")
         api_cls = front_door("astara.orchestrator.api.ManagementServer")
+        try:  # a bad transport_url or TLS option stops the start before anything runs
+            listener = listener_cls(self.conf, self.engine, self.conf.transport_url)
+        except ValueError as exc:
+            raise WiringError(f"notification listener: {exc}") from None
         self.engine.start()
         self.api = api_cls(self.conf, self.engine)
         self.api.start()
-        self.listener = listener_cls(self.conf, self.engine, self.conf.transport_url)
-        listener = self.listener
+        self.listener = listener
         self.engine.add_health_part(
             "listener", lambda: {"ok": bool(listener.ready), **listener.counters()}
         )
