@@ -39,6 +39,7 @@ from typing import Any
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec, ProviderError
+from astara.localcloud.netns import CommandError
 from astara.localcloud.services import json_request
 from astara.providers.netns import DEFAULT_CONFIGURE_COMMAND, NetnsProvider
 from astara.providers.nova_config import trusted_headers
@@ -192,7 +193,7 @@ class HypervisorStandIn:
         for server_id, guest in wanted.items():
             try:
                 self._run(guest, running.get(server_id))
-            except (ProviderError, urllib.error.URLError, OSError, KeyError) as exc:
+            except (ProviderError, CommandError, urllib.error.URLError, OSError, KeyError) as exc:
                 LOG.warning("server %s: %s", server_id, exc)
                 self._failed[server_id] = time.monotonic()
 
@@ -229,6 +230,8 @@ class HypervisorStandIn:
             except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
                 # Nova on SQLite answers 500 now and then; the next pass asks again.
                 LOG.warning("reconcile failed, retrying: %s", exc)
+            except Exception:
+                LOG.exception("reconcile failed, retrying")  # a hypervisor does not give up
             stop.wait(interval)
 
     def stop_all(self) -> list[str]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
+
+from openstack.exceptions import HttpException
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
@@ -24,10 +27,11 @@ from astara.localcloud.processes import ProcessTracker, TrackedProcess
 from astara.providers.netns import API_PROCESS
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit
 
-# Small, so the fault tests reach ERROR and leave it quickly; boot_timeout stays generous (a
-# server goes ACTIVE in 6-20 s on a busy machine, then the stand-in starts the appliance).
+# Small, so the fault tests reach ERROR quickly; boot_timeout stays generous (a server goes
+# ACTIVE in 6-20 s on a busy machine, then the stand-in starts the appliance). The cool-down is
+# long enough to see an UPDATE ignored in ERROR; a REBUILD clears ERROR at once.
 REBOOT_ERROR_THRESHOLD = 3
-ERROR_STATE_COOLDOWN = 5
+ERROR_STATE_COOLDOWN = 60
 BOOT_TIMEOUT = 120
 
 
@@ -74,6 +78,30 @@ class NovaE2EKit(E2EKit):
     def server(self, router_id: str) -> dict[str, Any] | None:
         servers = self.servers(router_id)
         return servers[-1] if servers else None
+
+    def wait_router_gone(self, router_id: str, timeout: float = 90) -> None:
+        """After a router's deletion: its servers deleted and its ``ASTARA:*`` ports removed (the
+        orchestrator deletes them after the server, so only then can its networks go).
+        """
+
+        def gone() -> bool:
+            ports = [p for p in self.api.net.ports() if router_id in (p.name or "")]
+            return not ports and not self.servers(router_id)
+
+        self.wait(gone, timeout, f"router {router_id}'s server and ASTARA ports gone")
+
+    def delete_network(self, network: Any, attempts: int = 5) -> None:
+        """Delete a test network, again after a pause if neutron-server answers 500 (on SQLite
+        it does now and then on a busy machine, and nothing is changed then).
+        """
+        for attempt in range(attempts):
+            try:
+                self.api.net.delete_network(network, ignore_missing=True)
+                return
+            except HttpException as exc:
+                if exc.status_code != 500 or attempt == attempts - 1:
+                    raise
+                time.sleep(1)
 
     def set_compute(self, enabled: bool) -> None:
         """Enable or disable the compute service: disabled, the scheduler finds no valid host."""

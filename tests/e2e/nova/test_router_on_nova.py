@@ -3,10 +3,12 @@
 A router created through the Neutron API is booted as a Nova server (CreateInstance), the
 hypervisor stand-in runs it once Nova says ACTIVE, the orchestrator sees its API answer
 (CheckBoot) and configures it (ConfigureInstance); a VM stand-in then gets DHCP from it and
-reaches the internet stand-in. Then a hot-plug through ``os-interface``, the router's deletion
-(the server deleted, the "VM" gone) and two fault paths: the server goes ERROR (replaced by a
-new one), and Nova finds no valid host, the boots fail until the router is in ERROR, and
-ClearError (``astara-ctl router rebuild``) boots it once Nova can again.
+reaches the internet stand-in. Then a hot-plug through ``os-interface``, the server put in
+ERROR (replaced by a new one on the same ports), the router's deletion (the server deleted, the
+"VM" gone), and the fault paths: Nova finds no valid host -> the boots fail -> ERROR after
+reboot_error_threshold -> an UPDATE ignored while it cools down -> ClearError (``astara-ctl
+router rebuild``) boots it once Nova can again; and the appliance never answers (Nova says
+ACTIVE, nothing runs) -> boot_timeout -> boots again -> ERROR.
 
 One kit for the module; the tests run in file order. Times are recorded, never asserted.
 """
@@ -187,18 +189,17 @@ def test_router_delete_deletes_server_and_vm(kit: NovaE2EKit, main_router: MainR
     kit.wait(lambda: not netns.netns_exists(ns), 30, f"namespace {ns} removed by the hypervisor")
     fabric = kit.cloud.fabric
     assert not any(fabric.is_attached(tap) for tap in taps)
-    kit.wait(
-        lambda: not list(api.net.ports(name=f"ASTARA:MGT:{router.id}")), 60, "ASTARA ports gone"
-    )
+    kit.wait_router_gone(router.id)  # the ASTARA ports too: only then can the networks go
     for net in main_router.networks:
-        api.net.delete_network(net)
+        kit.delete_network(net)
 
 
 def test_no_valid_host_until_error_then_clear_error_boots(
     kit: NovaE2EKit, record_property: Any
 ) -> None:
     """Nova refuses every boot (compute disabled: no valid host) -> boot retries -> ERROR after
-    reboot_error_threshold; ClearError (``astara-ctl router rebuild``) once Nova can boot again.
+    reboot_error_threshold -> an UPDATE ignored during the cool-down -> ClearError (``astara-ctl
+    router rebuild``) once Nova can boot again.
     """
     api = kit.api
     assert kit.nets is not None
@@ -219,9 +220,18 @@ def test_no_valid_host_until_error_then_clear_error_boots(
         assert int(shown["boot_failures"]) >= REBOOT_ERROR_THRESHOLD, shown
         assert "No valid host" in kit.log_tail(200_000), "Nova's reason in the orchestrator log"
         assert kit.server(router.id) is None  # every ERROR server was deleted again
+        # In ERROR the router cools down: an UPDATE is ignored (and said so), nothing boots.
+        assert kit.ctl("router", "update", router.id).returncode == 0
+
+        def cooling() -> dict[str, Any] | None:
+            shown = kit.show(router.id)
+            return shown if shown and "cooling down" in (shown["last_error"] or "") else None
+
+        shown = kit.wait(cooling, 30, "the UPDATE ignored while cooling down")
+        assert shown["instance_status"] == "error", shown
     finally:
         kit.set_compute(enabled=True)
-    result = kit.ctl("router", "rebuild", router.id)
+    result = kit.ctl("router", "rebuild", router.id)  # forces ClearError before the cool-down
     assert result.returncode == 0, result.stderr
 
     def configured() -> dict[str, Any] | None:
@@ -233,8 +243,8 @@ def test_no_valid_host_until_error_then_clear_error_boots(
     assert server is not None and server["status"] == "ACTIVE"
     api.remove_interface(router, subnet)
     api.net.delete_router(router)
-    kit.wait(lambda: not kit.servers(router.id), 90, "the fault router's server deleted")
-    api.net.delete_network(net)
+    kit.wait_router_gone(router.id)
+    kit.delete_network(net)
 
 
 def test_appliance_never_answers_until_error(kit: NovaE2EKit, record_property: Any) -> None:
@@ -267,5 +277,5 @@ def test_appliance_never_answers_until_error(kit: NovaE2EKit, record_property: A
         kit.set_boot_timeout(BOOT_TIMEOUT)
     api.remove_interface(router, subnet)
     api.net.delete_router(router)
-    kit.wait(lambda: not kit.servers(router.id), 90, "the silent router's server deleted")
-    api.net.delete_network(net)
+    kit.wait_router_gone(router.id)
+    kit.delete_network(net)
