@@ -20,6 +20,7 @@ import argparse
 import copy
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -122,9 +123,15 @@ def inside(args: argparse.Namespace) -> None:
             appliance._done_inputs, appliance._fw_live = {}, None  # every step checks the box
             appliance.apply(doc, raw_bytes)  # as a PUT: the body is saved as it came
 
-        full_runs, full_steps = [], {}
+        full_runs, full_steps, full_cpu, nft_cpu = [], {}, [], []
         for _ in range(args.rounds):
+            own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+                resource.RUSAGE_CHILDREN)  # fmt: skip
             full_runs.append(timed(full_converge))
+            own2, kids2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+                resource.RUSAGE_CHILDREN)  # fmt: skip
+            full_cpu.append(own2.ru_utime + own2.ru_stime - own.ru_utime - own.ru_stime)
+            nft_cpu.append(kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime)
             for step, seconds in appliance.timings.items():
                 full_steps.setdefault(step, []).append(seconds)
         full = statistics.median(full_runs)
@@ -146,7 +153,7 @@ def inside(args: argparse.Namespace) -> None:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
             profile = cProfile.Profile()
             profile.runcall(full_converge)
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(30)
         for _ in range(args.rounds):
             data_more, data_doc = json.loads(raw_more), json.loads(raw_doc)  # as PUT has them
             add.append(timed(appliance.put, data_more, raw_more))
@@ -156,9 +163,12 @@ def inside(args: argparse.Namespace) -> None:
         datas = [json.loads(raw_doc) for _ in range(args.rounds)]
         again_put = statistics.median(timed(appliance.put, d, raw_doc) for d in datas)
         ruleset = firewall.render(appliance._fw_live)  # type: ignore[arg-type]
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         raw_full = statistics.median(
             timed(lambda: netops.nft_apply(ruleset)) for _ in range(args.rounds)
         )
+        kids2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        raw_cpu = (kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime) / args.rounds
         element = "add element inet astara fip_dnat_ip { 100.64.200.2 : 10.0.1.11 }\n"
         drop = "delete element inet astara fip_dnat_ip { 100.64.200.2 }\n"
         raw_one = []
@@ -179,6 +189,8 @@ def inside(args: argparse.Namespace) -> None:
         print("    of which (median per step): "
               + ", ".join(f"{k} {statistics.median(v) * 1000:.1f}" for k, v in full_steps.items())
               + " ms")  # fmt: skip
+        print(f"    CPU: this process {ms(statistics.median(full_cpu))}, the processes it ran "
+              f"(nft) {ms(statistics.median(nft_cpu))}")  # fmt: skip
         print(f"  same document again (no-op)     {ms(again)}  (apply of a parsed document)")
         print(f"  same document again, as a PUT   {ms(again_put)}  (JSON compared, nothing run)")
         print(
@@ -190,7 +202,7 @@ def inside(args: argparse.Namespace) -> None:
             + ", ".join(f"{k} {statistics.median(v) * 1000:.1f}" for k, v in steps.items())
             + " ms"
         )
-        print(f"  baseline raw nft -f full ruleset{ms(raw_full)}")
+        print(f"  baseline raw nft -f full ruleset{ms(raw_full)}  (CPU {ms(raw_cpu).strip()})")
         print(f"  baseline raw nft one element    {ms(statistics.median(raw_one))}")
         print(f"  ratio full apply / raw nft      {full / raw_full:8.2f}x")
         print(f"  ratio one FIP / raw nft element {one / statistics.median(raw_one):8.2f}x")

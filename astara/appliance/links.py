@@ -111,6 +111,9 @@ _NLM_F_DUMP = 0x300
 _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINKINFO, _IFLA_IFALIAS, _IFLA_MAX_MTU = (
     1, 3, 4, 18, 20, 51)  # fmt: skip
 _IFLA_INFO_KIND = 1
+_LINK_ATTRIBUTES = frozenset(
+    (_IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU, _IFLA_LINKINFO, _IFLA_IFALIAS, _IFLA_MAX_MTU)
+)
 _ARPHRD_ETHER, _IFF_UP = 1, 0x1
 _RT_SCOPE_UNIVERSE = 0
 
@@ -133,13 +136,20 @@ def _dump(sock: socket.socket, kind: int, body: bytes) -> Iterable[tuple[bytes, 
             offset += (length + 3) & ~3
 
 
-def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+def _attributes(
+    data: bytes, start: int, end: int, wanted: frozenset[int] | None = None
+) -> dict[int, bytes]:
+    """The netlink attributes in ``data[start:end]`` by type (only ``wanted`` ones, if given:
+    a link's statistics and per-family blocks are kilobytes not worth copying)."""
     attrs = {}
+    unpack = struct.unpack_from
     while start + 4 <= end:
-        length, kind = struct.unpack_from("=HH", data, start)
+        length, kind = unpack("=HH", data, start)
         if length < 4:
             break
-        attrs[kind & 0x3FFF] = data[start + 4 : start + length]  # without NLA_F_NESTED
+        kind &= 0x3FFF  # without NLA_F_NESTED
+        if wanted is None or kind in wanted:
+            attrs[kind] = data[start + 4 : start + length]
         start += (length + 3) & ~3
     return attrs
 
@@ -151,7 +161,7 @@ def _dump_links(sock: socket.socket) -> Iterable[Link | None]:
         if ltype != _ARPHRD_ETHER:
             yield None
             continue
-        attrs = _attributes(data, offset + 32, offset + length)
+        attrs = _attributes(data, offset + 32, offset + length, _LINK_ATTRIBUTES)
         info = _attributes(attrs.get(_IFLA_LINKINFO, b""), 0, len(attrs.get(_IFLA_LINKINFO, b"")))
         kind = info[_IFLA_INFO_KIND].rstrip(b"\0").decode() if _IFLA_INFO_KIND in info else None
         if kind not in NIC_KINDS:
