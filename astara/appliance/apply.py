@@ -99,7 +99,8 @@ class Appliance:
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
-        self._internal_seen: tuple[tuple[Any, ...], int] = ((), 0)
+        # the internal networks last seen (models, and their JSON when known) and a version
+        self._internal_seen: tuple[tuple[Any, ...], Any, int] = ((), None, 0)
         # The incremental path: what the last complete apply saw (None: take the full path).
         self._applied_data: Any = None  # the JSON of the document applied last
         self._applied_raw: bytes | None = None  # the request body it was parsed from
@@ -243,15 +244,20 @@ class Appliance:
         self.proxy.start(config)  # listeners bound when it returns (or OSError)
         return True
 
-    def _internal_version(self, internal: tuple[Any, ...]) -> int:
+    def _internal_version(self, internal: tuple[Any, ...], as_json: Any = None) -> int:
         """A number that changes when the internal networks (thousands of hosts) change.
 
-        Comparing them is the costly part of :meth:`step_inputs`: done once per apply.
+        Comparing them is the costly part of :meth:`step_inputs`: done once per apply, as
+        parsed JSON (in C, ~2 ms) when both sides have it, else as models (~22 ms for 5,000
+        hosts: pydantic's ``__eq__`` in Python). Equal JSON parses to equal models.
         """
-        seen, version = self._internal_seen
-        if internal != seen:
-            self._internal_seen = (internal, version + 1)
-        return self._internal_seen[1]
+        seen, seen_json, version = self._internal_seen
+        if as_json is not None and seen_json is not None:
+            same = as_json == seen_json
+        else:
+            same = internal == seen
+        self._internal_seen = (internal, as_json, version if same else version + 1)
+        return self._internal_seen[2]
 
     def step_inputs(self, plan: Plan, only: str | None = None) -> dict[str, Any]:
         """What each step depends on (``only``: that step's alone): a step whose inputs did
@@ -264,7 +270,9 @@ class Appliance:
 
         def internal() -> int:
             if "internal" not in plan.memo:
-                plan.memo["internal"] = self._internal_version(tuple(conf.networks_of("internal")))
+                plan.memo["internal"] = self._internal_version(
+                    tuple(conf.networks_of("internal")), _internal_json(plan.memo.get("json"))
+                )
             return plan.memo["internal"]  # type: ignore[no-any-return]
 
         def names() -> tuple[tuple[str, str], ...]:
@@ -333,10 +341,12 @@ class Appliance:
         """
         with self.lock:
             started = time.monotonic()
+            prev_data = self._applied_data
             self._applied_data = self._plan = None
             self._remember_raw(None)
             plan = self.resolve(doc.configuration)
             plan.defer = True
+            plan.memo["json"] = data  # what step inputs compare, when they can, as JSON
             self._nics_seen = _nic_list()
             old_doc = self.current or Document()
             changed: list[str] = []
@@ -370,7 +380,11 @@ class Appliance:
             self.timings["after"] = time.monotonic() - step_start
             step_start = time.monotonic()
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
-            if changed or doc != self.current:  # the request's own bytes, when it has them
+            if data is not None and prev_data is not None:  # as JSON, in C
+                differs = data != prev_data
+            else:
+                differs = doc != self.current  # as models: ~24 ms for 5,000 hosts
+            if changed or differs:  # the request's own bytes, when it has them
                 text = raw if raw is not None else document_json(doc)
                 write_atomic(self.state.path / "applied.json", text)
             self.timings["save"] = time.monotonic() - step_start
@@ -687,6 +701,17 @@ def _fip_pairs(conf: Configuration) -> frozenset[tuple[str, str]]:
     _FIP_TEXT.clear()
     _FIP_TEXT.update(made)
     return frozenset(pair for _fip, pair in made.values())
+
+
+def _internal_json(data: Any) -> Any:
+    """The internal networks of a document's parsed JSON (None if not given)."""
+    if data is None:
+        return None
+    try:
+        networks = data["configuration"]["networks"]
+        return [n for n in networks if n["network_type"] == "internal"]
+    except (TypeError, KeyError):
+        return None
 
 
 _FIPS_KEY = b'"floating_ips"'
