@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 from tests.functional.appliance.lab import API_PORT, MGMT_ADDR, VENV_BIN, Lab, wait_for
+from tests.harness.tls import make_certificates
 
 
 def test_08_schemathesis_finds_no_server_error(lab: Lab) -> None:
@@ -26,26 +26,6 @@ def test_08_schemathesis_finds_no_server_error(lab: Lab) -> None:
     assert "configuration applied" in (lab.workdir / "api.log").read_text()
 
 
-def _openssl(workdir: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True)
-
-
-def _certificates(d: Path, server_ip: str) -> None:
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(d, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
-             "-subj", "/CN=astara-test-ca")  # fmt: skip
-    for name, ext in (("server", f"subjectAltName=IP:{server_ip}"),
-                      ("client", "extendedKeyUsage=clientAuth")):  # fmt: skip
-        (d / f"{name}.ext").write_text(ext + "\n")
-        _openssl(d, "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name}")  # fmt: skip
-        _openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "1",
-                 "-extfile", f"{name}.ext")  # fmt: skip
-    _openssl(d, "req", "-x509", *ec, "-keyout", "rogue.key", "-out", "rogue.pem", "-days", "1",
-             "-subj", "/CN=rogue")  # fmt: skip
-
-
 def test_09_mutual_tls_accepts_only_clients_signed_by_the_ca(lab: Lab) -> None:
     server_ip, mac = "fd00:7::10", "02:00:00:00:07:10"
     tls_ns = lab.topo.add_netns("tls")
@@ -54,7 +34,7 @@ def test_09_mutual_tls_accepts_only_clients_signed_by_the_ca(lab: Lab) -> None:
     lab.topo.add_address(client_ns, "eth0", "fd00:7::1/64")
     d = lab.workdir / "tls"
     d.mkdir()
-    _certificates(d, server_ip)
+    make_certificates(d, f"IP:{server_ip}")
     state = str(d / "state")
     lab.sh(tls_ns, [str(VENV_BIN / "astara-configure-management"), "--state-dir", state, mac,
                     f"{server_ip}/64"])  # fmt: skip
