@@ -27,7 +27,6 @@ from astara.configdoc import (
     Configuration,
     Document,
     document_json,
-    ip_text,
     parse_document,
     with_floating_ips,
 )
@@ -99,8 +98,17 @@ class Appliance:
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
-        # the internal networks last seen (models, and their JSON when known) and a version
-        self._internal_seen: tuple[tuple[Any, ...], Any, int] = ((), None, 0)
+        # network_id -> (model, its JSON when known, version) of the internal networks last
+        # seen: a version changes when the network's content does (render caches key on it)
+        self._nets_seen: dict[str, tuple[Any, Any, int]] = {}
+        self._versions_made = 0
+        self._dhcp_cache: dict[str, Any] = {}  # per network: dnsmasq lines (dhcp.render)
+        self._proxy_cache: dict[str, Any] = {}  # per network: address -> device (proxy map)
+        self._proxy_text: tuple[Any, str] | None = None  # (key, metadata-proxy.json) last made
+        # the floating IPs' JSON and (floating, fixed) text pairs last made; the configuration
+        # applied last and its pairs (what the next apply's clean-up compares with)
+        self._fips_made: tuple[Any, frozenset[tuple[str, str]]] | None = None
+        self._last_pairs: tuple[Configuration, frozenset[tuple[str, str]]] | None = None
         # The incremental path: what the last complete apply saw (None: take the full path).
         self._applied_data: Any = None  # the JSON of the document applied last
         self._applied_raw: bytes | None = None  # the request body it was parsed from
@@ -166,8 +174,7 @@ class Appliance:
         mgmt_if, keep = self._mgmt()
         ext = plan.conf.external
         fips = [  # as text: link_changes compares "ip/prefix" strings
-            f"{ip_text(f.floating_ip)}/{f.floating_ip.max_prefixlen}"
-            for f in plan.conf.floating_ips
+            f"{fip}/128" if ":" in fip else f"{fip}/32" for fip, _fixed in self._fip_pairs(plan)
         ]
         by_index = plan.links
         batch: list[str] = []
@@ -201,7 +208,8 @@ class Appliance:
         if key not in plan.memo:
             plan.memo[key] = firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
                                                   (mgmt_if,) if mgmt_if else (),
-                                                  self.api_address)  # fmt: skip
+                                                  self.api_address,
+                                                  self._fip_pairs(plan))  # fmt: skip
         return plan.memo[key]  # type: ignore[no-any-return]
 
     def step_firewall(self, plan: Plan) -> bool:
@@ -224,40 +232,86 @@ class Appliance:
             applied()
         return True
 
+    def _fip_pairs(self, plan: Plan) -> frozenset[tuple[str, str]]:
+        """The (floating, fixed) text pairs of ``plan``, once; those of the last document
+        whose floating-IP JSON is the same (compared in C) are not made again."""
+        if "fips" not in plan.memo:
+            js = _fips_json(plan.memo.get("json"))
+            made = self._fips_made
+            if js is not None and made is not None and made[0] == js:
+                pairs = made[1]
+            else:
+                pairs = _fip_pairs(plan.conf)
+            self._fips_made = (js, pairs) if js is not None else None
+            plan.memo["fips"] = pairs
+        return plan.memo["fips"]  # type: ignore[no-any-return]
+
     def step_dhcp(self, plan: Plan) -> bool:
-        return self.dnsmasq.converge(dhcp.render(plan.conf, plan.ifnames, self.state)) != "none"
+        files = dhcp.render(plan.conf, plan.ifnames, self.state, self._dhcp_cache,
+                            self._network_versions(plan))  # fmt: skip
+        return self.dnsmasq.converge(files) != "none"
 
     def step_bird(self, plan: Plan) -> bool:
         return self.bird.converge(bird.render(plan.conf, plan.ifnames)) != "none"
 
     def step_metadata(self, plan: Plan) -> bool:
-        config = metadata_proxy.render(plan.conf, firewall.METADATA_PORT)
+        versions = self._network_versions(plan)
+        config = metadata_proxy.render(plan.conf, firewall.METADATA_PORT, self._proxy_cache,
+                                       versions)  # fmt: skip
         path = self.state.file("metadata-proxy.json")  # what the proxy runs, for operators
         if config is None:
             running = self.proxy.alive
             self.proxy.stop()
             path.unlink(missing_ok=True)
             return running
-        changed = write_atomic(path, json.dumps(config, sort_keys=True))
+        # the same networks (versions), upstream and tenant make the same file
+        key = (tuple(versions.items()), plan.conf.orchestrator, plan.conf.tenant_id)
+        if self._proxy_text is None or self._proxy_text[0] != key:
+            self._proxy_text = (key, json.dumps(config, sort_keys=True))
+        changed = write_atomic(path, self._proxy_text[1])
         if not changed and self.proxy.alive:
             return False
         self.proxy.start(config)  # listeners bound when it returns (or OSError)
         return True
 
-    def _internal_version(self, internal: tuple[Any, ...], as_json: Any = None) -> int:
-        """A number that changes when the internal networks (thousands of hosts) change.
+    def _network_versions(self, plan: Plan) -> dict[str, int]:
+        """network_id -> version of each internal network of ``plan``, in order: a version
+        changes when the network's content does (thousands of hosts).
 
-        Comparing them is the costly part of :meth:`step_inputs`: done once per apply, as
-        parsed JSON (in C, ~2 ms) when both sides have it, else as models (~22 ms for 5,000
-        hosts: pydantic's ``__eq__`` in Python). Equal JSON parses to equal models.
+        A network is compared with the one last seen under its id, as parsed JSON (in C) when
+        both sides have it, else as models (~22 ms for 5,000 hosts: pydantic's ``__eq__`` in
+        Python). Equal JSON parses to equal models. Once per plan.
         """
-        seen, seen_json, version = self._internal_seen
-        if as_json is not None and seen_json is not None:
-            same = as_json == seen_json
-        else:
-            same = internal == seen
-        self._internal_seen = (internal, as_json, version if same else version + 1)
-        return self._internal_seen[2]
+        if "versions" in plan.memo:
+            return plan.memo["versions"]  # type: ignore[no-any-return]
+        nets = plan.conf.networks_of("internal")
+        as_json = _internal_json(plan.memo.get("json"))
+        if as_json is not None and len(as_json) != len(nets):
+            as_json = None
+        versions: dict[str, int] = {}
+        seen: dict[str, tuple[Any, Any, int]] = {}
+        for k, net in enumerate(nets):
+            js = as_json[k] if as_json is not None else None
+            if js is not None and js.get("network_id") != net.network_id:
+                js = None
+            old = self._nets_seen.get(net.network_id)
+            if old is None:
+                same = False
+            elif js is not None and old[1] is not None:
+                same = old[1] == js
+            else:
+                same = old[0] is net or old[0] == net
+            if same:
+                assert old is not None
+                version = old[2]
+            else:
+                self._versions_made += 1
+                version = self._versions_made
+            seen[net.network_id] = (net, js, version)
+            versions[net.network_id] = version
+        self._nets_seen = seen
+        plan.memo["versions"] = versions
+        return versions
 
     def step_inputs(self, plan: Plan, only: str | None = None) -> dict[str, Any]:
         """What each step depends on (``only``: that step's alone): a step whose inputs did
@@ -268,12 +322,8 @@ class Appliance:
         """
         conf = plan.conf
 
-        def internal() -> int:
-            if "internal" not in plan.memo:
-                plan.memo["internal"] = self._internal_version(
-                    tuple(conf.networks_of("internal")), _internal_json(plan.memo.get("json"))
-                )
-            return plan.memo["internal"]  # type: ignore[no-any-return]
+        def internal() -> tuple[tuple[str, int], ...]:
+            return tuple(self._network_versions(plan).items())
 
         def names() -> tuple[tuple[str, str], ...]:
             return tuple(sorted(plan.ifnames.items()))
@@ -376,7 +426,11 @@ class Appliance:
                 self._rollback(old_doc, done)
                 raise ApplyError(exc.step, str(exc.__cause__)) from exc.__cause__
             step_start = time.monotonic()
-            self._after(old_doc.configuration, plan)
+            last = self._last_pairs
+            old_fips = (last[1] if last is not None and last[0] is old_doc.configuration
+                        else _fip_pairs(old_doc.configuration))  # fmt: skip
+            self._after(old_doc.configuration, plan, (old_fips, self._fip_pairs(plan)))
+            self._last_pairs = (doc.configuration, self._fip_pairs(plan))
             self.timings["after"] = time.monotonic() - step_start
             step_start = time.monotonic()
             self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
@@ -596,6 +650,7 @@ class Appliance:
         self.timings["incremental"] = time.monotonic() - started - self.timings["box"]
         after = time.monotonic()
         self._after(old_doc.configuration, plan, (live.fips, fw.fips))
+        self._last_pairs = (doc.configuration, fw.fips)
         self.timings["after"] = time.monotonic() - after
         if data != self._applied_data:
             after = time.monotonic()
@@ -710,6 +765,16 @@ def _internal_json(data: Any) -> Any:
     try:
         networks = data["configuration"]["networks"]
         return [n for n in networks if n["network_type"] == "internal"]
+    except (TypeError, KeyError):
+        return None
+
+
+def _fips_json(data: Any) -> Any:
+    """The floating IPs of a document's parsed JSON (None if not given)."""
+    if data is None:
+        return None
+    try:
+        return data["configuration"]["floating_ips"]
     except (TypeError, KeyError):
         return None
 

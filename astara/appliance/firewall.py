@@ -38,8 +38,10 @@ def inputs_from(
     api_port: int,
     extra_mgmt: tuple[str, ...] = (),
     api_address: str | None = None,
+    fips: frozenset[tuple[str, str]] | None = None,
 ) -> FirewallInputs:
-    """Build :class:`FirewallInputs` from a configuration; ``ifnames``: network_id -> ifname."""
+    """Build :class:`FirewallInputs` from a configuration; ``ifnames``: network_id -> ifname;
+    ``fips``: the (floating, fixed) text pairs of ``conf``, if the caller has them already."""
     mgmt = tuple(
         sorted({*extra_mgmt, *(ifnames[n.network_id] for n in conf.networks_of("management"))})
     )
@@ -64,7 +66,9 @@ def inputs_from(
         internal=tuple(internal),
         api_port=api_port,
         bgp=conf.asn is not None and conf.neighbor_asn is not None,
-        fips=frozenset((str(f.floating_ip), str(f.fixed_ip)) for f in conf.floating_ips),
+        fips=fips
+        if fips is not None
+        else frozenset((str(f.floating_ip), str(f.fixed_ip)) for f in conf.floating_ips),
         api_address=api_address,
     )
 

@@ -43,22 +43,40 @@ DROPPED = {
 }
 
 
-def render(conf: Configuration, port: int) -> dict[str, Any] | None:
-    """The proxy's configuration for ``conf``, or None when no proxy is needed."""
+def render(
+    conf: Configuration,
+    port: int,
+    cache: dict[str, tuple[int, dict[str, str]]] | None = None,
+    versions: dict[str, int] | None = None,
+) -> dict[str, Any] | None:
+    """The proxy's configuration for ``conf``, or None when no proxy is needed.
+
+    ``cache`` and ``versions`` as :func:`astara.appliance.dhcp.render` has them: the address ->
+    device map of a network whose version is the one of the last call is that call's (the same
+    dict: nothing may change it). The cache is left holding this call's networks only.
+    """
     from astara.configdoc import ip_text  # the API's side: no pydantic in the proxy process
 
     if conf.orchestrator is None:
         return None
     listeners = []
+    seen: dict[str, tuple[int, dict[str, str]]] = {}
     for net in conf.networks_of("internal"):
         v4 = [a for a in net.interface.addresses if a.version == 4]
         if not v4:
             continue
-        instances = {
-            ip_text(ip): alloc.device_id
-            for alloc in net.address_allocations
-            for ip in alloc.ip_addresses
-        }
+        version = None if versions is None else versions.get(net.network_id)
+        hit = None if cache is None or version is None else cache.get(net.network_id)
+        if hit is not None and hit[0] == version:
+            instances = hit[1]
+        else:
+            instances = {
+                ip_text(ip): alloc.device_id
+                for alloc in net.address_allocations
+                for ip in alloc.ip_addresses
+            }
+        if version is not None:
+            seen[net.network_id] = (version, instances)
         listeners.append(
             {
                 "address": str(v4[0].ip),
@@ -67,6 +85,9 @@ def render(conf: Configuration, port: int) -> dict[str, Any] | None:
                 "instances": instances,
             }
         )
+    if cache is not None:
+        cache.clear()
+        cache.update(seen)
     if not listeners:
         return None
     return {

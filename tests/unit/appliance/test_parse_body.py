@@ -81,3 +81,26 @@ def test_raw_with_fips_is_the_body_a_whole_put_would_send(tmp_path: Path) -> Non
     appliance._remember_raw(made)
     appliance._applied_data = json.loads(made)
     assert appliance.parse_body(json.dumps(expected, indent=1).encode()) == expected
+
+
+def test_network_versions_change_with_the_network_only(tmp_path: Path) -> None:
+    from astara.appliance.apply import Plan
+    from astara.configdoc import parse_document
+    from tests.functional.appliance.lab import with_vm2
+
+    appliance = Appliance(StateDir(tmp_path))
+
+    def versions(doc: dict, as_json: bool = True) -> dict[str, int]:  # type: ignore[type-arg]
+        data = json.loads(json.dumps(doc))  # a fresh parse, as a PUT has it
+        plan = Plan(parse_document(data).configuration)
+        if as_json:
+            plan.memo["json"] = data
+        return appliance._network_versions(plan)
+
+    first = versions(base_document())
+    assert list(first) == ["net-int"]
+    assert versions(base_document()) == first  # equal JSON
+    assert versions(base_document(), as_json=False) == first  # equal models
+    changed = versions(with_vm2(base_document()))
+    assert changed["net-int"] != first["net-int"]
+    assert versions(base_document())["net-int"] not in (first["net-int"], changed["net-int"])

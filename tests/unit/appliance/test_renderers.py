@@ -125,3 +125,28 @@ def test_metadata_proxy_config_maps_addresses_to_instances() -> None:
     doc = base_document()
     doc["configuration"]["orchestrator"] = None
     assert metadata_proxy.render(conf_of(doc), 9602) is None
+
+
+def test_dnsmasq_and_proxy_reuse_a_network_only_while_its_version_holds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = StateDir(tmp_path)
+    one, two = conf_of(base_document()), conf_of(with_vm2(base_document()))
+    dhcp_cache: dict = {}  # type: ignore[type-arg]
+    proxy_cache: dict = {}  # type: ignore[type-arg]
+    first = dhcp.render(one, IFNAMES, state, dhcp_cache, {"net-int": 1})
+    assert first == dhcp.render(one, IFNAMES, state)
+    proxy = metadata_proxy.render(one, 9602, proxy_cache, {"net-int": 1})
+    assert proxy == metadata_proxy.render(one, 9602)
+    # the same version: the lines and the map last made (even for another model)
+    assert dhcp.render(two, IFNAMES, state, dhcp_cache, {"net-int": 1}) == first
+    again = metadata_proxy.render(two, 9602, proxy_cache, {"net-int": 1})
+    assert again is not None and proxy is not None
+    assert again["listeners"][0]["instances"] is proxy["listeners"][0]["instances"]
+    # another version, or another NIC name: made again
+    assert dhcp.render(two, IFNAMES, state, dhcp_cache, {"net-int": 2}) == dhcp.render(
+        two, IFNAMES, state)  # fmt: skip
+    assert metadata_proxy.render(two, 9602, proxy_cache, {"net-int": 2}) == metadata_proxy.render(
+        two, 9602)  # fmt: skip
+    renamed = {**IFNAMES, "net-int": "ge7"}
+    assert dhcp.render(two, renamed, state, dhcp_cache, {"net-int": 2}) == dhcp.render(
+        two, renamed, state)  # fmt: skip
+    assert set(dhcp_cache) == set(proxy_cache) == {"net-int"}
