@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from astara.appliance import health, links, netops
@@ -155,7 +156,9 @@ def create_app(appliance: Appliance) -> FastAPI:
         # of 5,000 hosts in Python for longer than applying a floating IP takes.
         head = json.dumps({"status": "applied" if changed else "unchanged", "changed": changed})
         body = head[:-1] + ', "config": ' + document_json(doc) + "}"
-        return Response(body, media_type=JSON, headers={"ETag": etag})
+        # Once the answer is sent: free the previous document, read the NICs for the next apply.
+        return Response(body, media_type=JSON, headers={"ETag": etag},
+                        background=BackgroundTask(appliance.release))  # fmt: skip
 
     fips_doc = {
         "requestBody": {

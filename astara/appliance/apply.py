@@ -77,6 +77,8 @@ class Plan:
     # (step, nft process, what to do once it succeeded): transactions still running
     pending: list[tuple[str, Any, Callable[[], None]]] = field(default_factory=list)
     defer: bool = False  # may a step leave its nft transaction running (apply waits for it)?
+    addresses_read: bool = False  # do ``links`` hold their addresses already?
+    nic_list: frozenset[tuple[int, str]] | None = None  # every interface, when known
 
 
 class Appliance:
@@ -117,6 +119,12 @@ class Appliance:
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
         self._link_watch: links.LinkWatch | None = None  # link events since the last apply
         self._compared = 0.0  # when the last PUT's sections were compared (timings)
+        self._retired: list[Any] = []  # what the last apply replaced, freed by release()
+        # the NICs with their addresses and every interface, read after the last answer, and
+        # the watch of link and address events opened before reading them (see release())
+        self._box: tuple[links.LinkWatch, list[links.Link], frozenset[tuple[int, str]]] | None
+        self._box = None
+        self._fw_text: tuple[firewall.FirewallInputs, str] | None = None  # the ruleset last made
         saved = state.read_json("applied.json")
         self.current: Document | None = None
         if saved is not None:
@@ -127,9 +135,22 @@ class Appliance:
 
     # -- resolving networks to NICs ------------------------------------------------------------
     def resolve(self, conf: Configuration, *, strict: bool = True) -> Plan:
-        """Match each network to a NIC by MAC (or by ifname when the MAC is null)."""
-        nics = links.sync_names(self.state, addresses=False)  # the links step reads them
-        plan = Plan(conf, links={n.index: n for n in nics})
+        """Match each network to a NIC by MAC (or by ifname when the MAC is null).
+
+        The NICs are read from the box, or taken from what :meth:`release` read after the last
+        answer if no link or address event has come since (once: this apply changes the box).
+        """
+        known, listed = None, None
+        box, self._box = self._box, None
+        if box is not None:
+            watch, seen, listed = box
+            if not watch.changed():
+                known = [dataclasses.replace(n, addresses=list(n.addresses)) for n in seen]
+            watch.close()
+        nics = links.sync_names(self.state, addresses=False, known=known)  # the links step
+        plan = Plan(conf, links={n.index: n for n in nics})  # reads addresses, unless known
+        if known is not None and nics is known:
+            plan.addresses_read, plan.nic_list = True, listed
         errors = []
         by_mac = {n.mac.lower(): n for n in nics}
         by_name = {n.ifname: n for n in nics}
@@ -169,7 +190,8 @@ class Appliance:
         return mgmt["ifname"], [ipaddress.ip_interface(mgmt["address"])]
 
     def step_links(self, plan: Plan) -> bool:
-        links.fill_addresses(plan.links.values())  # now: the firewall's nft runs meanwhile
+        if not plan.addresses_read:  # now: the firewall's nft runs meanwhile
+            links.fill_addresses(plan.links.values())
         netops.enable_forwarding()
         mgmt_if, keep = self._mgmt()
         ext = plan.conf.external
@@ -220,7 +242,10 @@ class Appliance:
         if live is not None and dataclasses.replace(live, fips=inputs.fips) == inputs:
             proc = netops.nft_start(firewall.fip_delta(live.fips, inputs.fips))
         else:
-            proc = netops.nft_start(firewall.render(inputs))
+            made = self._fw_text
+            if made is None or made[0] != inputs:  # the same inputs make the same ruleset
+                made = self._fw_text = (inputs, firewall.render(inputs))
+            proc = netops.nft_start(made[1])
 
         def applied() -> None:
             self._fw_live = inputs
@@ -391,69 +416,91 @@ class Appliance:
         """
         with self.lock:
             started = time.monotonic()
-            prev_data = self._applied_data
+            self._retired.clear()  # release() was not called after the last apply: now
+            prev_data, prev_raw = self._applied_data, self._applied_raw
+            # freed by release() once the answer is sent (~100,000 objects: milliseconds)
+            retired = [self.current, prev_data, prev_raw, self._plan, self._nets_seen,
+                       self._done_inputs, self._fips_made, self._last_pairs,
+                       self._fw_text]  # fmt: skip
             self._applied_data = self._plan = None
             self._remember_raw(None)
-            plan = self.resolve(doc.configuration)
-            plan.defer = True
-            plan.memo["json"] = data  # what step inputs compare, when they can, as JSON
-            self._nics_seen = _nic_list()
-            old_doc = self.current or Document()
-            changed: list[str] = []
-            done: list[tuple[str, Callable[[Plan], bool]]] = []
-            self.timings = {"resolve": time.monotonic() - started}
-            for name, step in self.steps():
-                # each step's inputs just before it: the firewall's nft starts at once
-                if self.step_inputs(plan, name)[name] == self._done_inputs.get(name):
-                    continue  # converged with these very inputs by the last apply
-                done.append((name, step))
-                step_start = time.monotonic()
-                try:
-                    if step(plan):
-                        changed.append(name)
-                    self.timings[name] = time.monotonic() - step_start
-                except Exception as exc:
-                    LOG.error("step %s failed (%s): rolling back", name, exc)
-                    self._finish(plan, quiet=True)
-                    self._rollback(old_doc, done)
-                    raise ApplyError(name, str(exc)) from exc
+            try:
+                return self._apply(doc, raw, data, started, prev_data, prev_raw)
+            finally:
+                self._retired.append(retired)
+
+    def _apply(
+        self,
+        doc: Document,
+        raw: bytes | None,
+        data: Any,
+        started: float,
+        prev_data: Any,
+        prev_raw: bytes | None,
+    ) -> list[str]:
+        """The body of :meth:`apply`, under its lock."""
+        plan = self.resolve(doc.configuration)
+        plan.defer = True
+        plan.memo["json"] = data  # what step inputs compare, when they can, as JSON
+        self._nics_seen = plan.nic_list if plan.nic_list is not None else _nic_list()
+        old_doc = self.current or Document()
+        changed: list[str] = []
+        done: list[tuple[str, Callable[[Plan], bool]]] = []
+        self.timings = {"resolve": time.monotonic() - started}
+        for name, step in self.steps():
+            # each step's inputs just before it: the firewall's nft starts at once
+            if self.step_inputs(plan, name)[name] == self._done_inputs.get(name):
+                continue  # converged with these very inputs by the last apply
+            done.append((name, step))
             step_start = time.monotonic()
             try:
-                self._finish(plan)
-                self.timings["wait"] = time.monotonic() - step_start
-            except _PendingError as exc:
-                LOG.error("step %s failed (%s): rolling back", exc.step, exc.__cause__)
+                if step(plan):
+                    changed.append(name)
+                self.timings[name] = time.monotonic() - step_start
+            except Exception as exc:
+                LOG.error("step %s failed (%s): rolling back", name, exc)
+                self._finish(plan, quiet=True)
                 self._rollback(old_doc, done)
-                raise ApplyError(exc.step, str(exc.__cause__)) from exc.__cause__
-            step_start = time.monotonic()
-            last = self._last_pairs
-            old_fips = (last[1] if last is not None and last[0] is old_doc.configuration
-                        else _fip_pairs(old_doc.configuration))  # fmt: skip
-            self._after(old_doc.configuration, plan, (old_fips, self._fip_pairs(plan)))
-            self._last_pairs = (doc.configuration, self._fip_pairs(plan))
-            self.timings["after"] = time.monotonic() - step_start
-            step_start = time.monotonic()
-            self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
-            if data is not None and prev_data is not None:  # as JSON, in C
-                differs = data != prev_data
-            else:
-                differs = doc != self.current  # as models: ~24 ms for 5,000 hosts
-            if changed or differs:  # the request's own bytes, when it has them
-                text = raw if raw is not None else document_json(doc)
-                write_atomic(self.state.path / "applied.json", text)
-            self.timings["save"] = time.monotonic() - step_start
-            changed.sort(key=STEP_ORDER.index)
-            self._set_current(doc)
-            self._plan, self._applied_data = plan, data
-            self._remember_raw(raw if data is not None else None)
-            self._watch_links()
-            LOG.info(
-                "configuration applied in %.3fs, changed: %s (%s)",
-                time.monotonic() - started,
-                ", ".join(changed) or "nothing",
-                " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items()),
-            )
-            return changed
+                raise ApplyError(name, str(exc)) from exc
+        step_start = time.monotonic()
+        try:
+            self._finish(plan)
+            self.timings["wait"] = time.monotonic() - step_start
+        except _PendingError as exc:
+            LOG.error("step %s failed (%s): rolling back", exc.step, exc.__cause__)
+            self._rollback(old_doc, done)
+            raise ApplyError(exc.step, str(exc.__cause__)) from exc.__cause__
+        step_start = time.monotonic()
+        last = self._last_pairs
+        old_fips = (last[1] if last is not None and last[0] is old_doc.configuration
+                    else _fip_pairs(old_doc.configuration))  # fmt: skip
+        self._after(old_doc.configuration, plan, (old_fips, self._fip_pairs(plan)))
+        self._last_pairs = (doc.configuration, self._fip_pairs(plan))
+        self.timings["after"] = time.monotonic() - step_start
+        step_start = time.monotonic()
+        self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
+        if raw is not None and raw == prev_raw:  # the same bytes: the same document
+            differs = False
+        elif data is not None and prev_data is not None:  # as JSON, in C
+            differs = data != prev_data
+        else:
+            differs = doc != self.current  # as models: ~24 ms for 5,000 hosts
+        if changed or differs:  # the request's own bytes, when it has them
+            text = raw if raw is not None else document_json(doc)
+            write_atomic(self.state.path / "applied.json", text)
+        self.timings["save"] = time.monotonic() - step_start
+        changed.sort(key=STEP_ORDER.index)
+        self._set_current(doc)
+        self._plan, self._applied_data = plan, data
+        self._remember_raw(raw if data is not None else None)
+        self._watch_links()
+        LOG.info(
+            "configuration applied in %.3fs, changed: %s (%s)",
+            time.monotonic() - started,
+            ", ".join(changed) or "nothing",
+            " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.timings.items()),
+        )
+        return changed
 
     def _finish(self, plan: Plan, quiet: bool = False) -> None:
         """Wait for the nft transactions steps left running; raise _PendingError for a failed one
@@ -667,6 +714,37 @@ class Appliance:
         )
         return changed
 
+    def release(self) -> None:
+        """What the API runs once the answer of a PUT is sent (off the PUT's critical path).
+
+        Frees what the last apply replaced (the previous document, its JSON and what was
+        derived from them), and reads the NICs with their addresses under a watch of link and
+        address events opened first: the next full apply takes them from here instead of
+        reading them again, if no event has come meanwhile (any event, ours included, and it
+        reads them as before).
+        """
+        with self.lock:
+            if not self._retired:  # no full apply since the last call (a floating-IP change)
+                return
+            self._retired.clear()
+            if self.state.management is None:  # an unclaimed box: nothing is read from it
+                return
+            if self._box is not None:
+                if not self._box[0].changed():
+                    return
+                self._box[0].close()
+                self._box = None
+            try:
+                watch = links.LinkWatch(links.LINK_AND_ADDRESS_EVENTS)
+            except OSError as exc:
+                LOG.warning("cannot watch link and address events: %s", exc)
+                return
+            try:
+                self._box = (watch, links.snapshot(), _nic_list())
+            except Exception as exc:  # the next apply reads the box itself
+                LOG.warning("could not read the NICs after the answer: %s", exc)
+                watch.close()
+
     @property
     def etag(self) -> str:
         """The ETag of the document the box runs (changes with every other document)."""
@@ -728,6 +806,9 @@ class Appliance:
             LOG.error("could not restore the saved configuration: %s", exc)
 
     def shutdown(self) -> None:
+        if self._box is not None:
+            self._box[0].close()
+            self._box = None
         for daemon in (self.dnsmasq.daemon, self.bird.daemon, self.proxy):
             daemon.stop()
 

@@ -245,10 +245,17 @@ class UnclaimedBox(RuntimeError):
 
 
 def sync_names(
-    state: StateDir, first_mac: str | None = None, *, addresses: bool = True
+    state: StateDir,
+    first_mac: str | None = None,
+    *,
+    addresses: bool = True,
+    known: list[Link] | None = None,
 ) -> list[Link]:
     """Rename every NIC to its stable geN name; return the NICs as they are then (without
     their addresses if not ``addresses``: :func:`fill_addresses` adds them).
+
+    ``known``: the NICs as the caller knows the kernel has them now (a snapshot nothing has
+    changed since, see :class:`LinkWatch`), returned as they are if no NIC needs a new name.
 
     Only on a box claimed by ``astara-configure-management`` (which passes ``first_mac`` and
     records the management NIC): run by mistake in another place — a host's root namespace —
@@ -260,7 +267,7 @@ def sync_names(
             "in the appliance's own namespace or VM first; refusing to rename or reconfigure NICs"
         )
     take = snapshot if addresses else snapshot_links
-    links = take()
+    links = known if known is not None else take()
     nics = [Nic(link.index, link.mac, link.ifname) for link in links]
     names, renames = plan_names(nics, state.names, first_mac)
     if names != state.names:
@@ -403,16 +410,22 @@ def change_addresses(
         raise LinkError("; ".join(errors))
 
 
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR = 0x1, 0x10, 0x100
+LINK_AND_ADDRESS_EVENTS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+
+
 class LinkWatch:
     """Has any link of this namespace changed since this was made? (Cheaper than a dump.)
 
-    A netlink socket subscribed to link events (RTMGRP_LINK): a NIC added, removed, renamed
-    or otherwise changed queues a message. Anything queued, or an overflow, counts as a change.
+    A netlink socket subscribed to link events (RTMGRP_LINK; ``groups``: other multicast
+    groups, e.g. :data:`LINK_AND_ADDRESS_EVENTS`): a NIC added, removed, renamed or otherwise
+    changed (an address added or removed) queues a message. Anything queued, or an overflow,
+    counts as a change.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, groups: int = RTMGRP_LINK) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        self.sock.bind((0, 1))  # RTMGRP_LINK
+        self.sock.bind((0, groups))
         self.sock.setblocking(False)
 
     def changed(self) -> bool:

@@ -349,6 +349,27 @@ def test_06_same_document_twice_changes_nothing_and_hosts_reload(lab: Lab) -> No
     assert "10.10.10.5" in (lab.state_dir / "run" / "dnsmasq.leases").read_text()
 
 
+def test_06b_nics_read_after_an_answer_are_read_again_once_the_box_changed(lab: Lab) -> None:
+    """After each full apply's answer the API reads the NICs for the next apply, under a watch
+    of link and address events: an address removed behind its back is put back all the same."""
+
+    def int_addresses() -> str:
+        return lab.sh(lab.app, ["ip", "-4", "-o", "addr", "show", "dev", "ge2", "scope", "global"])
+
+    doc = base_document()
+    lab.put(doc)
+    described = copy.deepcopy(doc)
+    described["configuration"]["networks"][2]["interface"]["description"] = "renamed"
+    lab.put(described)  # a full apply: its answer is followed by the read under a watch
+    assert "10.10.10.1/24" in int_addresses()
+    lab.sh(lab.app, ["ip", "addr", "del", "10.10.10.1/24", "dev", "ge2"])
+    assert "10.10.10.1/24" not in int_addresses()
+    body = lab.put(doc)  # the links step runs (the description), with the NICs read again
+    assert "links" in body["changed"]
+    assert "10.10.10.1/24" in int_addresses()
+    wait_for(lambda: lab.ping(lab.vm1, INTERNET), 10, "vm1 pinging the internet again")
+
+
 def test_07_hot_added_nic_gets_next_name_across_restarts(lab: Lab) -> None:
     def names() -> dict[str, str]:
         code, body = lab.api("GET", "/v1/system/interfaces")
