@@ -10,11 +10,12 @@ appliance is booted, found, hot-plugged and deleted through the real Nova API.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from openstack.exceptions import HttpException
@@ -90,18 +91,30 @@ class NovaE2EKit(E2EKit):
 
         self.wait(gone, timeout, f"router {router_id}'s server and ASTARA ports gone")
 
-    def delete_network(self, network: Any, attempts: int = 5) -> None:
-        """Delete a test network, again after a pause if neutron-server answers 500 (on SQLite
-        it does now and then on a busy machine, and nothing is changed then).
+    def resend_500(self, call: Callable[[], object], attempts: int = 5) -> None:
+        """``call()`` (a Neutron change), again after a pause if neutron-server answered 500: on
+        SQLite it does now and then on a busy machine ("database is locked"). A 404 after a
+        500 means the first attempt did it after all.
         """
         for attempt in range(attempts):
             try:
-                self.api.net.delete_network(network, ignore_missing=True)
+                call()
                 return
             except HttpException as exc:
+                if attempt and exc.status_code == 404:
+                    return
                 if exc.status_code != 500 or attempt == attempts - 1:
                     raise
                 time.sleep(1)
+
+    def delete_network(self, network: Any) -> None:
+        self.resend_500(lambda: self.api.net.delete_network(network, ignore_missing=False))
+
+    def delete_router(self, router: Any, subnets: Iterable[Any]) -> None:
+        """Remove the router's interfaces, then the router, through the Neutron API."""
+        for subnet in subnets:
+            self.resend_500(functools.partial(self.api.remove_interface, router, subnet))
+        self.resend_500(lambda: self.api.net.delete_router(router, ignore_missing=False))
 
     def set_compute(self, enabled: bool) -> None:
         """Enable or disable the compute service: disabled, the scheduler finds no valid host."""

@@ -179,12 +179,9 @@ def test_router_delete_deletes_server_and_vm(kit: NovaE2EKit, main_router: MainR
     instance = kit.instance(router.id)
     assert instance is not None
     taps = [port_ifname(p.port_id) for p in instance.ports]
-    api = kit.api
     for name in ("n1", "m1"):
         kit.cloud.vm_delete(name)
-    for subnet in main_router.subnets:
-        api.remove_interface(router, subnet)
-    api.net.delete_router(router)
+    kit.delete_router(router, main_router.subnets)
     kit.wait(lambda: not kit.servers(router.id), 90, "the router's Nova server deleted")
     kit.wait(lambda: not netns.netns_exists(ns), 30, f"namespace {ns} removed by the hypervisor")
     fabric = kit.cloud.fabric
@@ -241,8 +238,7 @@ def test_no_valid_host_until_error_then_clear_error_boots(
     kit.wait(configured, 150, "the router configured after ClearError")
     server = kit.server(router.id)
     assert server is not None and server["status"] == "ACTIVE"
-    api.remove_interface(router, subnet)
-    api.net.delete_router(router)
+    kit.delete_router(router, [subnet])
     kit.wait_router_gone(router.id)
     kit.delete_network(net)
 
@@ -275,7 +271,6 @@ def test_appliance_never_answers_until_error(kit: NovaE2EKit, record_property: A
             assert log.count("appliance API silent") >= REBOOT_ERROR_THRESHOLD - 1, log[-3000:]
     finally:
         kit.set_boot_timeout(BOOT_TIMEOUT)
-    api.remove_interface(router, subnet)
-    api.net.delete_router(router)
+    kit.delete_router(router, [subnet])
     kit.wait_router_gone(router.id)
     kit.delete_network(net)
