@@ -416,7 +416,6 @@ class Appliance:
         """
         with self.lock:
             started = time.monotonic()
-            self._retired.clear()  # release() was not called after the last apply: now
             prev_data, prev_raw = self._applied_data, self._applied_raw
             # freed by release() once the answer is sent (~100,000 objects: milliseconds)
             retired = [self.current, prev_data, prev_raw, self._plan, self._nets_seen,
@@ -424,10 +423,11 @@ class Appliance:
                        self._fw_text]  # fmt: skip
             self._applied_data = self._plan = None
             self._remember_raw(None)
-            try:
-                return self._apply(doc, raw, data, started, prev_data, prev_raw)
+            older, self._retired = self._retired, [retired]  # freed while nft works, if
+            try:  # release() was not called after the last apply (PUTs back to back)
+                return self._apply(doc, raw, data, started, prev_data, prev_raw, older)
             finally:
-                self._retired.append(retired)
+                older.clear()
 
     def _apply(
         self,
@@ -437,8 +437,9 @@ class Appliance:
         started: float,
         prev_data: Any,
         prev_raw: bytes | None,
+        older: list[Any],
     ) -> list[str]:
-        """The body of :meth:`apply`, under its lock."""
+        """The body of :meth:`apply`, under its lock (``older``: to free while nft works)."""
         plan = self.resolve(doc.configuration)
         plan.defer = True
         plan.memo["json"] = data  # what step inputs compare, when they can, as JSON
@@ -463,6 +464,7 @@ class Appliance:
                 self._rollback(old_doc, done)
                 raise ApplyError(name, str(exc)) from exc
         step_start = time.monotonic()
+        older.clear()  # the documents before the last one: nothing needs them
         try:
             self._finish(plan)
             self.timings["wait"] = time.monotonic() - step_start
