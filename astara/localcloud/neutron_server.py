@@ -86,6 +86,21 @@ flat_networks = *
 vni_ranges = 1:1000
 """
 
+# neutron-server as /usr/bin/neutron-server runs it, but with a real connection pool on
+# SQLite: SQLAlchemy 1.4 (Debian 12) gives file databases a NullPool, which oslo.db keeps, so
+# max_pool_size would be ignored and every session would open a connection of its own -- the
+# "database is locked" errors seen under load. With QueuePool(1, overflow 0) the green
+# threads queue for the one connection in the pool (an eventlet-aware wait) instead.
+_LAUNCH = """
+import sys
+from sqlalchemy import pool
+from sqlalchemy.dialects.sqlite import pysqlite
+pysqlite.SQLiteDialect_pysqlite.get_pool_class = classmethod(lambda cls, url: pool.QueuePool)
+from neutron.cmd.eventlet.server import main
+sys.argv[0] = "neutron-server"
+sys.exit(main())
+"""
+
 _BUILD_SCHEMA = """
 import sys
 import sqlalchemy
@@ -139,7 +154,8 @@ class NeutronServer:
                 transport_url=self.transport_url,
                 service_plugins=self.service_plugins,
                 state_dir=self.state_dir,
-                db_connection=f"sqlite:///{self.db_path}",
+                # One connection shared by green threads of one OS thread: no same-thread check.
+                db_connection=f"sqlite:///{self.db_path}?check_same_thread=false",
             )
         )
         self.ml2_path.write_text(ML2_CONF)
@@ -184,7 +200,7 @@ class NeutronServer:
         self.prepare_database()
         self.tracker.start(
             self.name,
-            ["neutron-server", *self._config_args()],
+            [SYSTEM_PYTHON, "-c", _LAUNCH, *self._config_args()],
             log_path=self.state_dir / "neutron-server.stdout",
         )
         self.wait_ready(timeout)
