@@ -218,8 +218,9 @@ def inside(args: argparse.Namespace) -> None:
         print("    of which (median per step): "
               + ", ".join(f"{k} {statistics.median(v) * 1000:.1f}" for k, v in full_steps.items())
               + " ms")  # fmt: skip
-        print(f"    CPU: this process {ms(statistics.median(full_cpu))}, the processes it ran "
-              f"(nft) {ms(statistics.median(nft_cpu))}")  # fmt: skip
+        print(f"    CPU: this process {ms(statistics.median(full_cpu))} (with the libnftables "
+              f"transaction), the processes it ran {ms(statistics.median(nft_cpu))} (nft, "
+              "if libnftables could not be loaded)")  # fmt: skip
         print(f"    after the answer (release): {ms(statistics.median(release_runs))}, CPU "
               f"{ms(statistics.median(release_cpu))}  (not in the above)")  # fmt: skip
         print(f"  full apply, back to back        {ms(statistics.median(back_to_back))}  (no "

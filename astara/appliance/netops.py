@@ -64,21 +64,70 @@ _LIBNFT: list[_LibNftables | None] = []
 def nft_apply_small(text: str) -> None:
     """Run ``text`` (a few element operations) as one nft transaction, in this process when
     libnftables can be loaded, else by ``nft -f``: all of it or none of it."""
-    if not _LIBNFT:
-        try:
-            _LIBNFT.append(_LibNftables())
-        except (OSError, AttributeError) as exc:
-            LOG.warning("libnftables not usable (%s): running nft", exc)
-            _LIBNFT.append(None)
-    lib = _LIBNFT[0]
+    lib = _libnft()
     if lib is None:
         nft_apply(text)
     else:
         lib.run(text)
 
 
-def nft_start(text: str) -> subprocess.Popen[str]:
+def _libnft() -> _LibNftables | None:
+    """The process's libnftables context (None if the library cannot be loaded)."""
+    if not _LIBNFT:
+        try:
+            _LIBNFT.append(_LibNftables())
+        except (OSError, AttributeError) as exc:
+            LOG.warning("libnftables not usable (%s): running nft", exc)
+            _LIBNFT.append(None)
+    return _LIBNFT[0]
+
+
+class NftRun:
+    """One nft transaction started by :func:`nft_start`: in libnftables on a thread of this
+    process (ctypes lets go of the GIL for the call, so Python runs meanwhile; no ``nft`` to
+    fork, exec and start), or in an ``nft -f`` process when the library cannot be loaded."""
+
+    def __init__(self, text: str) -> None:
+        self.error: NftError | None = None
+        self.proc: subprocess.Popen[str] | None = None
+        self.thread: threading.Thread | None = None
+        lib = _libnft()
+        if lib is None:
+            self.proc = _nft_spawn(text)
+            return
+        self.thread = threading.Thread(target=self._run, args=(lib, text), name="nft",
+                                       daemon=True)  # fmt: skip
+        self.thread.start()
+
+    def _run(self, lib: _LibNftables, text: str) -> None:
+        try:
+            lib.run(text)
+        except NftError as exc:
+            self.error = exc
+
+    def wait(self) -> None:
+        if self.proc is not None:
+            _nft_wait_process(self.proc)
+            return
+        assert self.thread is not None
+        self.thread.join(timeout=30)
+        if self.thread.is_alive():
+            raise NftError("nft transaction timed out")
+        if self.error is not None:
+            raise self.error
+
+
+def nft_start(text: str) -> NftRun:
     """Start ``text`` as one nft transaction; :func:`nft_wait` for its outcome."""
+    return NftRun(text)
+
+
+def nft_wait(run: NftRun) -> None:
+    """Wait for a transaction from :func:`nft_start`; raise NftError if nft refused it."""
+    run.wait()
+
+
+def _nft_spawn(text: str) -> subprocess.Popen[str]:
     pipe = subprocess.PIPE
     proc = subprocess.Popen(
         ["nft", "-f", "-"], stdin=pipe, stdout=subprocess.DEVNULL, stderr=pipe, text=True
@@ -93,8 +142,7 @@ def nft_start(text: str) -> subprocess.Popen[str]:
     return proc
 
 
-def nft_wait(proc: subprocess.Popen[str]) -> None:
-    """Wait for a transaction from :func:`nft_start`; raise NftError if nft refused it."""
+def _nft_wait_process(proc: subprocess.Popen[str]) -> None:
     try:
         _, err = proc.communicate(timeout=30)  # select() on stderr: no polling with sleeps
     except subprocess.TimeoutExpired:
