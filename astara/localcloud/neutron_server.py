@@ -70,6 +70,17 @@ lock_path = {state_dir}/lock
 
 [agent]
 root_helper = true
+
+[quotas]
+# A local cloud for one operator: no per-project limits (the default 10 routers per project
+# stops the 50-routers benchmark and a demo that grows).
+quota_network = -1
+quota_subnet = -1
+quota_port = -1
+quota_router = -1
+quota_floatingip = -1
+quota_security_group = -1
+quota_security_group_rule = -1
 """
 
 ML2_CONF = """\
