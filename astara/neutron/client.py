@@ -135,10 +135,6 @@ class NeutronClient:
             ports = self.net.ports(network_id=network_id, device_owner=owners)
             return {p.device_id for p in ports if p.device_id}
 
-    def network_ports(self, network_id: str) -> list[Port]:
-        with _translated(f"GET ports on network {network_id}"):
-            return [Port.from_sdk(p) for p in self.net.ports(network_id=network_id)]
-
     # Bulk reads: one request for any number of networks (Neutron ORs repeated filters), so
     # the work for a router does not grow in round trips with its interface count.
     def ports_on_networks(self, network_ids: list[str]) -> list[Port]:
@@ -159,17 +155,6 @@ class NeutronClient:
         with _translated(f"GET subnets of {len(network_ids)} networks"):
             return [Subnet.from_sdk(s) for s in self.net.subnets(network_id=network_ids)]
 
-    def get_network(self, network_id: str) -> Network | None:
-        with _translated(f"GET network {network_id}"):
-            try:
-                return Network.from_sdk(self.net.get_network(network_id))
-            except sdk_exceptions.NotFoundException:
-                return None
-
-    def network_subnets(self, network_id: str) -> list[Subnet]:
-        with _translated(f"GET subnets of network {network_id}"):
-            return [Subnet.from_sdk(s) for s in self.net.subnets(network_id=network_id)]
-
     def router_floating_ips(self, router_id: str) -> list[FloatingIP]:
         with _translated(f"GET floating IPs of router {router_id}"):
             return [FloatingIP.from_sdk(f) for f in self.net.ips(router_id=router_id)]
@@ -182,12 +167,9 @@ class NeutronClient:
         return self._extensions
 
     # -- ports ---------------------------------------------------------------------------------
-    def ports_named(self, name: str, network_id: str | None = None) -> list[Port]:
-        query: dict[str, Any] = {"name": name}
-        if network_id:
-            query["network_id"] = network_id
+    def ports_named(self, name: str) -> list[Port]:
         with _translated(f"GET ports named {name}"):
-            return [Port.from_sdk(p) for p in self.net.ports(**query)]
+            return [Port.from_sdk(p) for p in self.net.ports(name=name)]
 
     def create_port(self, name: str, network_id: str, *, with_ips: bool) -> Port:
         """A port for an appliance: port security off when Neutron allows, IPs only if asked."""

@@ -119,7 +119,9 @@ class AppliancePorts:
         if any(subnet_id not in self._subnets for subnet_id, _ip in port.fixed_ips):
             # Only the management port has addresses: its subnets are read once, and again
             # only when the port shows a subnet not seen before.
-            self._subnets.update((s.id, s) for s in self._client.network_subnets(port.network_id))
+            self._subnets.update(
+                (s.id, s) for s in self._client.subnets_of_networks([port.network_id])
+            )
         subnets = self._subnets
         result = []
         for subnet_id, ip in port.fixed_ips:
