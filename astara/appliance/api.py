@@ -28,6 +28,14 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
+def _not_json(request: Request) -> JSONResponse | None:
+    """The 415 for a body that is not declared application/json, else None."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in JSON_TYPES:
+        return None
+    return _error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
+
+
 def _groups(appliance: Appliance) -> dict[str, list[str]]:
     if appliance.current is None:
         return {}
@@ -123,9 +131,8 @@ def create_app(appliance: Appliance) -> FastAPI:
     )
     @app.put("/v1/system/config", include_in_schema=False)
     async def put_config(request: Request) -> Any:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype not in JSON_TYPES:
-            return _error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
+        if (refused := _not_json(request)) is not None:
+            return refused
         raw = await request.body()
 
         def put() -> tuple[Document, list[str], str] | Exception:
@@ -189,9 +196,8 @@ def create_app(appliance: Appliance) -> FastAPI:
     )
     @app.put("/v1/system/config/floating_ips", include_in_schema=False)
     async def put_floating_ips(request: Request) -> Any:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype not in JSON_TYPES:
-            return _error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
+        if (refused := _not_json(request)) is not None:
+            return refused
         try:
             data = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as exc:
