@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import openstack
 import pytest
 from openstack.connection import Connection
 from openstack.exceptions import HttpException
@@ -30,17 +29,13 @@ from astara.core.interfaces import Instance, PortRole, PortSpec
 from astara.localcloud import rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
 from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.nova import NovaCloud, nova_installed
+from astara.localcloud.nova import NEUTRON_NOAUTH_PROJECT, NovaCloud, connect, nova_installed
 from astara.localcloud.processes import ProcessTracker
 from astara.orchestrator.config import register_opts
 from astara.providers import load_provider, nova_config
 from astara.providers.nova import NovaProvider
-from astara.providers.nova_config import trusted_headers
 from tests.conftest import RUN_DIR
 
-# Neutron's noauth mode puts every port it creates without a project in this one; Nova only
-# boots with ports of the server's own project, so the provider boots as this project.
-NEUTRON_NOAUTH_PROJECT = "fake_project_id"
 T = TypeVar("T")
 
 
@@ -54,18 +49,6 @@ class NovaEnv:
     image_id: str
     flavor_id: str
     project_id: str = NEUTRON_NOAUTH_PROJECT
-
-
-def connect(cloud: NovaCloud, project_id: str) -> Connection:
-    conn = openstack.connect(
-        auth_type="none",
-        compute_endpoint_override=cloud.compute_endpoint,
-        image_endpoint_override=cloud.image_endpoint,
-        load_yaml_config=False,
-        load_envvars=False,
-    )
-    conn.session.additional_headers.update(trusted_headers(project_id))
-    return conn
 
 
 @pytest.fixture(scope="session")
