@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,10 +96,18 @@ class E2EKit:
         if self.state_dir.exists():
             self.cloud.down()
 
-    def start_orchestrator(self) -> TrackedProcess:
+    def start_orchestrator(
+        self,
+        *,
+        extra_ports: Sequence[int] = (),
+        edit: Callable[[str], str] | None = None,
+        settings: str = "",
+    ) -> TrackedProcess:
+        """The kit's orchestrator with the tests' shorter periods. A variant kit adds relay
+        ports, its own edit of the config and more ``[DEFAULT]`` ``settings`` lines."""
         assert self.nets is not None
         orch = self.cloud.orchestrator
-        orch.start_relay(self.cloud.neutron.port)
+        orch.start_relay(self.cloud.neutron.port, extra_ports=extra_ports)
         ini = orch.write_config(
             self.nets,
             transport_url=rabbit.transport_url(self.vhost),
@@ -109,11 +117,12 @@ class E2EKit:
             fabric_ns=self.cloud.fabric.namespace,
             registry=self.cloud.registry.path,
         )
-        text = ini.read_text()
+        text = edit(ini.read_text()) if edit else ini.read_text()
         assert "health_check_period = 10\n" in text, "the kit's config changed: update this"
         text = text.replace(
             "health_check_period = 10\n",
-            f"health_check_period = {HEALTH_CHECK_PERIOD}\nresync_period = {RESYNC_PERIOD}\n",
+            f"health_check_period = {HEALTH_CHECK_PERIOD}\nresync_period = {RESYNC_PERIOD}\n"
+            + settings,
         )
         ini.write_text(text)
         return orch.run(ini)
@@ -176,6 +185,15 @@ class E2EKit:
                     f"{what} not within {timeout:.0f}s; orchestrator log:\n{self.log_tail()}"
                 )
             time.sleep(0.2)
+
+    def wait_error(self, router_id: str, timeout: float, what: str) -> dict[str, Any]:
+        """``astara-ctl show`` of the router once its instance is in ERROR."""
+
+        def in_error() -> dict[str, Any] | None:
+            shown = self.show(router_id)
+            return shown if shown and shown["instance_status"] == "error" else None
+
+        return self.wait(in_error, timeout, what)
 
     def wait_active(self, router_id: str, timeout: float = 90) -> Instance:
         def check() -> Instance | None:

@@ -22,11 +22,10 @@ from openstack.exceptions import HttpException
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
-from astara.localcloud import rabbit
 from astara.localcloud.nova import HYPERVISOR
 from astara.localcloud.processes import ProcessTracker, TrackedProcess
 from astara.providers.netns import API_PROCESS
-from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit
+from tests.e2e.kit import E2EKit
 
 # Small, so the fault tests reach ERROR quickly; boot_timeout stays generous (a server goes
 # ACTIVE in 6-20 s on a busy machine, then the stand-in starts the appliance). The cool-down is
@@ -41,31 +40,15 @@ class NovaE2EKit(E2EKit):
         self.nets = self.cloud.up(orchestrator=False, nova=True)
         self.start_orchestrator()
 
-    def start_orchestrator(self) -> TrackedProcess:
+    def start_orchestrator(self, **_variant: Any) -> TrackedProcess:
         """The kit's orchestrator with the Nova provider, shorter periods and thresholds."""
-        assert self.nets is not None
-        orch = self.cloud.orchestrator
         nova = self.cloud.nova_orchestrator(self.cloud.nova.info())
-        orch.start_relay(self.cloud.neutron.port, extra_ports=nova["extra_ports"])
-        ini = orch.write_config(
-            self.nets,
-            transport_url=rabbit.transport_url(self.vhost),
-            neutron_port=self.cloud.neutron.port,
-            provider_dir=self.state_dir / "netns",
-            prefix=self.prefix,
-            fabric_ns=self.cloud.fabric.namespace,
-            registry=self.cloud.registry.path,
-        )
-        text = nova["edit_config"](ini.read_text())
-        assert "health_check_period = 10\n" in text, "the kit's config changed: update this"
-        text = text.replace(
-            "health_check_period = 10\n",
-            f"health_check_period = {HEALTH_CHECK_PERIOD}\nresync_period = {RESYNC_PERIOD}\n"
-            f"reboot_error_threshold = {REBOOT_ERROR_THRESHOLD}\n"
+        return super().start_orchestrator(
+            extra_ports=nova["extra_ports"],
+            edit=nova["edit_config"],
+            settings=f"reboot_error_threshold = {REBOOT_ERROR_THRESHOLD}\n"
             f"error_state_cooldown = {ERROR_STATE_COOLDOWN}\nboot_timeout = {BOOT_TIMEOUT}\n",
         )
-        ini.write_text(text)
-        return orch.run(ini)
 
     # -- Nova's view -------------------------------------------------------------------------
     def servers(self, router_id: str) -> list[dict[str, Any]]:

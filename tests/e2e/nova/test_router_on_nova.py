@@ -207,12 +207,7 @@ def test_no_valid_host_until_error_then_clear_error_boots(
         router = api.router("e2e-nova-router-fault", PROJECT)
         started = time.monotonic()
         api.add_interface(router, subnet)
-
-        def in_error() -> dict[str, Any] | None:
-            shown = kit.show(router.id)
-            return shown if shown and shown["instance_status"] == "error" else None
-
-        shown = kit.wait(in_error, 120, "the router in ERROR after failed boots")
+        shown = kit.wait_error(router.id, 120, "the router in ERROR after failed boots")
         record_property("nova_no_valid_host_to_error_s", round(time.monotonic() - started, 1))
         assert int(shown["boot_failures"]) >= REBOOT_ERROR_THRESHOLD, shown
         assert "No valid host" in kit.log_tail(200_000), "Nova's reason in the orchestrator log"
@@ -257,12 +252,7 @@ def test_appliance_never_answers_until_error(kit: NovaE2EKit, record_property: A
             router = api.router("e2e-nova-router-silent", PROJECT)
             started = time.monotonic()
             api.add_interface(router, subnet)
-
-            def in_error() -> dict[str, Any] | None:
-                shown = kit.show(router.id)
-                return shown if shown and shown["instance_status"] == "error" else None
-
-            shown = kit.wait(in_error, 150, "the router in ERROR after silent appliances")
+            shown = kit.wait_error(router.id, 150, "the router in ERROR after silent appliances")
             record_property(
                 "nova_silent_appliance_to_error_s", round(time.monotonic() - started, 1)
             )
