@@ -351,77 +351,72 @@ class Lab:
 
     def dhcp_lease(self, vm: str, short: str) -> dict[str, str]:
         """Run dhclient in ``vm`` until it is bound; return the options it received."""
-        d = self.workdir / short
-        d.mkdir(exist_ok=True)
-        out = d / "lease.env"
-        out.unlink(missing_ok=True)
-        script = d / "script.sh"
-        script.write_text(
-            "#!/bin/sh\n"
-            'case "$reason" in BOUND|RENEW|REBIND|REBOOT)\n'
-            '  ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"\n'
-            '  ip route replace default via "$new_routers" dev "$interface"\n'
-            f'  env | grep -E "^new_" > "{out}.tmp" && mv "{out}.tmp" "{out}";;\n'
-            "esac\n"
-        )
-        script.chmod(0o755)
-        conf = d / "dhclient.conf"
-        conf.write_text(
-            "option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;\n"
-            "request subnet-mask, routers, domain-name-servers, host-name,\n"
-            "        rfc3442-classless-static-routes;\n"
-        )
-        self.spawn(
-            f"dhclient-{short}",
+        return self._dhclient(
             vm,
-            [
-                "dhclient",
-                "-4",
-                "-d",
-                "-sf",
-                str(script),
-                "-cf",
-                str(conf),
-                "-lf",
-                str(d / "leases"),
-                "-pf",
-                str(d / "pid"),
-                "eth0",
-            ],
+            short,
+            "4",
+            reasons="BOUND|RENEW|REBIND|REBOOT",
+            on_bound='  ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"\n'
+            '  ip route replace default via "$new_routers" dev "$interface"\n',
+            request="option rfc3442-classless-static-routes code 121 = "
+            "array of unsigned integer 8;\n"
+            "request subnet-mask, routers, domain-name-servers, host-name,\n"
+            "        rfc3442-classless-static-routes;\n",
+            what="a DHCP lease",
         )
-        try:
-            wait_for(out.exists, 30, f"a DHCP lease in {short}")
-        finally:
-            self.stop(f"dhclient-{short}")
-        return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
 
     def dhcp6_lease(self, vm: str, short: str, stateless: bool = False) -> dict[str, str]:
         """Run ``dhclient -6`` in ``vm`` (``-S``: information only) until it is bound; return
         the options it received (the address is put on eth0 by our script)."""
+        return self._dhclient(
+            vm,
+            short,
+            "6",
+            reasons="BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6",
+            on_bound='  if [ -n "$new_ip6_address" ]; then\n'
+            '    ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad\n'
+            "  fi\n",
+            request="request dhcp6.name-servers;\n",
+            extra=["-S"] if stateless else [],
+            what="a DHCPv6 answer",
+        )
+
+    def _dhclient(
+        self,
+        vm: str,
+        short: str,
+        family: str,
+        *,
+        reasons: str,
+        on_bound: str,
+        request: str,
+        what: str,
+        extra: list[str] | None = None,
+    ) -> dict[str, str]:
+        """dhclient -<family> on eth0 with a script that runs ``on_bound`` for ``reasons`` and
+        writes the ``new_*`` options to a file; wait for it, stop dhclient, parse it."""
         d = self.workdir / short
         d.mkdir(exist_ok=True)
-        out = d / "lease6.env"
+        v6 = "6" if family == "6" else ""
+        out = d / f"lease{v6}.env"
         out.unlink(missing_ok=True)
-        script = d / "script6.sh"
+        script = d / f"script{v6}.sh"
         script.write_text(
             "#!/bin/sh\n"
-            'case "$reason" in BOUND6|RENEW6|REBIND6|REBOOT6|INFORM6)\n'
-            '  if [ -n "$new_ip6_address" ]; then\n'
-            '    ip -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$interface" nodad\n'
-            "  fi\n"
-            f'  env | grep -E "^new_" > "{out}.tmp" && mv "{out}.tmp" "{out}";;\n'
+            f'case "$reason" in {reasons})\n'
+            + on_bound
+            + f'  env | grep -E "^new_" > "{out}.tmp" && mv "{out}.tmp" "{out}";;\n'
             "esac\n"
         )
         script.chmod(0o755)
-        conf = d / "dhclient6.conf"
-        conf.write_text("request dhcp6.name-servers;\n")
-        argv = ["dhclient", "-6", "-d", "-sf", str(script), "-cf", str(conf),
-                "-lf", str(d / "leases6"), "-pf", str(d / "pid6")]  # fmt: skip
-        if stateless:
-            argv.append("-S")
-        self.spawn(f"dhclient6-{short}", vm, [*argv, "eth0"])
+        conf = d / f"dhclient{v6}.conf"
+        conf.write_text(request)
+        name = f"dhclient{v6}-{short}"
+        argv = ["dhclient", f"-{family}", "-d", "-sf", str(script), "-cf", str(conf),
+                "-lf", str(d / f"leases{v6}"), "-pf", str(d / f"pid{v6}")]  # fmt: skip
+        self.spawn(name, vm, [*argv, *(extra or []), "eth0"])
         try:
-            wait_for(out.exists, 30, f"a DHCPv6 answer in {short}")
+            wait_for(out.exists, 30, f"{what} in {short}")
         finally:
-            self.stop(f"dhclient6-{short}")
+            self.stop(name)
         return dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
