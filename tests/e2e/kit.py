@@ -202,6 +202,27 @@ class E2EKit:
 
         return self.wait(check, timeout, f"an ACTIVE appliance for router {router_id}")
 
+    def router_with_vm(
+        self, names: tuple[str, str], cidr: str, vm: str, project: str, active_timeout: float = 90
+    ) -> tuple[Any, Any, Any, float]:
+        """A network and a router (``names``), the router's interface on the network and its
+        public gateway, and VM stand-in ``vm`` there with its lease and traffic to the internet
+        stand-in: (router, network, subnet, seconds from the first API call to traffic)."""
+        api = self.api
+        assert self.nets is not None
+        public = api.net.get_network(self.nets.external_network_id)
+        started = time.monotonic()
+        net = api.network(names[0], project)
+        subnet = api.subnet(net, cidr, project)
+        router = api.router(names[1], project)
+        api.add_interface(router, subnet)
+        api.set_gateway(router, public)
+        self.cloud.vm_create(net.id, vm, wait=None)
+        self.wait_active(router.id, timeout=active_timeout)
+        self.cloud.vms.wait_for_lease(vm, timeout=90)
+        self.wait_ping(vm, timeout=60)
+        return router, net, subnet, time.monotonic() - started
+
     # -- traffic -----------------------------------------------------------------------------
     def ping(self, vm: str, address: str = INTERNET, wait: float = 1) -> bool:
         result = self.cloud.vms.exec(vm, ["ping", "-c", "1", "-W", str(wait), address])

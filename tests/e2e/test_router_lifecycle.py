@@ -46,20 +46,10 @@ class MainRouter:
 @pytest.fixture(scope="module")
 def main_router(kit: E2EKit) -> MainRouter:
     """Router + interface + gateway through the Neutron API, and a VM behind it."""
-    api = kit.api
-    assert kit.nets is not None
-    public = api.net.get_network(kit.nets.external_network_id)
-    started = time.monotonic()
-    net = api.network("e2e-net-a", PROJECT)
-    subnet = api.subnet(net, "10.51.0.0/24", PROJECT)
-    router = api.router("e2e-router", PROJECT)
-    api.add_interface(router, subnet)
-    api.set_gateway(router, public)
-    kit.cloud.vm_create(net.id, "a1", wait=None)
-    kit.wait_active(router.id)
-    kit.cloud.vms.wait_for_lease("a1", timeout=90)
-    kit.wait_ping("a1", timeout=60)
-    main = MainRouter(router, [net], time.monotonic() - started)
+    router, net, _subnet, seconds = kit.router_with_vm(
+        ("e2e-net-a", "e2e-router"), "10.51.0.0/24", "a1", PROJECT
+    )
+    main = MainRouter(router, [net], seconds)
     print(f"\nrouter create -> VM traffic through its appliance: {main.seconds_to_traffic:.1f}s")
     return main
 

@@ -66,20 +66,10 @@ class MainRouter:
 @pytest.fixture(scope="module")
 def main_router(kit: NovaE2EKit) -> MainRouter:
     """Router + interface + gateway through the Neutron API, and a VM behind it."""
-    api = kit.api
-    assert kit.nets is not None
-    public = api.net.get_network(kit.nets.external_network_id)
-    started = time.monotonic()
-    net = api.network("e2e-nova-net-a", PROJECT)
-    subnet = api.subnet(net, "10.61.0.0/24", PROJECT)
-    router = api.router("e2e-nova-router", PROJECT)
-    api.add_interface(router, subnet)
-    api.set_gateway(router, public)
-    kit.cloud.vm_create(net.id, "n1", wait=None)
-    kit.wait_active(router.id, timeout=150)
-    kit.cloud.vms.wait_for_lease("n1", timeout=90)
-    kit.wait_ping("n1", timeout=60)
-    main = MainRouter(router, [net], [subnet], time.monotonic() - started)
+    router, net, subnet, seconds = kit.router_with_vm(
+        ("e2e-nova-net-a", "e2e-nova-router"), "10.61.0.0/24", "n1", PROJECT, active_timeout=150
+    )
+    main = MainRouter(router, [net], [subnet], seconds)
     print(f"\nrouter create -> VM traffic (Nova appliance): {main.seconds_to_traffic:.1f}s")
     return main
 
