@@ -23,10 +23,12 @@ from typing import Any
 from astara.localcloud.processes import ProcessTracker
 from astara.localcloud.services import (
     CACHE_DIR,
+    SQLITE_LOCK_AT_BEGIN,
     SYSTEM_PYTHON,
     check_command,
     free_port,
     json_request,
+    python_service,
     tail_file,
 )
 
@@ -97,20 +99,20 @@ flat_networks = *
 vni_ranges = 1:1000
 """
 
-# neutron-server as /usr/bin/neutron-server runs it, but with a real connection pool on
-# SQLite: SQLAlchemy 1.4 (Debian 12) gives file databases a NullPool, which oslo.db keeps, so
-# max_pool_size would be ignored and every session would open a connection of its own -- the
-# "database is locked" errors seen under load. With QueuePool(1, overflow 0) the green
-# threads queue for the one connection in the pool (an eventlet-aware wait) instead.
-_LAUNCH = """
-import sys
+# neutron-server as /usr/bin/neutron-server runs it, but with a real connection pool on SQLite:
+# SQLAlchemy 1.4 (Debian 12) gives file databases a NullPool, which oslo.db keeps, so
+# max_pool_size would be ignored and every session would open a connection of its own. With
+# QueuePool(1, overflow 0) the green threads of a process queue for its one connection (an
+# eventlet-aware wait). Between its processes (the API, an RPC worker, a services worker),
+# transactions take the write lock at BEGIN (SQLITE_LOCK_AT_BEGIN).
+ONE_POOLED_CONNECTION = """
 from sqlalchemy import pool
 from sqlalchemy.dialects.sqlite import pysqlite
 pysqlite.SQLiteDialect_pysqlite.get_pool_class = classmethod(lambda cls, url: pool.QueuePool)
-from neutron.cmd.eventlet.server import main
-sys.argv[0] = "neutron-server"
-sys.exit(main())
 """
+LAUNCH = python_service(
+    "neutron-server", "neutron.cmd.eventlet.server", ONE_POOLED_CONNECTION + SQLITE_LOCK_AT_BEGIN
+)
 
 _BUILD_SCHEMA = """
 import sys
@@ -166,7 +168,9 @@ class NeutronServer:
                 service_plugins=self.service_plugins,
                 state_dir=self.state_dir,
                 # One connection shared by green threads of one OS thread: no same-thread check.
-                db_connection=f"sqlite:///{self.db_path}?check_same_thread=false",
+                # A process waits up to 60 s for another's write lock (the default 5 s fails
+                # requests on a busy machine).
+                db_connection=f"sqlite:///{self.db_path}?check_same_thread=false&timeout=60",
             )
         )
         self.ml2_path.write_text(ML2_CONF)
@@ -211,7 +215,7 @@ class NeutronServer:
         self.prepare_database()
         self.tracker.start(
             self.name,
-            [SYSTEM_PYTHON, "-c", _LAUNCH, *self._config_args()],
+            [*LAUNCH, *self._config_args()],
             log_path=self.state_dir / "neutron-server.stdout",
         )
         self.wait_ready(timeout)

@@ -40,10 +40,12 @@ from astara.localcloud.hypervisor import HypervisorStandIn
 from astara.localcloud.processes import ProcessTracker
 from astara.localcloud.services import (
     CACHE_DIR,
+    SQLITE_LOCK_AT_BEGIN,
     SYSTEM_PYTHON,
     check_command,
     free_port,
     json_request,
+    python_service,
     tail_file,
 )
 from astara.providers.nova_config import trusted_headers
@@ -54,7 +56,6 @@ TEMPLATE_FORMAT = "1"  # change to rebuild cached databases made the old way
 SERVICES = ("placement", "glance", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute")
 SERVICE_PROJECT = "astara-service"
 MICROVERSION = "2.90"  # Zed supports up to 2.93
-RUN_COMPUTE = "import sys; from nova.cmd.compute import main; sys.exit(main())"
 
 NOVA_CONF = """\
 [DEFAULT]
@@ -291,9 +292,8 @@ class NovaCloud:
 
     def db_url(self, db: str) -> str:
         """SQLite URL of database ``db``: several services write to one file, so lock waits
-        get a generous timeout (the 5 s default fails requests on a busy machine). The journal
-        stays in rollback mode: with WAL, oslo.db's deferred transactions that read then write
-        fail at once ("database is locked") whenever another process committed in between.
+        get a generous timeout (the 5 s default fails requests on a busy machine). They take
+        the lock when a transaction begins (``SQLITE_LOCK_AT_BEGIN``), so the wait applies.
         """
         return f"sqlite:///{self.state_dir}/{db}.sqlite?timeout=60"
 
@@ -386,10 +386,11 @@ class NovaCloud:
         )
         for service in ("nova-api", "nova-conductor", "nova-scheduler", "nova-compute"):
             # Debian's nova-compute package pulls libvirt; python3-nova has the service itself.
-            argv = [SYSTEM_PYTHON, "-c", RUN_COMPUTE] if service == "nova-compute" else [service]
+            # The Nova services share two SQLite files: transactions take the lock at BEGIN.
+            module = f"nova.cmd.{service.removeprefix('nova-')}"
             start(
                 self._process(service),
-                [*argv, *self._conf(service)],
+                [*python_service(service, module, SQLITE_LOCK_AT_BEGIN), *self._conf(service)],
                 log_path=log / f"{service}.stdout",
             )
         if self.fake_agent_transport_url:

@@ -19,6 +19,29 @@ CACHE_DIR = Path("/var/cache/astara")
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
+# Python run before an OpenStack service on SQLite: every oslo.db transaction begins IMMEDIATE.
+# oslo.db turns pysqlite's own BEGIN off and emits a plain (deferred) BEGIN itself; this makes it
+# take the write lock at once. The services are several processes on one database file, one
+# connection each: a deferred transaction that read and then writes fails at once with
+# "database is locked" (a 500) when another process committed in between (WAL), or when two
+# readers both want to write (rollback journal) -- SQLite's busy timeout never applies there.
+# With the lock taken at BEGIN, a process waits its turn, up to the URL's ``timeout``.
+SQLITE_LOCK_AT_BEGIN = """
+from sqlalchemy import event as _event
+from sqlalchemy.engine import Engine as _Engine
+@_event.listens_for(_Engine, "before_cursor_execute", retval=True)
+def _begin_immediate(conn, cursor, statement, parameters, context, executemany):
+    return ("BEGIN IMMEDIATE" if statement == "BEGIN" else statement), parameters
+"""
+
+
+def python_service(name: str, module: str, prelude: str = "") -> list[str]:
+    """argv running ``module``'s ``main()`` on the system Python as ``name`` (its argv[0], so
+    oslo.config names it as its own script would), after the ``prelude`` code."""
+    code = f"import sys\n{prelude}\nfrom {module} import main\nsys.argv[0] = {name!r}\n"
+    return [SYSTEM_PYTHON, "-c", code + "sys.exit(main())\n"]
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:

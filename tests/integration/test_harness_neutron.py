@@ -40,10 +40,9 @@ def test_the_launcher_gives_neutron_one_pooled_sqlite_connection(tmp_path):
     session); the kit's launcher patch makes it the QueuePool of one that neutron.conf asks for."""
     import subprocess
 
-    from astara.localcloud.neutron_server import _LAUNCH
+    from astara.localcloud.neutron_server import ONE_POOLED_CONNECTION as patch
     from astara.localcloud.services import SYSTEM_PYTHON
 
-    patch = _LAUNCH.split("from neutron")[0]  # the pool patch, without starting the server
     probe = (
         "from oslo_db.sqlalchemy import engines\n"
         f"e = engines.create_engine('sqlite:///{tmp_path}/db.sqlite?check_same_thread=false',"
@@ -56,3 +55,48 @@ def test_the_launcher_gives_neutron_one_pooled_sqlite_connection(tmp_path):
         out = subprocess.run([SYSTEM_PYTHON, "-c", code], capture_output=True, text=True,
                              timeout=60, check=False)  # fmt: skip
         assert out.stdout.strip().startswith(expected), out.stderr[-2000:]
+
+
+_COMMITTER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)
+db.execute("CREATE TABLE IF NOT EXISTS astara_test_probe (k INTEGER PRIMARY KEY, v INTEGER)")
+n = 0
+while True:
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("INSERT OR REPLACE INTO astara_test_probe VALUES (1, ?)", (n,))
+    db.execute("COMMIT")
+    n += 1
+    time.sleep(0.02)
+"""
+
+
+def test_writes_succeed_while_another_process_commits(neutron, neutron_api, process_tracker):
+    """neutron-server is several processes on one SQLite file (API, RPC worker, services
+    worker). Another process committing every 20 ms -- as the RPC worker does with agents'
+    heartbeats -- must not turn API writes into 500s ("database is locked"): the launcher's
+    BEGIN IMMEDIATE makes transactions wait for the write lock instead of failing on it."""
+    import sqlite3
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from astara.localcloud.services import SYSTEM_PYTHON
+
+    tenant = f"tenant-{uuid.uuid4().hex[:6]}"
+    name = f"committer-{uuid.uuid4().hex[:6]}"
+    process_tracker.start(name, [SYSTEM_PYTHON, "-c", _COMMITTER, str(neutron.db_path)])
+
+    def network_life(i: int) -> None:
+        for k in range(3):
+            net = neutron_api.network(f"locked-{i}-{k}", tenant)
+            neutron_api.subnet(net, f"10.{90 + i}.{k}.0/24", tenant)
+            neutron_api.router(f"locked-{i}-{k}", tenant)
+            neutron_api.net.delete_network(net)
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(network_life, range(4)))  # re-raises the first 500
+    finally:
+        process_tracker.stop(name)
+        with sqlite3.connect(neutron.db_path, timeout=60) as db:
+            db.execute("DROP TABLE IF EXISTS astara_test_probe")
