@@ -64,6 +64,16 @@ def _epoch(timestamp: str | None) -> float | None:
     return float(calendar.timegm(parsed))
 
 
+def _state(server: Any) -> str:
+    """A server's status, task and fault message, for logs and errors."""
+    fault = (getattr(server, "fault", None) or {}).get("message")
+    task = getattr(server, "task_state", None)
+    return ", ".join(
+        [f"status {server.status}"] + ([f"task {task}"] if task else [])
+        + ([f"fault {fault!r}"] if fault else [])
+    )  # fmt: skip
+
+
 class NovaProvider:
     """Appliances as Nova servers, found again by name and metadata."""
 
@@ -224,18 +234,31 @@ class NovaProvider:
 
     # -- stop --------------------------------------------------------------------------------
     def stop(self, resource: Resource) -> None:
-        """Delete every server of ``resource`` and wait until Nova has removed them."""
+        """Delete every server of ``resource`` and wait until Nova has removed them.
+
+        A delete that fails inside Nova (e.g. Neutron erred while Nova unbound the ports)
+        leaves the server in ERROR with no task running: it is deleted again, as an operator
+        would, until it is gone or ``delete_timeout`` passes.
+        """
         servers = self._servers(resource)
         for server in servers:
             self._delete(resource, server.id)
         deadline = self._clock() + self.settings.delete_timeout
         for server in servers:
-            while self._exists(resource, server.id):
+            while (left := self._remaining(resource, server.id)) is not None:
                 if self._clock() >= deadline:
                     raise ProviderError(
                         f"appliance {resource.id}: server {server.id} not deleted after "
-                        f"{self.settings.delete_timeout:.0f}s (timeout)"
+                        f"{self.settings.delete_timeout:.0f}s (timeout; {_state(left)})"
                     )
+                if left.status == "ERROR" and not getattr(left, "task_state", None):
+                    LOG.warning(
+                        "appliance %s: Nova failed to delete server %s (%s): deleting it again",
+                        resource.id,
+                        server.id,
+                        _state(left),
+                    )
+                    self._delete(resource, server.id)
                 self._sleep(self.settings.poll_interval)
             LOG.info("appliance %s: server %s deleted", resource.id, server.id)
 
@@ -245,12 +268,13 @@ class NovaProvider:
             lambda: self.nova.delete_server(server_id, ignore_missing=True),
         )
 
-    def _exists(self, resource: Resource, server_id: str) -> bool:
+    def _remaining(self, resource: Resource, server_id: str) -> Any | None:
+        """The server as Nova shows it now, or None once it is gone."""
         server = self._idempotent(
             f"appliance {resource.id}: get server {server_id}",
             lambda: self.nova.find_server(server_id, ignore_missing=True),
         )
-        return server is not None and server.status not in GONE
+        return None if server is None or server.status in GONE else server
 
     # -- hot-plug ----------------------------------------------------------------------------
     def _server(self, resource: Resource, what: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -13,9 +14,9 @@ from openstack.exceptions import HttpException
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole, PortSpec, ProviderError
 from astara.providers import nova_userdata
-from astara.providers.nova import _epoch, server_name
+from astara.providers.nova import NovaProvider, _epoch, server_name
 from astara.providers.nova_calls import idempotent
-from astara.providers.nova_config import read_public_key, trusted_headers
+from astara.providers.nova_config import NovaSettings, read_public_key, trusted_headers
 from astara.providers.nova_ports import PortBook
 from astara.providers.nova_ratelimit import BuildRateLimiter
 
@@ -195,3 +196,61 @@ def test_client_errors_and_exhausted_retries_raise_provider_error() -> None:
     with pytest.raises(ProviderError):
         idempotent("GET thing", call, attempts=3, sleep=lambda _s: None)
     assert len(calls) == 3
+
+
+# -- stop: a delete that fails inside Nova -------------------------------------------------------
+class FailedDeleteNova:
+    """Nova whose first delete of a server fails (ERROR, no task) and whose second works.
+
+    A double for a fault the kit cannot cause on demand: nova-compute erring while it unbinds
+    the server's ports from Neutron.
+    """
+
+    def __init__(self) -> None:
+        self.deletes: list[str] = []
+        self.server = SimpleNamespace(
+            id="s-1", name="ak-router-r-1", status="ACTIVE", task_state=None, fault=None,
+            created_at="2026-11-26T06:00:00Z", metadata={},
+        )  # fmt: skip
+
+    def servers(self, name: str) -> list[SimpleNamespace]:
+        return [self.server]
+
+    def delete_server(self, server_id: str, ignore_missing: bool) -> None:
+        self.deletes.append(server_id)
+        if len(self.deletes) == 1:
+            self.server.status, self.server.fault = "ERROR", {"message": "Neutron said 500"}
+        else:
+            self.server.status = "DELETED"
+
+    def find_server(self, server_id: str, ignore_missing: bool) -> SimpleNamespace | None:
+        return None if self.server.status == "DELETED" else self.server
+
+
+def _provider(nova: object, t: FakeTime, **settings: float) -> NovaProvider:
+    return NovaProvider(
+        SimpleNamespace(compute=nova),  # type: ignore[arg-type]
+        SimpleNamespace(network=None),  # type: ignore[arg-type]
+        NovaSettings(**settings),  # type: ignore[arg-type]
+        clock=t.clock,
+        sleep=t.sleep,
+    )
+
+
+def test_stop_deletes_again_a_server_whose_delete_failed_in_nova(caplog) -> None:  # type: ignore[no-untyped-def]
+    nova, t = FailedDeleteNova(), FakeTime()
+    _provider(nova, t).stop(Resource("r-1", "t", "router"))
+    assert nova.deletes == ["s-1", "s-1"]
+    assert (
+        "Nova failed to delete server s-1 (status ERROR, fault 'Neutron said 500')" in caplog.text
+    )
+
+
+def test_stop_times_out_saying_what_nova_shows() -> None:
+    nova, t = FailedDeleteNova(), FakeTime()
+    nova.delete_server = lambda server_id, ignore_missing: setattr(  # type: ignore[method-assign]
+        nova.server, "task_state", "deleting"
+    )
+    with pytest.raises(ProviderError, match=r"not deleted after 5s \(timeout; status ACTIVE, "
+                       r"task deleting\)"):  # fmt: skip
+        _provider(nova, t, delete_timeout=5).stop(Resource("r-1", "t", "router"))
