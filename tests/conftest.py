@@ -23,6 +23,7 @@ from astara.localcloud import netns, rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
 from astara.localcloud.neutron_server import NeutronServer
 from astara.localcloud.processes import ProcessTracker, process_start_time
+from tests.harness import log_digest
 from tests.harness.notifications import NotificationTap
 
 RUNS_DIR = Path(os.environ.get("ASTARA_TEST_RUN_DIR", "/run/astara-tests"))
@@ -221,12 +222,45 @@ def notifications(neutron: NeutronServer) -> Iterator[NotificationTap]:
         tap.close()
 
 
+# -- service logs of failing tests --------------------------------------------------------------
+_LOG_SIZES = pytest.StashKey[dict[Path, int]]()
+_FAILED_DIGESTS: list[tuple[str, list[str]]] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    if RUN_DIR.exists():
+        item.stash[_LOG_SIZES] = log_digest.snapshot(RUN_DIR)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """Attach the neutron-server log to failing tests that used it."""
+    """Attach to a failing test the neutron-server log tail (when it used the session server)
+    and the ERROR lines every service under the run directory logged while it ran (read now:
+    the fixtures that end after this remove their state directories)."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "neutron" in getattr(item, "fixturenames", ()):
+    if not report.failed:
+        return
+    if "neutron" in getattr(item, "fixturenames", ()):
         server = item.funcargs.get("neutron") if hasattr(item, "funcargs") else None
         if isinstance(server, NeutronServer):
             report.sections.append(("neutron-server log (tail)", server.log_tail()))
+    before = item.stash.get(_LOG_SIZES, None)
+    if before is not None and RUN_DIR.exists():
+        digest = log_digest.errors_since(RUN_DIR, before)
+        if digest:
+            report.sections.append(("service log errors during the test", "\n".join(digest)))
+            _FAILED_DIGESTS.append((f"{item.nodeid} ({report.when})", digest))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The failing tests' service errors again, just before the short summary: the part of a
+    long CI log that is shown when the middle is cut."""
+    if not _FAILED_DIGESTS:
+        return
+    terminalreporter.section("service log errors of failing tests", sep="=")
+    for nodeid, digest in _FAILED_DIGESTS:
+        terminalreporter.write_line(nodeid)
+        for line in digest[:40]:
+            terminalreporter.write_line(f"  {line}")

@@ -68,11 +68,20 @@ class NovaE2EKit(E2EKit):
         orchestrator deletes them after the server, so only then can its networks go).
         """
 
-        def gone() -> bool:
-            ports = [p for p in self.api.net.ports() if router_id in (p.name or "")]
-            return not ports and not self.servers(router_id)
+        left: dict[str, Any] = {}
 
-        self.wait(gone, timeout, f"router {router_id}'s server and ASTARA ports gone")
+        def gone() -> bool:
+            left["ports"] = [p.name for p in self.api.net.ports() if router_id in (p.name or "")]
+            left["servers"] = [
+                {k: s.get(k) for k in ("id", "status", "OS-EXT-STS:task_state", "fault")}
+                for s in self.servers(router_id)
+            ]
+            return not left["ports"] and not left["servers"]
+
+        try:
+            self.wait(gone, timeout, f"router {router_id}'s server and ASTARA ports gone")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nstill there: {left}") from None
 
     def resend_500(self, call: Callable[[], object], attempts: int = 5) -> None:
         """``call()`` (a Neutron change), again after a pause if neutron-server answered 500: on
