@@ -67,8 +67,8 @@ def create_app(appliance: Appliance) -> FastAPI:
 
     @app.get("/v1/status/", summary="Can the router reach its default gateways?")
     @app.get("/v1/status", include_in_schema=False)
-    async def status() -> dict[str, bool]:
-        return await gateways.get()
+    def status() -> dict[str, bool]:  # a probe thread; this one waits for it, at most 1 s
+        return gateways.get()
 
     @app.get("/v1/firewall/rules/", summary="The live nftables ruleset, as text")
     @app.get("/v1/firewall/rules", include_in_schema=False)

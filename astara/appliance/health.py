@@ -1,8 +1,8 @@
 """``GET /v1/status/``: can the box reach its default gateways? Cheap to ask, often.
 
 The gateways come from the kernel's routing tables (``/proc/net/route``, ``/proc/net/ipv6_route``:
-no process spawned); each is probed with one ICMP echo from a raw socket on the API's event loop
-(no worker thread is held while a reply is awaited). Both families are probed at once.
+no process spawned); each is probed with one ICMP echo from a raw socket, both families at once,
+in a thread of its own.
 
 Results are kept: a result younger than :data:`FRESH` seconds is answered as it is; an older one
 (up to :data:`STALE`) is answered at once while a probe refreshes it in the background; without a
@@ -13,15 +13,17 @@ probe.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
+import selectors
 import socket
 import struct
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 LOG = logging.getLogger(__name__)
 
@@ -65,10 +67,10 @@ def _checksum(data: bytes) -> int:
     return int(~total & 0xFFFF)
 
 
-async def ping(address: str, ifname: str, timeout: float = TIMEOUT) -> bool:
-    """One ICMP (v4) or ICMPv6 echo to ``address`` out of ``ifname``: did it answer in time?"""
+def _echo(address: str, ifname: str, ident_seq: tuple[int, int]) -> socket.socket | None:
+    """Send one ICMP (v4) or ICMPv6 echo request to ``address`` out of ``ifname``: the raw
+    socket its reply comes on (None if it could not be sent)."""
     v6 = ":" in address
-    loop = asyncio.get_running_loop()
     try:
         sock = (
             socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
@@ -77,78 +79,119 @@ async def ping(address: str, ifname: str, timeout: float = TIMEOUT) -> bool:
         )
     except OSError as exc:
         LOG.warning("cannot open a raw ICMP socket: %s", exc)
+        return None
+    kind = 128 if v6 else 8  # echo request
+    ident, seq = ident_seq
+    head = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
+    if not v6:  # the kernel computes ICMPv6 checksums itself
+        head = struct.pack("!BBHHH", kind, 0, _checksum(head + PAYLOAD), ident, seq)
+    try:
+        if v6:
+            scope = socket.if_nametoindex(ifname) if address.lower().startswith("fe80") else 0
+            sock.sendto(head + PAYLOAD, (address, 0, 0, scope))
+        else:
+            sock.sendto(head + PAYLOAD, (address, 0))
+    except OSError as exc:
+        LOG.debug("ping %s: %s", address, exc)
+        sock.close()
+        return None
+    sock.setblocking(False)
+    return sock
+
+
+PAYLOAD = b"astara-status"
+
+
+def _ident_seq() -> tuple[int, int]:
+    return os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
+
+
+def _is_reply(data: bytes, source: str, address: str, v6: bool, ident_seq: tuple[int, int]) -> bool:
+    """Is this packet (as a raw socket of its family reads it) the echo reply we wait for?"""
+    icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
+    if len(icmp) < 8 or source.split("%")[0] != address:
         return False
-    with sock:
-        sock.setblocking(False)
-        ident, seq = os.getpid() & 0xFFFF, int(time.monotonic() * 1000) & 0xFFFF
-        kind = 128 if v6 else 8  # echo request
-        head = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
-        payload = b"astara-status"
-        if not v6:  # the kernel computes ICMPv6 checksums itself
-            head = struct.pack("!BBHHH", kind, 0, _checksum(head + payload), ident, seq)
-        try:
-            if v6:
-                scope = socket.if_nametoindex(ifname) if address.lower().startswith("fe80") else 0
-                await loop.sock_sendto(sock, head + payload, (address, 0, 0, scope))
-            else:
-                await loop.sock_sendto(sock, head + payload, (address, 0))
-        except OSError as exc:
-            LOG.debug("ping %s: %s", address, exc)
-            return False
-        deadline = loop.time() + timeout
-        want = 129 if v6 else 0  # echo reply
-        while (left := deadline - loop.time()) > 0:
-            try:
-                data, source = await asyncio.wait_for(loop.sock_recvfrom(sock, 2048), left)
-            except (TimeoutError, OSError):
-                return False
-            icmp = data if v6 else data[(data[0] & 0x0F) * 4 :]
-            if len(icmp) < 8 or source[0].split("%")[0] != address:
-                continue
-            kind_r, _code, _sum, ident_r, seq_r = struct.unpack("!BBHHH", icmp[:8])
-            if kind_r == want and ident_r == ident and seq_r == seq:
-                return True
-        return False
+    kind, _code, _sum, ident, seq = struct.unpack("!BBHHH", icmp[:8])
+    return kind == (129 if v6 else 0) and (ident, seq) == ident_seq
+
+
+def probe(gateways: dict[str, tuple[str, str] | None], timeout: float = TIMEOUT) -> dict[str, bool]:
+    """Ping each gateway once, all at once: which answered within ``timeout`` seconds?"""
+    result = {name: False for name in gateways}
+    ident_seq = _ident_seq()
+    waiting: dict[socket.socket, tuple[str, str]] = {}  # socket -> (name, address)
+    for name, gateway in gateways.items():
+        if gateway is not None and (sock := _echo(*gateway, ident_seq)) is not None:
+            waiting[sock] = (name, gateway[0])
+    deadline = time.monotonic() + timeout
+    try:
+        with selectors.DefaultSelector() as selector:
+            for sock in waiting:
+                selector.register(sock, selectors.EVENT_READ)
+            while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+                for key, _events in selector.select(left):
+                    ready = cast(socket.socket, key.fileobj)
+                    name, address = waiting[ready]
+                    try:
+                        data, source = ready.recvfrom(2048)
+                    except OSError:
+                        continue
+                    if _is_reply(data, source[0], address, ready.family == socket.AF_INET6,
+                                 ident_seq):  # fmt: skip
+                        result[name] = True
+                        selector.unregister(ready)
+    finally:
+        for sock in waiting:
+            sock.close()
+    return result
 
 
 class GatewayStatus:
-    """The ``{"v4": bool, "v6": bool}`` answer, kept and refreshed as the module says."""
+    """The ``{"v4": bool, "v6": bool}`` answer, kept and refreshed as the module says.
+
+    Called from the API's connection threads; a probe runs in a thread of its own, and the
+    requests that must wait for it share it.
+    """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._result: dict[str, bool] | None = None
         self._at = 0.0
         self._for: Any = None  # the gateways the result is of
-        self._probe: asyncio.Task[dict[str, bool]] | None = None
+        self._probe: Future[dict[str, bool]] | None = None
         self._probing: Any = None  # the gateways the running probe is of
 
-    async def _run_probe(self, gateways: dict[str, tuple[str, str] | None]) -> dict[str, bool]:
-        keys = ("v4", "v6")
-        answers = await asyncio.gather(
-            *(ping(*gw) if gw else _false() for gw in (gateways[k] for k in keys))
-        )
-        result = dict(zip(keys, answers, strict=True))
-        self._result, self._at, self._for = result, time.monotonic(), gateways
-        return result
+    def get(self) -> dict[str, bool]:
+        gateways = default_gateways()  # a read of /proc: other gateways, another answer
+        with self._lock:
+            result, age = self._result, time.monotonic() - self._at
+            if result is not None and self._for == gateways:
+                if age < FRESH:
+                    return dict(result)
+                if age < STALE:
+                    self._start_probe(gateways)  # answer now; the next request gets the new one
+                    return dict(result)
+            running = self._start_probe(gateways)
+        return dict(running.result())
 
-    def _start_probe(
-        self, gateways: dict[str, tuple[str, str] | None]
-    ) -> asyncio.Task[dict[str, bool]]:
+    def _start_probe(self, gateways: dict[str, tuple[str, str] | None]) -> Future[dict[str, bool]]:
+        """The probe of ``gateways`` running, or a new one (under the lock)."""
         if self._probe is None or self._probe.done() or self._probing != gateways:
-            self._probing = gateways
-            self._probe = asyncio.get_running_loop().create_task(self._run_probe(gateways))
+            running: Future[dict[str, bool]] = Future()
+            self._probe, self._probing = running, gateways
+            threading.Thread(target=self._run_probe, args=(gateways, running), daemon=True,
+                             name="status-probe").start()  # fmt: skip
         return self._probe
 
-    async def get(self) -> dict[str, bool]:
-        gateways = default_gateways()  # a read of /proc: other gateways, another answer
-        result, age = self._result, time.monotonic() - self._at
-        if result is not None and self._for == gateways:
-            if age < FRESH:
-                return result
-            if age < STALE:
-                self._start_probe(gateways)  # answer now; the next request gets the new result
-                return result
-        return dict(await asyncio.shield(self._start_probe(gateways)))
-
-
-async def _false() -> bool:
-    return False
+    def _run_probe(
+        self, gateways: dict[str, tuple[str, str] | None], running: Future[dict[str, bool]]
+    ) -> None:
+        try:
+            result = probe(gateways)
+        except Exception as exc:  # a bug: the waiting requests get a 500, not a hang
+            LOG.exception("status probe failed")
+            running.set_exception(exc)
+            return
+        with self._lock:
+            self._result, self._at, self._for = result, time.monotonic(), gateways
+        running.set_result(result)

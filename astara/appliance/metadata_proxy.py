@@ -6,31 +6,33 @@ to the orchestrator over the management network, adding ``X-Forwarded-For``, ``X
 (the device owning the source address), ``X-Tenant-ID`` and ``X-Neutron-Network-ID``; headers
 of those names sent by the instance are dropped. Requests from an unknown address get 404.
 
-The API runs it in its own process, on a thread with an event loop of its own
-(:class:`ProxyThread`). ``astara-metadata-proxy --config FILE`` runs the same proxy as a program
-of its own. Plain asyncio streams: small, no framework, no name lookups.
+The API runs it in its own process (:class:`ProxyThread`: one thread accepts, one thread per
+request). ``astara-metadata-proxy --config FILE`` runs the same proxy as a program of its own.
+Plain blocking sockets with deadlines: small, no framework, no name lookups.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
+import selectors
 import signal
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # the proxy program itself must not load pydantic (resident memory)
+if TYPE_CHECKING:  # the proxy program itself loads no document models
     from astara.configdoc import Configuration
 
 LOG = logging.getLogger("astara.metadata_proxy")
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # seconds one request may take, from its first byte to the answer's last
+MAX_REQUESTS = 64  # answered at once
 DROPPED = {
     "x-forwarded-for",
     "x-instance-id",
@@ -55,7 +57,7 @@ def render(
     device map of a network whose version is the one of the last call is that call's (the same
     dict: nothing may change it). The cache is left holding this call's networks only.
     """
-    from astara.configdoc import ip_text  # the API's side: no pydantic in the proxy process
+    from astara.configdoc import ip_text  # the API's side, not the proxy program's
 
     if conf.orchestrator is None:
         return None
@@ -108,42 +110,49 @@ def _reply(status: str, text: str) -> bytes:
     ).encode() + body
 
 
+class _Deadline:
+    """The time left of one request: each blocking socket call gets what remains of it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def arm(self, sock: socket.socket) -> socket.socket:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long")
+        sock.settimeout(left)
+        return sock
+
+
 class Proxy:
     def __init__(self, config: dict[str, Any]) -> None:
         self.upstream = (config["upstream"]["address"], int(config["upstream"]["port"]))
         self.tenant_id = config.get("tenant_id", "")
 
-    async def handle(
-        self,
-        listener: dict[str, Any],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        peer = writer.get_extra_info("peername")[0]
+    def handle(self, listener: dict[str, Any], conn: socket.socket, peer: str) -> None:
+        """Answer the one request of ``conn`` (from ``peer``), then close it."""
+        deadline = _Deadline(TIMEOUT)
         try:
-            await asyncio.wait_for(self._forward(listener, peer, reader, writer), TIMEOUT)
-        except (
-            TimeoutError,
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-        ) as exc:
+            self._forward(listener, peer, conn, deadline)
+        except (OSError, ValueError) as exc:  # timeouts and closed connections are OSErrors
             LOG.warning("request from %s failed: %s", peer, exc)
-            with contextlib.suppress(ConnectionError):
-                writer.write(_reply("502 Bad Gateway", "metadata proxy error\n"))
+            with contextlib.suppress(OSError):
+                deadline.arm(conn).sendall(_reply("502 Bad Gateway", "metadata proxy error\n"))
         finally:
-            with contextlib.suppress(ConnectionError):
-                writer.close()
+            conn.close()
 
-    async def _forward(
-        self,
-        listener: dict[str, Any],
-        peer: str,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+    def _forward(
+        self, listener: dict[str, Any], peer: str, conn: socket.socket, deadline: _Deadline
     ) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
+        data = b""
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            if len(data) > MAX_HEAD:
+                raise ValueError("request head too large")
+            chunk = deadline.arm(conn).recv(65536)
+            if not chunk:
+                raise ConnectionError("closed before the end of the request head")
+            data += chunk
+        head, rest = data[: end + 4], data[end + 4 :]
         if len(head) > MAX_HEAD:
             raise ValueError("request head too large")
         lines = head.decode("latin-1").split("\r\n")
@@ -151,7 +160,7 @@ class Proxy:
         device_id = listener["instances"].get(peer)
         if device_id is None:
             LOG.info("no instance owns %s on network %s: 404", peer, listener["network_id"])
-            writer.write(_reply("404 Not Found", "unknown instance\n"))
+            deadline.arm(conn).sendall(_reply("404 Not Found", "unknown instance\n"))
             return
         headers = []
         length = 0
@@ -173,132 +182,121 @@ class Proxy:
             f"X-Neutron-Network-ID: {listener['network_id']}",
             "Connection: close",
         ]
-        body = await reader.readexactly(length) if length else b""
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        try:
-            up_writer.write(f"{method} {target} HTTP/1.0\r\n".encode("latin-1"))
-            up_writer.write(("\r\n".join(headers) + "\r\n\r\n").encode("latin-1") + body)
-            await up_writer.drain()
-            while chunk := await up_reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        finally:
-            up_writer.close()
+        body = rest[:length]
+        while len(body) < length:
+            chunk = deadline.arm(conn).recv(length - len(body))
+            if not chunk:
+                raise ConnectionError("closed before the end of the request body")
+            body += chunk
+        with socket.create_connection(self.upstream, timeout=TIMEOUT) as upstream:
+            request = f"{method} {target} HTTP/1.0\r\n" + "\r\n".join(headers) + "\r\n\r\n"
+            deadline.arm(upstream).sendall(request.encode("latin-1") + body)
+            while chunk := deadline.arm(upstream).recv(65536):
+                deadline.arm(conn).sendall(chunk)
         LOG.info("%s %s from %s (instance %s) forwarded", method, target, peer, device_id)
 
 
 class ProxyThread:
-    """The proxy inside the API process, on an event loop of its own in one thread.
+    """The proxy inside the API process: one thread accepts on every listener, each request
+    is answered in a thread of its own (at most :data:`MAX_REQUESTS` at once; more get 503).
 
-    No second Python process (~22 MB of resident memory for the interpreter, asyncio and
-    ssl); its own loop, so that tenant requests never wait behind the API's and the API's
-    never behind theirs. :meth:`start` returns once every listener is bound (or raises the
-    OSError of the one that could not bind); ``generation`` names the running proxy (None when
-    none runs), as a PID names a daemon.
+    No second Python process (~22 MB of resident memory for an interpreter); tenant requests
+    never wait behind the API's, nor the API's behind theirs. :meth:`start` returns once every
+    listener is bound (or raises the OSError of the one that could not bind); ``generation``
+    names the running proxy (None when none runs), as a PID names a daemon.
     """
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._wake: socket.socket | None = None  # a byte written here stops the thread
         self._started = 0
+        self._slots = threading.BoundedSemaphore(MAX_REQUESTS)
         self.generation: int | None = None
 
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, config: dict[str, Any], timeout: float = 5.0) -> None:
+    def start(self, config: dict[str, Any]) -> None:
         self.stop()
-        bound: concurrent.futures.Future[None] = concurrent.futures.Future()
-        loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._serve(config, bound))
-            except BaseException as exc:  # a bind error: start() raises it
-                if not bound.done():
-                    bound.set_exception(exc)
-                else:
-                    LOG.error("metadata proxy stopped: %s", exc)
-            finally:
-                loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="metadata-proxy", daemon=True)
+        listeners = _listen(config)
+        wake, self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, args=(Proxy(config), listeners, wake),
+                                        name="metadata-proxy", daemon=True)  # fmt: skip
         self._thread.start()
-        try:
-            bound.result(timeout)
-        except BaseException:
-            self.stop()
-            raise
         self._started += 1
         self.generation = self._started
 
-    async def _serve(self, config: dict[str, Any], bound: concurrent.futures.Future[None]) -> None:
-        self._stop = asyncio.Event()
-        servers = await _listen(config)
-        bound.set_result(None)
+    def _serve(
+        self, proxy: Proxy, listeners: list[tuple[socket.socket, dict[str, Any]]],
+        wake: socket.socket,
+    ) -> None:  # fmt: skip
         try:
-            await self._stop.wait()
+            with selectors.DefaultSelector() as selector:
+                selector.register(wake, selectors.EVENT_READ, None)
+                for sock, listener in listeners:
+                    selector.register(sock, selectors.EVENT_READ, listener)
+                while True:
+                    for key, _events in selector.select():
+                        if key.data is None:
+                            return
+                        self._accept(proxy, key.fileobj, key.data)  # type: ignore[arg-type]
+        except Exception:
+            LOG.exception("metadata proxy stopped")
         finally:
-            for server in servers:
-                server.close()
-            for server in servers:
-                await server.wait_closed()
+            wake.close()
+            for sock, _listener in listeners:
+                sock.close()
+
+    def _accept(self, proxy: Proxy, sock: socket.socket, listener: dict[str, Any]) -> None:
+        try:
+            conn, peer = sock.accept()
+        except OSError:  # gone before we took it
+            return
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                conn.settimeout(1.0)
+                conn.sendall(_reply("503 Service Unavailable", "metadata proxy busy\n"))
+            conn.close()
+            return
+
+        def one() -> None:
+            try:
+                proxy.handle(listener, conn, peer[0])
+            finally:
+                self._slots.release()
+
+        threading.Thread(target=one, name="metadata-request", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        thread, loop, stop = self._thread, self._loop, self._stop
-        self._thread = self._loop = self._stop = None
+        thread, wake = self._thread, self._wake
+        self._thread = self._wake = None
         self.generation = None
-        if thread is None or loop is None:
-            return
-        if stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has ended already
-                loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout)
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake.send(b"x")
+            wake.close()
+        if thread is not None:
+            thread.join(timeout)  # the listeners are closed when it returns
 
 
-async def _listen(config: dict[str, Any]) -> list[asyncio.Server]:
+def _listen(config: dict[str, Any]) -> list[tuple[socket.socket, dict[str, Any]]]:
     """One listener per internal network; the first that cannot bind raises (the rest close)."""
-    proxy = Proxy(config)
-    servers: list[asyncio.Server] = []
+    bound: list[tuple[socket.socket, dict[str, Any]]] = []
     try:
         for listener in config["listeners"]:
-
-            def handler(
-                r: asyncio.StreamReader, w: asyncio.StreamWriter, lst: dict[str, Any] = listener
-            ) -> Any:
-                return proxy.handle(lst, r, w)
-
-            servers.append(
-                await asyncio.start_server(
-                    handler, listener["address"], listener["port"], reuse_address=True
-                )
-            )
-            LOG.info(
-                "listening on %s:%s for network %s",
-                listener["address"],
-                listener["port"],
-                listener["network_id"],
-            )
+            address = listener["address"]
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.create_server((address, listener["port"]), family=family, backlog=128)
+            sock.setblocking(False)
+            bound.append((sock, listener))
+            LOG.info("listening on %s:%s for network %s", address, listener["port"],
+                     listener["network_id"])  # fmt: skip
     except BaseException:
-        for server in servers:
-            server.close()
+        for sock, _listener in bound:
+            sock.close()
         raise
-    return servers
-
-
-async def serve(config: dict[str, Any]) -> None:
-    servers = await _listen(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    for server in servers:
-        server.close()
+    return bound
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="JSON file written by the appliance API")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(json.loads(Path(args.config).read_text())))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: stop.set())
+    proxy = ProxyThread()
+    proxy.start(json.loads(Path(args.config).read_text()))
+    while not stop.wait(1.0):
+        pass
+    proxy.stop()
     return 0
 
 

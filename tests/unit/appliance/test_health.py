@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,29 +35,40 @@ def test_status_is_kept_shared_and_invalidated(monkeypatch: pytest.MonkeyPatch) 
     probes: list[str] = []
     answer = {"v4": True}
 
-    async def fake_ping(address: str, ifname: str, timeout: float = 1.0) -> bool:
-        probes.append(address)
-        await asyncio.sleep(0.01)
-        return answer["v4"]
+    def fake_probe(gateways: dict[str, tuple[str, str] | None]) -> dict[str, bool]:
+        probes.append(gateways["v4"][0])  # type: ignore[index]
+        time.sleep(0.05)
+        return {"v4": answer["v4"], "v6": False}
 
-    monkeypatch.setattr(health, "ping", fake_ping)
+    monkeypatch.setattr(health, "probe", fake_probe)
     gateways = {"v4": ("192.0.2.1", "ge1"), "v6": None}
     monkeypatch.setattr(health, "default_gateways", lambda: dict(gateways))
 
-    async def scenario() -> None:
-        status = health.GatewayStatus()
-        # concurrent requests share one probe
-        first = await asyncio.gather(*(status.get() for _ in range(5)))
-        assert first == [{"v4": True, "v6": False}] * 5 and len(probes) == 1
-        assert await status.get() == {"v4": True, "v6": False} and len(probes) == 1  # fresh
-        answer["v4"] = False
-        gateways["v4"] = ("192.0.2.2", "ge1")  # another gateway: probed again, waited for
-        assert await status.get() == {"v4": False, "v6": False} and len(probes) == 2
-        status._at -= health.FRESH + 1  # stale: answered at once, refreshed in the background
-        answer["v4"] = True
-        assert await status.get() == {"v4": False, "v6": False}
-        assert status._probe is not None
-        await status._probe  # the background refresh
-        assert await status.get() == {"v4": True, "v6": False} and len(probes) == 3
+    status = health.GatewayStatus()
+    # concurrent requests share one probe
+    with ThreadPoolExecutor(5) as pool:
+        first = list(pool.map(lambda _: status.get(), range(5)))
+    assert first == [{"v4": True, "v6": False}] * 5 and len(probes) == 1
+    assert status.get() == {"v4": True, "v6": False} and len(probes) == 1  # fresh
+    answer["v4"] = False
+    gateways["v4"] = ("192.0.2.2", "ge1")  # another gateway: probed again, waited for
+    assert status.get() == {"v4": False, "v6": False} and len(probes) == 2
+    status._at -= health.FRESH + 1  # stale: answered at once, refreshed in the background
+    answer["v4"] = True
+    assert status.get() == {"v4": False, "v6": False}
+    assert status._probe is not None
+    status._probe.result(5)  # the background refresh
+    assert status.get() == {"v4": True, "v6": False} and len(probes) == 3
 
-    asyncio.run(scenario())
+
+def test_reply_is_matched_by_source_kind_ident_and_seq() -> None:
+    import struct
+
+    reply = struct.pack("!BBHHH", 0, 0, 0, 7, 9) + health.PAYLOAD
+    ip_head = bytes([0x45]) + bytes(19)  # IPv4 raw sockets read the IP header too
+    assert health._is_reply(ip_head + reply, "192.0.2.1", "192.0.2.1", False, (7, 9))
+    assert not health._is_reply(ip_head + reply, "192.0.2.9", "192.0.2.1", False, (7, 9))
+    assert not health._is_reply(ip_head + reply, "192.0.2.1", "192.0.2.1", False, (7, 10))
+    reply6 = struct.pack("!BBHHH", 129, 0, 0, 7, 9)
+    assert health._is_reply(reply6, "fe80::1%ge1", "fe80::1", True, (7, 9))
+    assert not health._is_reply(reply6[:4], "fe80::1", "fe80::1", True, (7, 9))

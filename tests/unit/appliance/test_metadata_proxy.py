@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
+import threading
 from typing import Any
 
 from astara.appliance.metadata_proxy import Proxy
@@ -15,35 +15,47 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _exchange(instances: dict[str, str], request: bytes) -> tuple[bytes, list[bytes]]:
+def _exchange(instances: dict[str, str], request: bytes) -> tuple[bytes, list[bytes]]:
+    """``request`` sent to a proxy listener on loopback; the answer, and what the upstream saw."""
     seen: list[bytes] = []
+    upstream = socket.create_server(("127.0.0.1", 0))
 
-    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await reader.readuntil(b"\r\n\r\n"))
-        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-        writer.close()
+    def serve_upstream() -> None:
+        conn, _peer = upstream.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(4096)):
+                data += chunk
+            if data:  # not the connection that ends this thread (below)
+                seen.append(data)
+                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
-    up_port, port = _free_port(), _free_port()
-    up = await asyncio.start_server(upstream, "127.0.0.1", up_port)
-    proxy = Proxy({"upstream": {"address": "127.0.0.1", "port": up_port}, "tenant_id": "t1"})
+    thread = threading.Thread(target=serve_upstream, daemon=True)
+    thread.start()
+    proxy = Proxy({"upstream": {"address": "127.0.0.1", "port": upstream.getsockname()[1]},
+                   "tenant_id": "t1"})  # fmt: skip
     listener: dict[str, Any] = {"network_id": "net-1", "instances": instances}
-    server = await asyncio.start_server(
-        lambda r, w: proxy.handle(listener, r, w), "127.0.0.1", port
-    )
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.read(), 5)
-    writer.close()
+    server = socket.create_server(("127.0.0.1", 0))
+    with socket.create_connection(server.getsockname(), timeout=5) as client:
+        conn, peer = server.accept()
+        handled = threading.Thread(target=proxy.handle, args=(listener, conn, peer[0]))
+        handled.start()
+        client.sendall(request)
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+        handled.join(5)
     server.close()
-    up.close()
+    if not seen:  # the proxy never called the upstream: end its accept()
+        socket.create_connection(upstream.getsockname(), timeout=5).close()
+    thread.join(5)
+    upstream.close()
     return answer, seen
 
 
 def test_forwards_with_the_four_headers_and_drops_forged_ones() -> None:
     request = b"GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Instance-ID: evil\r\n\r\n"
-    answer, seen = asyncio.run(_exchange({"127.0.0.1": "dev-1"}, request))
+    answer, seen = _exchange({"127.0.0.1": "dev-1"}, request)
     assert answer.endswith(b"ok")
     head = seen[0].decode()
     assert head.startswith("GET /latest/meta-data/ HTTP/1.0\r\n")
@@ -54,13 +66,13 @@ def test_forwards_with_the_four_headers_and_drops_forged_ones() -> None:
 
 
 def test_unknown_source_gets_404_and_nothing_is_forwarded() -> None:
-    answer, seen = asyncio.run(_exchange({}, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    answer, seen = _exchange({}, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.0 404")
     assert seen == []
 
 
 def test_garbage_request_gets_an_error_not_a_crash() -> None:
-    answer, seen = asyncio.run(_exchange({"127.0.0.1": "dev-1"}, b"NONSENSE\r\n\r\n"))
+    answer, seen = _exchange({"127.0.0.1": "dev-1"}, b"NONSENSE\r\n\r\n")
     assert answer.startswith(b"HTTP/1.0 502")
     assert seen == []
 
