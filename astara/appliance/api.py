@@ -1,262 +1,198 @@
-"""The appliance REST API (seed paths, JSON everywhere, OpenAPI at ``/openapi.json``)."""
+"""The appliance REST API (seed paths, JSON everywhere, OpenAPI at ``/openapi.json``).
+
+:class:`ApplianceAPI` routes a :class:`~astara.appliance.httpserver.Request` to its handler; it
+runs in the connection's thread (:mod:`astara.appliance.httpserver`), so a handler may block (an
+apply holds the appliance's lock). Every path answers with and without its trailing slash.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Callable
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
-from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
 from astara.appliance import health, links, netops
 from astara.appliance.apply import Appliance, ApplyError, PreconditionFailed, ResolveError
-from astara.configdoc import Document, FloatingIP, document_errors, document_json
+from astara.appliance.httpserver import Request, Response, error, json_response
+from astara.configdoc import Document, ValidationError, document_errors, document_json
 
 LOG = logging.getLogger(__name__)
 
 JSON = "application/json"
 JSON_TYPES = (JSON,)
 
-
-def _error(status: int, detail: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail})
+Handler = Callable[[Request], Response]
 
 
-def _not_json(request: Request) -> JSONResponse | None:
+def _not_json(request: Request) -> Response | None:
     """The 415 for a body that is not declared application/json, else None."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = request.media_type()
     if ctype in JSON_TYPES:
         return None
-    return _error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
+    return error(415, f"Content-Type must be application/json, not {ctype or 'none'!r}")
 
 
-def _groups(appliance: Appliance) -> dict[str, list[str]]:
-    if appliance.current is None:
-        return {}
-    return {
-        (n.interface.lladdr or "").lower(): list(n.interface.groups)
-        for n in appliance.current.configuration.networks
-    }
+def _invalid_json(exc: Exception) -> Response:
+    return error(422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}])
 
 
-def create_app(appliance: Appliance) -> FastAPI:
-    app = FastAPI(title="Astara appliance API", version="1", docs_url=None, redoc_url=None)
-    gateways = health.GatewayStatus()
+def _invalid(exc: ValidationError, under: list[str | int]) -> Response:
+    """The 422 of a document's errors; their paths under ``under``."""
+    errors = document_errors(exc)
+    for e in errors:
+        e["loc"] = [*under, *e["loc"]]
+    return error(422, errors)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [
-            {
-                "loc": list(e.get("loc", ())),
-                "msg": str(e.get("msg", "")),
-                "type": str(e.get("type", "")),
-            }
-            for e in exc.errors()
-        ]
-        return _error(422, detail)
 
-    @app.exception_handler(links.UnclaimedBox)
-    async def _unclaimed(request: Request, exc: links.UnclaimedBox) -> JSONResponse:
-        return _error(503, str(exc))
+def _apply_failed(exc: ApplyError) -> Response:
+    return error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
 
-    @app.get("/v1/status/", summary="Can the router reach its default gateways?")
-    @app.get("/v1/status", include_in_schema=False)
-    def status() -> dict[str, bool]:  # a probe thread; this one waits for it, at most 1 s
-        return gateways.get()
 
-    @app.get("/v1/firewall/rules/", summary="The live nftables ruleset, as text")
-    @app.get("/v1/firewall/rules", include_in_schema=False)
-    def rules() -> dict[str, str]:
-        return {"ruleset": netops.nft_ruleset()}
+_INTERFACE = re.compile(r"/v1/system/interface/([^/]+)/?")
 
-    @app.get("/v1/system/interfaces", summary="Every NIC, in the seed's format")
-    @app.get("/v1/system/interfaces/", include_in_schema=False)
-    def interfaces() -> dict[str, list[dict[str, Any]]]:
+
+class ApplianceAPI:
+    """The API of one appliance: a callable from request to response."""
+
+    def __init__(self, appliance: Appliance) -> None:
+        self.appliance = appliance
+        self.gateways = health.GatewayStatus()
+        self._openapi: str | None = None
+        self.routes: dict[str, dict[str, Handler]] = {}
+        for path, method, handler in (
+            ("/v1/status/", "GET", self.status),
+            ("/v1/firewall/rules/", "GET", self.rules),
+            ("/v1/system/interfaces/", "GET", self.interfaces),
+            ("/v1/system/stats/", "GET", self.stats),
+            ("/v1/system/config/", "GET", self.get_config),
+            ("/v1/system/config/", "PUT", self.put_config),
+            ("/v1/system/config/floating_ips/", "PUT", self.put_floating_ips),
+        ):
+            for variant in (path, path.rstrip("/")):
+                self.routes.setdefault(variant, {})[method] = handler
+        self.routes["/openapi.json"] = {"GET": self.openapi}
+
+    def __call__(self, request: Request) -> Response:
+        methods = self.routes.get(request.path)
+        if methods is None and (found := _INTERFACE.fullmatch(request.path)):
+            methods = {"GET": lambda r: self.interface(found[1])}
+        if methods is None:
+            return error(404, "Not Found")
+        handler = methods.get("GET" if request.method == "HEAD" else request.method)
+        if handler is None:
+            return error(405, "Method Not Allowed", {"Allow": ", ".join(sorted(methods))})
+        try:
+            return handler(request)
+        except links.UnclaimedBox as exc:
+            return error(503, str(exc))
+
+    # -- reading ------------------------------------------------------------------------------
+    def status(self, request: Request) -> Response:
+        """Can the router reach its default gateways?"""
+        return json_response(200, self.gateways.get())
+
+    def rules(self, request: Request) -> Response:
+        """The live nftables ruleset, as text."""
+        return json_response(200, {"ruleset": netops.nft_ruleset()})
+
+    def _described(self) -> list[dict[str, Any]]:
+        appliance = self.appliance
         with appliance.lock:
             nics = links.sync_names(appliance.state)
-            return {"interfaces": links.describe(nics, _groups(appliance))}
+            groups = {}
+            if appliance.current is not None:
+                groups = {(n.interface.lladdr or "").lower(): list(n.interface.groups)
+                          for n in appliance.current.configuration.networks}  # fmt: skip
+            return links.describe(nics, groups)
 
-    @app.get(
-        "/v1/system/interface/{ifname}/",
-        summary="One NIC, by name",
-        responses={404: {"description": "no such interface"}},
-    )
-    @app.get("/v1/system/interface/{ifname}", include_in_schema=False)
-    def interface(ifname: str) -> Any:
-        with appliance.lock:
-            described = links.describe(links.sync_names(appliance.state), _groups(appliance))
-        found = [i for i in described if i["ifname"] == ifname]
+    def interfaces(self, request: Request) -> Response:
+        """Every NIC, in the seed's format."""
+        return json_response(200, {"interfaces": self._described()})
+
+    def interface(self, ifname: str) -> Response:
+        """One NIC, by name."""
+        found = [i for i in self._described() if i["ifname"] == ifname]
         if not found:
-            return _error(404, f"no interface named {ifname!r}")
-        return {"interface": found[0]}
+            return error(404, f"no interface named {ifname!r}")
+        return json_response(200, {"interface": found[0]})
 
-    @app.get("/v1/system/stats", summary="Per-interface traffic counters")
-    @app.get("/v1/system/stats/", include_in_schema=False)
-    def stats() -> dict[str, Any]:
-        return {"interfaces": links.counters()}
+    def stats(self, request: Request) -> Response:
+        """Per-interface traffic counters."""
+        return json_response(200, {"interfaces": links.counters()})
 
-    @app.get(
-        "/v1/system/config",
-        summary="The configuration document the router runs",
-        response_model=dict[str, Any],
-    )
-    @app.get("/v1/system/config/", include_in_schema=False)
-    def get_config() -> Any:
-        with appliance.lock:
-            doc, etag = appliance.current or Document(), appliance.etag
-        return Response(document_json(doc), media_type=JSON, headers={"ETag": etag})
+    def get_config(self, request: Request) -> Response:
+        """The configuration document the router runs."""
+        with self.appliance.lock:
+            doc, etag = self.appliance.current or Document(), self.appliance.etag
+        return Response(200, document_json(doc), {"ETag": etag})
 
-    put_doc = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}},
-        },
-        "responses": {
-            "415": {"description": "the body is not application/json"},
-            "422": {"description": "invalid document: every bad field, by path"},
-            "500": {"description": "a step failed; the previous configuration was restored"},
-        },
-    }
+    def openapi(self, request: Request) -> Response:
+        if self._openapi is None:
+            from astara.appliance.openapi import openapi_json
 
-    @app.put(
-        "/v1/system/config/",
-        summary="Apply a configuration document as a whole",
-        openapi_extra=put_doc,
-    )
-    @app.put("/v1/system/config", include_in_schema=False)
-    async def put_config(request: Request) -> Any:
+            self._openapi = openapi_json()
+        return Response(200, self._openapi)
+
+    # -- changing -----------------------------------------------------------------------------
+    def put_config(self, request: Request) -> Response:
+        """Apply a configuration document as a whole."""
         if (refused := _not_json(request)) is not None:
             return refused
-        raw = await request.body()
-
-        def put() -> tuple[Document, list[str], str] | Exception:
-            with appliance.lock:
-                try:  # in this thread, not the event loop: 700 KB take milliseconds
-                    data = appliance.parse_body(raw)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    return exc
-                doc, changed = appliance.put(data, raw)
-                return doc, changed, appliance.etag
-
-        try:
-            outcome = await run_in_threadpool(put)
-            if isinstance(outcome, Exception):
-                return _error(422, [{"loc": ["body"], "msg": f"invalid JSON: {outcome}",
-                                     "type": "json_invalid"}])  # fmt: skip
-            doc, changed, etag = outcome
-        except ValidationError as exc:
-            errors = document_errors(exc)
-            for e in errors:
-                e["loc"] = ["body", *e["loc"]]
-            return _error(422, errors)
-        except ResolveError as exc:
-            return _error(422, exc.errors)
-        except ApplyError as exc:
-            return _error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
-        # The document serialized by pydantic (Rust): FastAPI's jsonable_encoder walks a dict
-        # of 5,000 hosts in Python for longer than applying a floating IP takes.
+        appliance = self.appliance
+        with appliance.lock:
+            try:
+                data = appliance.parse_body(request.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                return _invalid_json(exc)
+            try:
+                doc, changed = appliance.put(data, request.body)
+            except ValidationError as exc:
+                return _invalid(exc, ["body"])
+            except ResolveError as exc:
+                return error(422, exc.errors)
+            except ApplyError as exc:
+                return _apply_failed(exc)
+            etag = appliance.etag
         head = json.dumps({"status": "applied" if changed else "unchanged", "changed": changed})
         body = head[:-1] + ', "config": ' + document_json(doc) + "}"
         # Once the answer is sent: free the previous document, read the NICs for the next apply.
-        return Response(body, media_type=JSON, headers={"ETag": etag},
-                        background=BackgroundTask(appliance.release))  # fmt: skip
+        return Response(200, body, {"ETag": etag}, after=appliance.release)
 
-    fips_doc = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {
-                "type": "object", "required": ["floating_ips"], "additionalProperties": False,
-                "properties": {"floating_ips": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/FloatingIP"}}},
-            }}},
-        },
-        "parameters": [{
-            "name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
-            "description": "the ETag of the document the change is meant for (412 if the box "
-                           "runs another one)",
-        }],
-        "responses": {
-            "412": {"description": "If-Match is not the ETag of the document the box runs"},
-            "415": {"description": "the body is not application/json"},
-            "422": {"description": "invalid floating IPs: every bad field, by path"},
-            "500": {"description": "a step failed; the previous configuration was restored"},
-        },
-    }  # fmt: skip
-
-    @app.put(
-        "/v1/system/config/floating_ips/",
-        summary="Replace the floating IPs of the running document (the rest stays)",
-        openapi_extra=fips_doc,
-    )
-    @app.put("/v1/system/config/floating_ips", include_in_schema=False)
-    async def put_floating_ips(request: Request) -> Any:
+    def put_floating_ips(self, request: Request) -> Response:
+        """Replace the floating IPs of the running document (the rest stays)."""
         if (refused := _not_json(request)) is not None:
             return refused
         try:
-            data = json.loads(await request.body())
+            data = json.loads(request.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            return _error(
-                422, [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
-            )
+            return _invalid_json(exc)
         if not isinstance(data, dict) or set(data) != {"floating_ips"}:
-            return _error(422, [{"loc": ["body"], "msg": "an object with 'floating_ips' only",
-                                 "type": "model_type"}])  # fmt: skip
+            return error(422, [{"loc": ["body"], "msg": "an object with 'floating_ips' only",
+                                "type": "model_type"}])  # fmt: skip
         try:
-            _doc, changed, etag = await run_in_threadpool(
-                appliance.put_floating_ips, data["floating_ips"], request.headers.get("if-match")
+            _doc, changed, etag = self.appliance.put_floating_ips(
+                data["floating_ips"], request.headers.get("if-match")
             )
         except PreconditionFailed as exc:
-            return JSONResponse(
-                status_code=412,
-                content={"detail": "If-Match is not the ETag of the running document"},
-                headers={"ETag": exc.args[0]},
-            )
+            return error(412, "If-Match is not the ETag of the running document",
+                         {"ETag": exc.args[0]})  # fmt: skip
         except ValidationError as exc:
-            errors = document_errors(exc)
-            for e in errors:  # configuration.floating_ips... -> body.floating_ips...
-                e["loc"] = ["body", *e["loc"][1:]] if e["loc"][:1] == ["configuration"] else [
-                    "body", *e["loc"]]  # fmt: skip
-            return _error(422, errors)
+            return _fip_errors(exc)
         except ResolveError as exc:
-            return _error(422, exc.errors)
+            return error(422, exc.errors)
         except ApplyError as exc:
-            return _error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
+            return _apply_failed(exc)
         body = {"status": "applied" if changed else "unchanged", "changed": changed}
-        return JSONResponse(body, headers={"ETag": etag})
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            doc_schema = Document.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(doc_schema.pop("$defs", {}))
-            components["Document"] = doc_schema
-            components.setdefault("FloatingIP", FloatingIP.model_json_schema())
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    return app
+        return json_response(200, body, {"ETag": etag})
 
 
-def openapi_json() -> str:
-    """The OpenAPI document, as ``docs/appliance-openapi.json`` holds it."""
-    import tempfile
-
-    from astara.appliance.state import StateDir
-
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(Appliance(StateDir(tmp)))
-        return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"
-
-
-if (
-    __name__ == "__main__"
-):  # regenerate: python -m astara.appliance.api > docs/appliance-openapi.json
-    print(openapi_json(), end="")
+def _fip_errors(exc: ValidationError) -> Response:
+    """The 422 of the floating-IP endpoint: ``configuration.floating_ips...`` errors are
+    reported as ``body.floating_ips...`` (the body holds the floating IPs alone)."""
+    errors = document_errors(exc)
+    for e in errors:
+        loc = e["loc"]
+        e["loc"] = ["body", *(loc[1:] if loc[:1] == ["configuration"] else loc)]
+    return error(422, errors)

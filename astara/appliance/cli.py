@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import ipaddress
 import logging
-import ssl
+import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from astara.appliance import malloc
 from astara.appliance.state import StateDir
+
+if TYPE_CHECKING:
+    import ssl
 
 LOG = logging.getLogger("astara.appliance")
 
@@ -55,18 +57,27 @@ def configure_management(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _one_malloc_arena() -> None:
-    """glibc gives each thread that allocates its own malloc arena; the API's threads (the
-    worker running an apply, the libnftables transaction, the metadata proxy) would keep
-    several MB each of high-water memory. One arena: measured ~8 MB less after a 5,000-host
-    apply (Python's objects live in pymalloc's own arenas, not in these)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").mallopt(-8, 1)  # M_ARENA_MAX
+def _exit(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _tls(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext | None:
+    """The server's TLS context (None: plain HTTP); with ``ca``, clients need a certificate."""
+    if not cert:
+        return None
+    import ssl  # only with TLS: ~5 MB of resident memory
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    if ca:
+        context.load_verify_locations(ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def api(argv: list[str] | None = None) -> int:
     """Run the appliance REST API."""
-    _one_malloc_arena()  # before any thread starts
+    malloc.one_arena()  # before any thread starts
     parser = argparse.ArgumentParser(prog="astara-appliance-api", description=api.__doc__)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--listen", help="address to bind (default: the management address)")
@@ -91,9 +102,8 @@ def api(argv: list[str] | None = None) -> int:
         listen = str(ipaddress.ip_interface(mgmt["address"]).ip)
     ipaddress.ip_address(listen)  # an address, never a name: no resolver in a namespace
 
-    import uvicorn
-
-    from astara.appliance.api import create_app
+    from astara.appliance import httpserver
+    from astara.appliance.api import ApplianceAPI
     from astara.appliance.apply import Appliance
     from astara.appliance.links import UnclaimedBox, sync_names
 
@@ -103,21 +113,14 @@ def api(argv: list[str] | None = None) -> int:
         print(f"astara-appliance-api: {exc}", file=sys.stderr)
         return 2
     appliance = Appliance(state, api_port=args.port, api_address=listen)
-    appliance.restore()
-    tls: dict[str, Any] = {}
-    if args.tls_cert:
-        tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
-        if args.tls_ca:
-            tls |= {"ssl_ca_certs": args.tls_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    signal.signal(signal.SIGTERM, _exit)  # SystemExit in the main thread: serve() returns
     try:
-        uvicorn.run(
-            create_app(appliance),
-            host=listen,
-            port=args.port,
-            log_level="info",
-            access_log=args.verbose,
-            **tls,
-        )
+        appliance.restore()
+        server = httpserver.Server((listen, args.port), ApplianceAPI(appliance),
+                                   _tls(args.tls_cert, args.tls_key, args.tls_ca),
+                                   access_log=args.verbose)  # fmt: skip
+        httpserver.serve(server)
     finally:
-        appliance.shutdown()
+        with appliance.lock:  # an apply in progress ends first
+            appliance.shutdown()
     return 0

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from astara.appliance import links
-from astara.appliance.api import create_app, openapi_json
+from astara.appliance.api import ApplianceAPI
 from astara.appliance.apply import Appliance
+from astara.appliance.openapi import openapi_json
 from astara.appliance.state import StateDir
 from tests.functional.appliance.lab import base_document
+from tests.unit.appliance.loopback import Client, serving
 
 
 def _host_untouchable(*args: object, **kwargs: object) -> None:
@@ -20,8 +22,9 @@ def _host_untouchable(*args: object, **kwargs: object) -> None:
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
-    """The app on a box with no NICs, that fails the test if it touches the host.
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The API served on loopback for a box with no NICs, that fails the test if it touches
+    the host.
 
     Unit tests run in the host's root namespace: the appliance's link, address, nftables and
     daemon code must never run here (it would rename and reconfigure the host's own NICs).
@@ -30,10 +33,11 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setattr(links, "snapshot_links", lambda: [])
     monkeypatch.setattr(subprocess, "run", _host_untouchable)
     monkeypatch.setattr(subprocess, "Popen", _host_untouchable)
-    return TestClient(create_app(Appliance(StateDir(tmp_path))))
+    with serving(ApplianceAPI(Appliance(StateDir(tmp_path)))) as client:
+        yield client
 
 
-def test_wrong_content_type_is_415(client: TestClient) -> None:
+def test_wrong_content_type_is_415(client: Client) -> None:
     resp = client.put(
         "/v1/system/config/",
         content=b"a=1",
@@ -43,12 +47,12 @@ def test_wrong_content_type_is_415(client: TestClient) -> None:
     assert "application/json" in resp.json()["detail"]
 
 
-def test_missing_content_type_is_415(client: TestClient) -> None:
+def test_missing_content_type_is_415(client: Client) -> None:
     assert client.put("/v1/system/config/", content=b"{}").status_code == 415
 
 
 @pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[]", b"null", b'"x"', b"1e999999"])
-def test_garbage_is_422(client: TestClient, body: bytes) -> None:
+def test_garbage_is_422(client: Client, body: bytes) -> None:
     resp = client.put(
         "/v1/system/config/", content=body, headers={"Content-Type": "application/json"}
     )
@@ -56,7 +60,7 @@ def test_garbage_is_422(client: TestClient, body: bytes) -> None:
     assert resp.json()["detail"][0]["loc"][0] == "body"
 
 
-def test_invalid_document_lists_every_bad_field(client: TestClient) -> None:
+def test_invalid_document_lists_every_bad_field(client: Client) -> None:
     doc = base_document()
     doc["configuration"]["networks"][2]["address_allocations"][0]["hostname"] = "a;b"
     doc["configuration"]["networks"][2]["interface"]["addresses"][0] = "10.99.0.1/24"
@@ -74,7 +78,7 @@ def test_invalid_document_lists_every_bad_field(client: TestClient) -> None:
     ]
 
 
-def test_config_before_any_put_is_the_empty_document(client: TestClient) -> None:
+def test_config_before_any_put_is_the_empty_document(client: Client) -> None:
     assert client.get("/v1/system/config").json() == {
         "version": 1,
         "configuration": {
@@ -91,7 +95,7 @@ def test_config_before_any_put_is_the_empty_document(client: TestClient) -> None
     }
 
 
-def test_openapi_documents_every_route_and_the_document(client: TestClient) -> None:
+def test_openapi_documents_every_route_and_the_document(client: Client) -> None:
     spec = client.get("/openapi.json").json()
     assert {
         "/v1/status/",
@@ -111,11 +115,11 @@ def test_openapi_documents_every_route_and_the_document(client: TestClient) -> N
 def test_published_openapi_document_is_current() -> None:
     published = Path(__file__).resolve().parents[3] / "docs" / "appliance-openapi.json"
     assert published.read_text() == openapi_json(), (
-        "regenerate: .venv/bin/python -m astara.appliance.api > docs/appliance-openapi.json"
+        "regenerate: .venv/bin/python -m astara.appliance.openapi > docs/appliance-openapi.json"
     )
 
 
-def test_unclaimed_box_refuses_to_touch_nics(client: TestClient) -> None:
+def test_unclaimed_box_refuses_to_touch_nics(client: Client) -> None:
     """Without astara-configure-management's record the API renames and configures nothing."""
     resp = client.get("/v1/system/interfaces")
     assert resp.status_code == 503
@@ -124,7 +128,7 @@ def test_unclaimed_box_refuses_to_touch_nics(client: TestClient) -> None:
     assert resp.status_code == 503
 
 
-def test_floating_ips_endpoint_refuses_bad_input_before_the_box(client: TestClient) -> None:
+def test_floating_ips_endpoint_refuses_bad_input_before_the_box(client: Client) -> None:
     url = "/v1/system/config/floating_ips/"
     assert client.put(url, content=b"{}", headers={"Content-Type": "text/plain"}).status_code == 415
     for body in (b"{garbage", b"[]", b'{"floating_ips": [], "x": 1}'):
@@ -149,3 +153,42 @@ def test_floating_ips_endpoint_refuses_bad_input_before_the_box(client: TestClie
     assert resp.status_code == 412 and resp.headers["ETag"] == etag
     spec = client.get("/openapi.json").json()
     assert "If-Match" in str(spec["paths"][url]["put"]["parameters"])
+
+
+def test_unknown_paths_and_methods(client: Client) -> None:
+    assert client.get("/v1/nope").status_code == 404
+    assert client.get("/v1/nope").json() == {"detail": "Not Found"}
+    resp = client.request("DELETE", "/v1/system/config/")
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET, PUT"
+    assert client.get("/v1/system/config/floating_ips").status_code == 405
+    # every path answers with and without its trailing slash
+    assert client.get("/v1/system/config/").json()["version"] == 1
+    assert client.get("/v1/system/interface/ge9").status_code == 503  # unclaimed box
+    assert client.get("/v1/system/interface/a%2Fb/").status_code == 404  # no '/' in a name
+
+
+def test_the_api_loads_no_framework() -> None:
+    """What the API process loads stays small (the appliance's memory budget is 40 MB):
+    no pydantic, FastAPI, uvicorn or asyncio; ssl only with TLS."""
+    import sys
+
+    code = (
+        "import sys; from astara.appliance import cli, api, apply, openapi; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    out = subprocess.check_output([sys.executable, "-c", code], text=True)
+    heavy = (
+        "pydantic",
+        "pydantic_core",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "anyio",
+        "asyncio",
+        "ssl",
+        "_ssl",
+        "email",
+        "http.server",
+        "http.client",
+    )
+    assert not set(out.split()) & set(heavy)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from astara.configdoc import Document, document_errors, parse_document, with_floating_ips
-from tests.functional.appliance.lab import base_document
+from astara.configdoc import (
+    Document,
+    ValidationError,
+    document_data,
+    document_errors,
+    document_json,
+    parse_document,
+    with_floating_ips,
+)
+from tests.functional.appliance.lab import base_document, with_fip
 
 SEED_EXAMPLE: dict[str, Any] = {
     "configuration": {
@@ -78,8 +86,9 @@ def test_seed_example_validates_as_version_1() -> None:
 
 def test_round_trip_is_stable() -> None:
     doc = parse_document(base_document())
-    again = parse_document(doc.model_dump(mode="json"))
+    again = parse_document(document_data(doc))
     assert again == doc
+    assert parse_document(json.loads(document_json(doc))) == doc
 
 
 def test_wrong_version_and_types_report_every_path() -> None:
@@ -224,35 +233,153 @@ def test_floating_ips_alone_refuse_what_the_whole_document_refuses(new: Any) -> 
     "text",
     ["1.2.3.4", "0.0.0.0", "255.255.255.255", "10.0.99.10", "01.2.3.4", "1.2.3.04", "00.1.2.3",
      "1.2.3.256", "1.2.3", "1.2.3.4.5", "1.2.3.4\n", " 1.2.3.4", "1.2.3.4/32", "\u0661.2.3.4",
-     "1..2.3", "::1", "2001:db8::1", "::ffff:1.2.3.4", "", 16909060, "x"],
+     "1..2.3", "::1", "2001:db8::1", "::ffff:1.2.3.4", "", "1.2.3.4\x00", "x"],
 )  # fmt: skip
-def test_fast_ipv4_text_path_agrees_with_pydantic(text: Any) -> None:
-    """The cheap IPv4 parse takes exactly what IPvAnyAddress takes, giving the same value."""
-    from pydantic import IPvAnyAddress, TypeAdapter
+def test_fast_ipv4_text_path_agrees_with_ipaddress(text: str) -> None:
+    """The cheap IPv4 parse takes exactly what ipaddress takes, giving the same value and text."""
+    from astara.configdoc import _MODELS, FloatingIP, _ipv4_text
 
-    from astara.configdoc import IPAnyAddress
+    try:
+        expected: Any = ipaddress.ip_address(text)
+    except ValueError:
+        expected = None
+    fast = _ipv4_text(text)
+    if fast is not None:  # only canonical dotted quads, kept as they were written
+        assert expected is not None and fast == expected and hash(fast) == hash(expected)
+        assert str(fast) == str(expected) == text
+    elif expected is not None:
+        assert expected.version == 6 or str(expected) != text
+    errors: list[Any] = []
+    value = _MODELS[FloatingIP].check({"floating_ip": text, "fixed_ip": "10.0.0.1"}, (), errors)
+    if expected is None:
+        assert [(e["loc"], e["type"]) for e in errors] == [(("floating_ip",), "ip_any_address")]
+    else:
+        assert not errors and value.floating_ip == expected and str(value.floating_ip) == str(
+            expected)  # fmt: skip
 
-    def outcome(adapter: TypeAdapter[Any]) -> Any:
-        try:
-            value = adapter.validate_python(text)
-            # an IPv4Address that keeps its text (a subclass): same family, value and text
-            family = (
-                ipaddress.IPv4Address if isinstance(value, ipaddress.IPv4Address) else type(value)
-            )
-            return family, value, str(value), hash(value)
-        except ValidationError as exc:
-            return [(e["type"], e["msg"]) for e in exc.errors()]
 
-    assert outcome(TypeAdapter(IPAnyAddress)) == outcome(TypeAdapter(IPvAnyAddress))
+@pytest.mark.parametrize("value", [16909060, 1.5, None, True, ["1.2.3.4"], {"a": 1}])
+def test_addresses_are_strings(value: Any) -> None:
+    data = base_document()
+    data["configuration"]["floating_ips"] = [{"floating_ip": value, "fixed_ip": "10.10.10.5"}]
+    assert (("configuration", "floating_ips", 0, "floating_ip"), "ip_any_address") in errors_of(
+        data)  # fmt: skip
 
 
-def test_document_json_is_model_dump_json() -> None:
-    from astara.configdoc import document_json
-
+def test_document_json_is_the_document() -> None:
     doc = parse_document(_with_fips(FIPS))
-    assert document_json(doc) == doc.model_dump_json()
-    assert document_json(doc) == doc.model_dump_json()  # the networks' JSON reused
+    text = document_json(doc)
+    assert text == json.dumps(document_data(doc), separators=(",", ":"))
+    assert document_json(doc) == text  # the networks' JSON reused
+    assert list(json.loads(text)["configuration"]) == [
+        "networks", "static_routes", "floating_ips", "tenant_id", "hostname",
+        "default_v4_gateway", "asn", "neighbor_asn", "orchestrator",
+    ]  # fmt: skip
+    assert list(json.loads(text)["configuration"]["networks"][2]["subnets"][0])[:2] == [
+        "id", "cidr"]  # fmt: skip
     fast = with_floating_ips(doc, FIPS[:3], FIPS)
     assert fast is not None
-    assert document_json(fast) == fast.model_dump_json()
-    assert document_json(Document()) == Document().model_dump_json()
+    assert json.loads(document_json(fast)) == document_data(fast)
+    assert json.loads(document_json(Document())) == document_data(Document())
+
+
+def test_numbers_and_booleans_are_taken_as_pydantic_took_them() -> None:
+    """Lax as pydantic's lax mode was: numeric strings, integral floats, yes/no strings."""
+    data = base_document()
+    data["version"] = 1.0
+    iface = data["configuration"]["networks"][2]["interface"]
+    iface["mtu"] = " 1450 "
+    data["configuration"]["networks"][2]["subnets"][0]["dhcp_enabled"] = "no"
+    data["configuration"]["asn"] = 64512.0
+    conf = parse_document(data).configuration
+    assert conf.networks[2].interface.mtu == 1450
+    assert conf.networks[2].subnets[0].dhcp_enabled is False
+    assert conf.asn == 64512 and type(conf.asn) is int
+    for mtu, kind in [
+        (1450.5, "int_from_float"),
+        ("1e3", "int_parsing"),
+        (None, None),
+        ([], "int_type"),
+        (True, "greater_than_equal"),
+        (9217, "less_than_equal"),
+    ]:
+        iface["mtu"] = mtu
+        found = [t for loc, t in errors_of(data) if loc[-1] == "mtu"] if kind else []
+        assert found == ([kind] if kind else []), mtu
+    iface["mtu"] = 1500
+
+
+def _mutations() -> list[Any]:
+    """Documents, valid and not, each wrong in one place (or right)."""
+
+    def at(path: list[Any], value: Any) -> dict[str, Any]:
+        doc = base_document()
+        node: Any = doc
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return doc
+
+    net = ["configuration", "networks", 2]
+    return [
+        base_document(),
+        with_fip(base_document()),
+        at(["configuration", "tenant_id"], "a b"),
+        at(["configuration", "hostname"], None),
+        at(["configuration", "orchestrator"], None),
+        at(["configuration", "orchestrator"], {"address": "fd00::1"}),
+        at(["configuration", "orchestrator"], {"address": "fd00::1", "x": 1}),
+        at(["configuration", "orchestrator"], "fd00::1"),
+        at([*net, "address_allocations", 0, "ip_addresses"], {"10.10.10.6": "yes"}),
+        at([*net, "address_allocations", 0, "ip_addresses"], {"10.10.10.x": True}),
+        at([*net, "address_allocations", 0, "ip_addresses"], []),
+        at([*net, "address_allocations", 0, "mac_address"], "fa:16:3e:00:00"),
+        at([*net, "subnets", 0, "ipv6_ra_mode"], "slaac"),
+        at([*net, "subnets", 0, "ipv6_ra_mode"], "dhcp"),
+        at([*net, "subnets", 0, "cidr"], "10.10.10.1/24"),
+        at([*net, "interface", "groups"], ["g1", "1g"]),
+        at([*net, "interface", "addresses"], ["10.10.10.1/24"] * 257),
+        at([*net, "interface", "state"], "down"),
+        at([*net, "network_type"], "isolated"),
+        at(["configuration", "static_routes"], [{"destination": "10.50.0.0/16"}]),
+        at(["configuration", "default_v4_gateway"], "2001:db8::1"),
+        at(["version"], True),
+        at(["version"], "1"),
+        at(["configuration"], None),
+        [],
+        None,
+    ]
+
+
+@pytest.mark.parametrize("data", _mutations())
+def test_the_fast_path_and_the_explaining_path_agree(data: Any) -> None:
+    """parse_document converts in one pass, and explains only when that pass fails: both
+    must take and refuse the same documents, giving the same values."""
+    from astara.configdoc import _MODELS, _Invalid
+
+    model = _MODELS[Document]
+    errors: list[Any] = []
+    explained = model.check(copy.deepcopy(data), (), errors)
+    try:
+        fast = model.convert(copy.deepcopy(data))
+    except _Invalid:
+        assert errors
+        with pytest.raises(ValidationError) as info:
+            parse_document(data)
+        assert info.value.errors() == errors
+    else:
+        assert not errors and fast == explained == parse_document(data)
+
+
+def test_json_schema_matches_what_is_validated() -> None:
+    """The OpenAPI components come from the models: required fields, patterns, bounds."""
+    from astara.configdoc import HOSTNAME_RE, json_schema
+
+    schemas = json_schema()
+    assert schemas["AddressAllocation"]["required"] == ["hostname", "ip_addresses", "mac_address"]
+    assert schemas["AddressAllocation"]["properties"]["hostname"]["pattern"] == HOSTNAME_RE
+    assert schemas["Interface"]["properties"]["mtu"]["anyOf"][0] == {
+        "maximum": 9216, "minimum": 1280, "type": "integer"}  # fmt: skip
+    assert schemas["Document"]["properties"]["version"] == {
+        "const": 1, "default": 1, "title": "Version", "type": "integer"}  # fmt: skip
+    assert all(s["additionalProperties"] is False for s in schemas.values())

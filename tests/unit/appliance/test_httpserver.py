@@ -1,0 +1,163 @@
+"""The API's HTTP server on loopback: keep-alive, bodies, 100-continue, refusals, TLS."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from astara.appliance import httpserver
+from astara.appliance.httpserver import Request, Response, json_response
+from tests.unit.appliance.loopback import serving
+
+
+def echo(request: Request) -> Response:
+    if request.path == "/boom":
+        raise RuntimeError("a bug")
+    return json_response(200, {"method": request.method, "path": request.path,
+                               "body": request.body.decode(), "client": request.client,
+                               "type": request.media_type()})  # fmt: skip
+
+
+@pytest.fixture
+def address() -> Iterator[tuple[str, int]]:
+    with serving(echo) as client:
+        yield client.address
+
+
+def exchange(address: tuple[str, int], data: bytes, until_close: bool = True) -> bytes:
+    """Raw bytes sent, the raw answer read (until the server closes, or one answer)."""
+    with socket.create_connection(address[:2], timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if not until_close and b"\r\n\r\n" in answer:
+                head, _, body = answer.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    break
+        return answer
+
+
+def test_requests_on_one_connection_then_close(address: tuple[str, int]) -> None:
+    two = (b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+           b"PUT /b%20c HTTP/1.1\r\nHost: h\r\nContent-Type: application/json; charset=utf-8\r\n"
+           b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")  # fmt: skip
+    answer = exchange(address, two)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    first, second = answer.split(b"HTTP/1.1 200 OK")[1:]
+    assert b'"path":"/a"' in first and b'"method":"GET"' in first
+    assert b'"path":"/b c"' in second and b'"body":"{}"' in second
+    assert b'"type":"application/json"' in second and b"connection: close" in second.lower()
+
+
+def test_http_1_0_closes_unless_kept_alive(address: tuple[str, int]) -> None:
+    assert b"connection: close" in exchange(address, b"GET / HTTP/1.0\r\n\r\n")
+    kept = exchange(address, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", until_close=False)
+    assert b"connection: keep-alive" in kept
+
+
+def test_chunked_body_and_100_continue(address: tuple[str, int]) -> None:
+    chunked = (b"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+               b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n")  # fmt: skip
+    assert b'"body":"abcde"' in exchange(address, chunked)
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"PUT /e HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+                     b"Connection: close\r\n\r\n")  # fmt: skip
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"xyz")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert b"200 OK" in answer and b'"body":"xyz"' in answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"NONSENSE\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n folded: x\r\n\r\n", 400),
+        (b"PUT / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+        (b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        (b"PUT / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413),
+        (b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),
+    ],
+)
+def test_unreadable_requests_are_refused_and_closed(
+    address: tuple[str, int], request_bytes: bytes, status: int
+) -> None:
+    answer = exchange(address, request_bytes)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:100]
+    assert b"connection: close" in answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["detail"]
+
+
+def test_a_failing_handler_is_a_500_and_the_connection_lives_on(address: tuple[str, int]) -> None:
+    answer = exchange(address, b"GET /boom HTTP/1.1\r\n\r\nGET /ok HTTP/1.1\r\nConnection: close"
+                               b"\r\n\r\n")  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 500 Internal Server Error")
+    assert b'{"detail":"Internal Server Error"}' in answer and b'"path":"/ok"' in answer
+
+
+def test_head_has_no_body(address: tuple[str, int]) -> None:
+    answer = exchange(address, b"HEAD /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"200 OK" in head and int(head.split(b"content-length: ")[1].split(b"\r\n")[0]) > 0
+    assert body == b""
+
+
+def test_an_idle_kept_alive_connection_is_closed(
+    address: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(httpserver, "IDLE_TIMEOUT", 0.2)
+    with socket.create_connection(address, timeout=5) as sock:
+        started = time.monotonic()
+        assert sock.recv(10) == b""  # closed by the server, nothing sent
+        assert time.monotonic() - started < 3
+
+
+def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    """Mutual TLS: the handshake in the connection's thread; a client without a certificate
+    is refused, and the server goes on serving."""
+    from tests.harness.tls import make_certificates
+
+    make_certificates(tmp_path, "IP:127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    context.load_verify_locations(tmp_path / "ca.pem")
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = httpserver.Server(("127.0.0.1", 0), echo, context)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        client = ssl.create_default_context(cafile=tmp_path / "ca.pem")
+
+        def get(context: ssl.SSLContext) -> bytes:
+            with socket.create_connection(server.server_address[:2], timeout=5) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:  # fmt: skip
+                sock.sendall(b"GET /tls HTTP/1.1\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+                return answer
+
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            get(client)  # no client certificate
+        client.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
+        assert b'"path":"/tls"' in get(client)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
