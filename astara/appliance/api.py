@@ -185,7 +185,9 @@ class ApplianceAPI:
         except ApplyError as exc:
             return _apply_failed(exc)
         body = {"status": "applied" if changed else "unchanged", "changed": changed}
-        return json_response(200, body, {"ETag": etag})
+        answer = json_response(200, body, {"ETag": etag})
+        answer.after = self.appliance.release
+        return answer
 
 
 def _fip_errors(exc: ValidationError) -> Response:

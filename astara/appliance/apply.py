@@ -11,8 +11,8 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import re
-import secrets
 import socket
 import threading
 import time
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from astara.appliance import bird, dhcp, firewall, links, metadata_proxy, netops, routes
+from astara.appliance import bird, dhcp, firewall, links, malloc, metadata_proxy, netops, routes
 from astara.appliance.state import StateDir, write_atomic
 from astara.appliance.supervisor import Daemon
 from astara.configdoc import (
@@ -92,7 +92,8 @@ class Appliance:
         self.api_port = api_port
         self.api_address = api_address  # the firewall never locks the API out
         self.lock = threading.RLock()  # held across a floating-IP PUT's check and apply
-        self._etag_token = secrets.token_hex(4)  # a restarted API: other ETags
+        # a restarted API: other ETags (os.urandom: ``secrets`` loads hashlib, libcrypto: ~4 MB)
+        self._etag_token = os.urandom(4).hex()
         self._generation = 0  # of ``current``: the ETag of the document the box runs
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
@@ -721,16 +722,16 @@ class Appliance:
         """What the API runs once the answer of a PUT is sent (off the PUT's critical path).
 
         Frees what the last apply replaced (the previous document, its JSON and what was
-        derived from them), and reads the NICs with their addresses under a watch of link and
-        address events opened first: the next full apply takes them from here instead of
-        reading them again, if no event has come meanwhile (any event, ours included, and it
-        reads them as before).
+        derived from them) and gives the allocator's free memory back to the system; reads
+        the NICs with their addresses under a watch of link and address events opened first:
+        the next full apply takes them from here instead of reading them again, if no event
+        has come meanwhile (any event, ours included, and it reads them as before).
         """
         with self.lock:
-            if not self._retired:  # no full apply since the last call (a floating-IP change)
-                return
+            full = bool(self._retired)  # else a floating-IP change since the last call
             self._retired.clear()
-            if self.state.management is None:  # an unclaimed box: nothing is read from it
+            malloc.trim()  # every apply leaves freed memory (bodies, libnftables) in the heap
+            if not full or self.state.management is None:  # unclaimed: nothing is read
                 return
             if self._box is not None:
                 if not self._box[0].changed():
@@ -808,6 +809,7 @@ class Appliance:
             self.apply(saved)
         except (ResolveError, ApplyError) as exc:
             LOG.error("could not restore the saved configuration: %s", exc)
+        malloc.trim()
 
     def shutdown(self) -> None:
         if self._box is not None:

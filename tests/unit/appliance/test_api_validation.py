@@ -169,7 +169,7 @@ def test_unknown_paths_and_methods(client: Client) -> None:
 
 def test_the_api_loads_no_framework() -> None:
     """What the API process loads stays small (the appliance's memory budget is 40 MB):
-    no pydantic, FastAPI, uvicorn or asyncio; ssl only with TLS."""
+    no pydantic, FastAPI, uvicorn or asyncio; ssl and hashlib (OpenSSL) only with TLS."""
     import sys
 
     code = (
@@ -187,6 +187,8 @@ def test_the_api_loads_no_framework() -> None:
         "asyncio",
         "ssl",
         "_ssl",
+        "hashlib",
+        "_hashlib",
         "email",
         "http.server",
         "http.client",
