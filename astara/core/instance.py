@@ -25,6 +25,7 @@ from astara.core.interfaces import (
     PortSpec,
     ProviderError,
     ResourceDriver,
+    ResourceGone,
 )
 from astara.core.settings import MachineSettings
 
@@ -72,6 +73,7 @@ class InstanceManager:
         "_last_reported",
         "_observed",
         "_replug_ports",
+        "_replugged_ports",
         "appliance",
         "boot_failures",
         "clock",
@@ -114,6 +116,8 @@ class InstanceManager:
         self.stats: Mapping[str, Any] | None = None
         self._last_reported: str | None = None
         self._replug_ports: list[PortSpec] | None = None  # what configure() found missing
+        # What replug() just plugged, and into which instance (used once, by configure()).
+        self._replugged_ports: tuple[str, list[PortSpec]] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -271,15 +275,25 @@ class InstanceManager:
         if api is None or self.instance is None:
             self._set(InstanceState.DOWN, "(no management address)")
             return
-        if not self.driver.fetch(self.resource):
+        # Right after a replug the ports were ensured and checked plugged a moment ago: go
+        # straight to the configuration (it reads the backend anew; a change made since is
+        # another event, whose configure step ensures and replugs again).
+        replugged, self._replugged_ports = self._replugged_ports, None
+        ports = replugged[1] if replugged and replugged[0] == self.instance.instance_id else None
+        if ports is None:
+            if not self.driver.fetch(self.resource):
+                self._set(InstanceState.GONE, "(deleted from backend)")
+                return
+            ports = self.driver.ensure_ports(self.resource)
+            if self._interfaces_differ(ports):
+                self._replug_ports = list(ports)
+                self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
+                return
+        try:
+            document = self.driver.build_config(self.resource, self.instance)
+        except ResourceGone:
             self._set(InstanceState.GONE, "(deleted from backend)")
             return
-        ports = self.driver.ensure_ports(self.resource)
-        if self._interfaces_differ(ports):
-            self._replug_ports = list(ports)
-            self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
-            return
-        document = self.driver.build_config(self.resource, self.instance)
         for attempt in range(self.settings.max_retries + 1):
             try:
                 self.appliance.put_config(*api, document)
@@ -317,8 +331,7 @@ class InstanceManager:
         """Hot-plug missing ports and unplug stale ones, without rebooting.
 
         Uses the ports the configure step that asked for the replug has just ensured (read
-        again only if there are none): the configure step that follows re-reads them anyway,
-        and replugs again if they changed in between.
+        again only if there are none); the configure step that follows uses them in turn.
         """
         api = self._api()
         if api is None or self.instance is None:
@@ -348,6 +361,7 @@ class InstanceManager:
             self._boot_failed("interfaces still differ after replug, restarting")
             self._set(InstanceState.RESTART)
         else:
+            self._replugged_ports = (self.instance.instance_id, list(ports))
             self._set(InstanceState.UP, "(replugged)")
 
     def read_stats(self) -> Mapping[str, Any] | None:

@@ -128,6 +128,10 @@ class ApplianceClient(Protocol):
         ...
 
 
+class ResourceGone(LookupError):
+    """The resource no longer exists in the backend (raised by a driver while reading it)."""
+
+
 class ResourceDriver(Protocol):
     """What one kind of resource (router, later load balancer) needs from its backend."""
 
@@ -142,7 +146,8 @@ class ResourceDriver(Protocol):
         ...
 
     def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:
-        """The full configuration document for the appliance of ``resource``."""
+        """The full configuration document for the appliance of ``resource``; raises
+        :class:`ResourceGone` if the backend no longer has it."""
         ...
 
     def delete_ports(self, resource: Resource) -> None:

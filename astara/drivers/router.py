@@ -14,7 +14,7 @@ from typing import Any
 from oslo_config import cfg
 
 from astara.core.events import Resource
-from astara.core.interfaces import Instance, PortSpec
+from astara.core.interfaces import Instance, PortSpec, ResourceGone
 from astara.drivers.router_document import DocumentSettings, build_document
 from astara.neutron.client import NeutronClient
 from astara.neutron.models import ROUTER_GATEWAY_OWNER
@@ -23,7 +23,7 @@ from astara.neutron.status import BackgroundStatusReporter, StatusReporter
 from astara.neutron.topology import read_router_topology
 
 
-class RouterGone(LookupError):
+class RouterGone(ResourceGone):
     """The router no longer exists in Neutron."""
 
 

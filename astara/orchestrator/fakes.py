@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from astara.core.events import Resource
-from astara.core.interfaces import Instance, PortRole, PortSpec
+from astara.core.interfaces import Instance, PortRole, PortSpec, ResourceGone
 from astara.orchestrator.fake_appliance import FakeApplianceFleet
 from astara.orchestrator.worker import Backends
 from astara.providers.fake import FakeComputeProvider
@@ -73,7 +73,9 @@ class FakeRouterDriver:
         return ports
 
     def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:
-        router = self.routers[resource.id]
+        router = self.routers.get(resource.id)
+        if router is None:
+            raise ResourceGone(f"router {resource.id} is not in the fake backend")
         return {
             "version": 1,
             "configuration": {

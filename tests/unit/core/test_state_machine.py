@@ -259,16 +259,36 @@ def test_new_network_is_hot_plugged_without_reboot(world: World):
     assert machine.instance.state is I.CONFIGURED
 
 
-def test_hot_plug_reads_the_ports_once_per_configure_step(world: World, monkeypatch):
-    """The replug uses the ports its configure step just ensured; the next configure re-reads."""
+def test_hot_plug_reads_the_ports_once(world: World, monkeypatch):
+    """The replug uses the ports its configure step just ensured, and the configure step after
+    the replug the ports it just plugged: one read of the ports for the whole hot-plug."""
     machine = configured(world)
     world.driver.routers["r1"].networks.append("net-b")
     ensured = []
     original = world.driver.ensure_ports
     monkeypatch.setattr(world.driver, "ensure_ports", lambda r: ensured.append(r.id) or original(r))
-    send_run(machine, Action.UPDATE)
+    done = send_run(machine, Action.UPDATE)
     assert world.provider.calls["plug"] == 1
-    assert ensured == ["r1", "r1"]  # ConfigureInstance, (ReplugInstance: none), ConfigureInstance
+    assert ensured == ["r1"]  # ConfigureInstance; not again in ReplugInstance or ConfigureInstance
+    assert S.REPLUG_INSTANCE in path(done) and machine.instance.state is I.CONFIGURED
+    send_run(machine, Action.UPDATE)  # a later configure step reads them again
+    assert ensured == ["r1", "r1"]
+
+
+def test_router_deleted_during_a_hot_plug_is_gone(world: World, monkeypatch):
+    """Deleted between the replug and the configuration: the configure step finds it gone."""
+    machine = configured(world)
+    world.driver.routers["r1"].networks.append("net-b")
+    plug = world.provider.plug
+
+    def plug_then_delete(resource, port):  # type: ignore[no-untyped-def]
+        plug(resource, port)
+        del world.driver.routers["r1"]
+
+    monkeypatch.setattr(world.provider, "plug", plug_then_delete)
+    done = send_run(machine, Action.UPDATE)
+    assert path(done)[-4:] == [S.REPLUG_INSTANCE, S.CONFIGURE_INSTANCE, S.STOP_INSTANCE, S.EXIT]
+    assert machine.instance.state is I.GONE
 
 
 def test_failed_replug_restarts_the_appliance(world: World):
