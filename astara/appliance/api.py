@@ -143,15 +143,13 @@ class ApplianceAPI:
         appliance = self.appliance
         with appliance.lock:
             try:
-                data = appliance.parse_body(request.body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                return _invalid_json(exc)
-            try:
-                doc, changed = appliance.put(data, request.body)
+                doc, changed = appliance.put_body(request.body)
             except ValidationError as exc:
                 return _invalid(exc, ["body"])
             except ResolveError as exc:
                 return error(422, exc.errors)
+            except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
+                return _invalid_json(exc)
             except ApplyError as exc:
                 return _apply_failed(exc)
             etag = appliance.etag

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -21,12 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from astara.appliance import bird, dhcp, firewall, links, malloc, metadata_proxy, netops, routes
+from astara.appliance.body import DIFFERENT, AppliedBody, floating_ips_json
 from astara.appliance.state import StateDir, write_atomic
 from astara.appliance.supervisor import Daemon
 from astara.configdoc import (
     Configuration,
     Document,
+    Network,
     ValidationError,
+    document_data,
     document_json,
     parse_document,
     with_floating_ips,
@@ -102,21 +104,18 @@ class Appliance:
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
-        # network_id -> (model, its JSON when known, version) of the internal networks last
-        # seen: a version changes when the network's content does (render caches key on it)
-        self._nets_seen: dict[str, tuple[Any, Any, int]] = {}
+        # network_id -> (model, version) of the internal networks last seen: a version
+        # changes when the network's content does (render caches key on it)
+        self._nets_seen: dict[str, tuple[Network, int]] = {}
         self._versions_made = 0
         self._dhcp_cache: dict[str, Any] = {}  # per network: dnsmasq lines (dhcp.render)
         self._proxy_cache: dict[str, Any] = {}  # per network: address -> device (proxy map)
         self._proxy_text: tuple[Any, str] | None = None  # (key, metadata-proxy.json) last made
-        # the floating IPs' JSON and (floating, fixed) text pairs last made; the configuration
-        # applied last and its pairs (what the next apply's clean-up compares with)
-        self._fips_made: tuple[Any, frozenset[tuple[str, str]]] | None = None
+        # the configuration applied last and its (floating, fixed) text pairs (what the next
+        # apply's clean-up compares with)
         self._last_pairs: tuple[Configuration, frozenset[tuple[str, str]]] | None = None
         # The incremental path: what the last complete apply saw (None: take the full path).
-        self._applied_data: Any = None  # the JSON of the document applied last
-        self._applied_raw: bytes | None = None  # the request body it was parsed from
-        self._raw_span: tuple[int, int] | bool | None = False  # its floating IPs' bytes (cache)
+        self._applied: AppliedBody | None = None  # the body of the document applied last
         self._plan: Plan | None = None  # how its networks were resolved to NICs
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
         self._link_watch: links.LinkWatch | None = None  # link events since the last apply
@@ -260,17 +259,9 @@ class Appliance:
         return True
 
     def _fip_pairs(self, plan: Plan) -> frozenset[tuple[str, str]]:
-        """The (floating, fixed) text pairs of ``plan``, once; those of the last document
-        whose floating-IP JSON is the same (compared in C) are not made again."""
+        """The (floating, fixed) text pairs of ``plan``, once."""
         if "fips" not in plan.memo:
-            js = _fips_json(plan.memo.get("json"))
-            made = self._fips_made
-            if js is not None and made is not None and made[0] == js:
-                pairs = made[1]
-            else:
-                pairs = _fip_pairs(plan.conf)
-            self._fips_made = (js, pairs) if js is not None else None
-            plan.memo["fips"] = pairs
+            plan.memo["fips"] = _fip_pairs(plan.conf)
         return plan.memo["fips"]  # type: ignore[no-any-return]
 
     def step_dhcp(self, plan: Plan) -> bool:
@@ -305,36 +296,22 @@ class Appliance:
         """network_id -> version of each internal network of ``plan``, in order: a version
         changes when the network's content does (thousands of hosts).
 
-        A network is compared with the one last seen under its id, as parsed JSON (in C) when
-        both sides have it, else as models (milliseconds for 5,000 hosts: the dataclasses'
-        ``__eq__`` runs in Python). Equal JSON parses to equal models. Once per plan.
+        A network is compared with the one last seen under its id, as models (~3 ms for
+        5,000 hosts of a fresh parse: the dataclasses' ``__eq__`` runs in Python; the same
+        object, as the incremental path shares them, at once). Once per plan.
         """
         if "versions" in plan.memo:
             return plan.memo["versions"]  # type: ignore[no-any-return]
-        nets = plan.conf.networks_of("internal")
-        as_json = _internal_json(plan.memo.get("json"))
-        if as_json is not None and len(as_json) != len(nets):
-            as_json = None
         versions: dict[str, int] = {}
-        seen: dict[str, tuple[Any, Any, int]] = {}
-        for k, net in enumerate(nets):
-            js = as_json[k] if as_json is not None else None
-            if js is not None and js.get("network_id") != net.network_id:
-                js = None
+        seen: dict[str, tuple[Network, int]] = {}
+        for net in plan.conf.networks_of("internal"):
             old = self._nets_seen.get(net.network_id)
-            if old is None:
-                same = False
-            elif js is not None and old[1] is not None:
-                same = old[1] == js
-            else:
-                same = old[0] is net or old[0] == net
-            if same:
-                assert old is not None
-                version = old[2]
+            if old is not None and (old[0] is net or old[0] == net):
+                version = old[1]
             else:
                 self._versions_made += 1
                 version = self._versions_made
-            seen[net.network_id] = (net, js, version)
+            seen[net.network_id] = (net, version)
             versions[net.network_id] = version
         self._nets_seen = seen
         plan.memo["versions"] = versions
@@ -386,48 +363,47 @@ class Appliance:
             ("bird", self.step_bird),
         ]
 
-    def put(self, data: Any, raw: bytes | None = None) -> tuple[Document, list[str]]:
-        """Validate ``data`` (the parsed JSON of a PUT) and apply it: the document and what changed.
+    def put_body(self, raw: bytes) -> tuple[Document, list[str]]:
+        """Validate and apply the body of a PUT (JSON bytes): the document and what changed.
 
-        When the document differs from the one applied last only in its floating IPs (or not
-        at all), and the box is as that apply left it (same NICs, daemons alive), only the new
-        floating IPs are validated and applied: map elements in one ``nft`` transaction and
-        addresses by netlink. Otherwise the whole document is validated and applied as by
-        :meth:`apply`. Raises configdoc's ValidationError, ResolveError or ApplyError.
+        When the body is the one applied last but (maybe) inside its ``floating_ips`` array
+        (:class:`AppliedBody`: compared byte for byte, only that array parsed), and the box is
+        as that apply left it (same NICs, daemons alive), only the new floating IPs are
+        validated and applied: map elements in one ``nft`` transaction and addresses by
+        netlink. Otherwise the whole body is parsed and validated, and applied as by
+        :meth:`apply`. Raises ValueError (not JSON, as ``json.loads`` says), configdoc's
+        ValidationError, ResolveError or ApplyError.
         """
         with self.lock:
             started = self._compared = time.monotonic()
-            doc = self._incremental_doc(data)
-            if doc is not None:
-                done = time.monotonic()
-                changed = self._apply_floating_ips(doc, data, raw)
-                if changed is not None:
-                    self.timings = {"compare": self._compared - started,
-                                    "validate": done - self._compared, **self.timings}  # fmt: skip
-                    return doc, changed
-        if doc is None:
+            applied = self._applied
+            if applied is not None:
+                fips = applied.floating_ips_of(raw)
+                if fips is not DIFFERENT:
+                    done = self._put_floating_ips(fips, applied.replaced(raw, fips), started)
+                    if done is not None:
+                        return done
+            data = json.loads(raw)
             doc = parse_document(data)
-        return doc, self.apply(doc, raw, data)
+            return doc, self.apply(doc, raw, floating_ips_json(data))
 
-    def apply(self, doc: Document, raw: bytes | None = None, data: Any = None) -> list[str]:
+    def apply(self, doc: Document, raw: bytes | None = None, floating_ips: Any = None) -> list[str]:
         """Apply ``doc``; return the steps that changed something.
 
-        ``raw``: the request body ``doc`` was parsed from, saved as is (no re-serializing);
-        ``data``: its parsed JSON, kept for the incremental path of the next :meth:`put`.
-        Raises ResolveError (unknown NICs) or ApplyError (rolled back).
+        ``raw``: the request body ``doc`` was parsed from, saved as is (no re-serializing), and
+        ``floating_ips`` the JSON of its floating-IP array: both kept for the incremental path
+        of the next PUT. Raises ResolveError (unknown NICs) or ApplyError (rolled back).
         """
         with self.lock:
             started = time.monotonic()
-            prev_data, prev_raw = self._applied_data, self._applied_raw
-            # freed by release() once the answer is sent (~100,000 objects: milliseconds)
-            retired = [self.current, prev_data, prev_raw, self._plan, self._nets_seen,
-                       self._done_inputs, self._fips_made, self._last_pairs,
-                       self._fw_text]  # fmt: skip
-            self._applied_data = self._plan = None
-            self._remember_raw(None)
+            prev = self._applied
+            # freed by release() once the answer is sent (~30,000 objects: milliseconds)
+            retired = [self.current, prev, self._plan, self._nets_seen, self._done_inputs,
+                       self._last_pairs, self._fw_text]  # fmt: skip
+            self._applied = self._plan = None
             older, self._retired = self._retired, [retired]  # freed while nft works, if
             try:  # release() was not called after the last apply (PUTs back to back)
-                return self._apply(doc, raw, data, started, prev_data, prev_raw, older)
+                return self._apply(doc, raw, floating_ips, started, prev, older)
             finally:
                 older.clear()
 
@@ -435,16 +411,14 @@ class Appliance:
         self,
         doc: Document,
         raw: bytes | None,
-        data: Any,
+        floating_ips: Any,
         started: float,
-        prev_data: Any,
-        prev_raw: bytes | None,
+        prev: AppliedBody | None,
         older: list[Any],
     ) -> list[str]:
         """The body of :meth:`apply`, under its lock (``older``: to free while nft works)."""
         plan = self.resolve(doc.configuration)
         plan.defer = True
-        plan.memo["json"] = data  # what step inputs compare, when they can, as JSON
         self._nics_seen = plan.nic_list if plan.nic_list is not None else _nic_list()
         old_doc = self.current or Document()
         changed: list[str] = []
@@ -483,20 +457,17 @@ class Appliance:
         self.timings["after"] = time.monotonic() - step_start
         step_start = time.monotonic()
         self._done_inputs = self.step_inputs(plan)  # with the daemons' new PIDs
-        if raw is not None and raw == prev_raw:  # the same bytes: the same document
-            differs = False
-        elif data is not None and prev_data is not None:  # as JSON, in C
-            differs = data != prev_data
-        else:
-            differs = doc != self.current  # as models: ~24 ms for 5,000 hosts
-        if changed or differs:  # the request's own bytes, when it has them
+        # the same bytes: the same document; without them, as models (~3 ms, 5,000 hosts)
+        same = raw == prev.raw if raw is not None and prev is not None else doc == self.current
+        if changed or not same:  # the request's own bytes, when it has them
             text = raw if raw is not None else document_json(doc)
             write_atomic(self.state.path / "applied.json", text)
         self.timings["save"] = time.monotonic() - step_start
         changed.sort(key=STEP_ORDER.index)
         self._set_current(doc)
-        self._plan, self._applied_data = plan, data
-        self._remember_raw(raw if data is not None else None)
+        self._plan = plan
+        if raw is not None and floating_ips is not None:
+            self._applied = AppliedBody.of(raw, floating_ips)
         self._watch_links()
         LOG.info(
             "configuration applied in %.3fs, changed: %s (%s)",
@@ -573,59 +544,34 @@ class Appliance:
                     LOG.warning("gratuitous ARP on %s failed: %s", network.network_id, exc)
 
     # -- the incremental path: floating IPs only ------------------------------------------------
-    def _remember_raw(self, raw: bytes | None) -> None:
-        self._applied_raw, self._raw_span = raw, False
+    def _put_floating_ips(
+        self, floating_ips: Any, body: AppliedBody, started: float
+    ) -> tuple[Document, list[str]] | None:
+        """Apply the running document with ``floating_ips`` (the JSON of a floating-IP array)
+        as its floating IPs; ``body``: the whole document's body with them.
 
-    def parse_body(self, raw: bytes) -> Any:
-        """The JSON of a PUT body, as ``json.loads(raw)`` gives it (and raising as it does).
-
-        A body that is the one applied last, byte for byte, is not parsed again; one that
-        differs from it only inside its ``floating_ips`` array (the same bytes before and after
-        it) has only that array parsed, the rest shared with the last document's JSON (parsing
-        700 KB takes 6-13 ms, more than applying a floating IP).
+        Only the floating IPs are validated (:func:`with_floating_ips`); when the box is as
+        the last complete apply left it they are applied alone, else the document is applied
+        as a whole. None if they are not valid: the caller parses the whole document, which
+        reports every error with its path.
         """
-        prev_raw, prev = self._applied_raw, self._applied_data
-        if prev_raw is None or prev is None:
-            return json.loads(raw)
-        if raw == prev_raw:
-            return prev
-        if self._raw_span is False:
-            self._raw_span = _fips_span(prev_raw, prev)
-        span = self._raw_span
-        if isinstance(span, tuple):
-            start, end = span
-            tail = len(prev_raw) - end
-            stop = len(raw) - tail
-            if stop >= start and raw[:start] == prev_raw[:start] and raw[stop:] == prev_raw[end:]:
-                try:
-                    fips = json.loads(raw[start:stop])
-                except ValueError:  # not one JSON value there: the whole body says why
-                    return json.loads(raw)
-                return {**prev, "configuration": {**prev["configuration"], "floating_ips": fips}}
-        return json.loads(raw)
-
-    def _incremental_doc(self, data: Any) -> Document | None:
-        """The document ``data`` describes, if it is the last one but for its floating IPs.
-
-        Sections are compared as JSON (in C); the floating IPs are validated on their own.
-        None: take the full path (which also reports any error, with every path).
-        """
-        prev, current = self._applied_data, self.current
-        if prev is None or current is None or not isinstance(data, dict):
+        applied, current = self._applied, self.current
+        assert applied is not None
+        if current is None:
             return None
-        if data.keys() != prev.keys() or any(
-            data[k] != prev[k] for k in data if k != "configuration"
-        ):
+        doc: Document | None = current
+        if floating_ips is not applied.floating_ips and floating_ips != applied.floating_ips:
+            self._compared = time.monotonic()
+            doc = with_floating_ips(current, floating_ips, applied.floating_ips)
+        if doc is None:
             return None
-        conf, old = data.get("configuration"), prev.get("configuration")
-        if not isinstance(conf, dict) or not isinstance(old, dict) or conf.keys() != old.keys():
-            return None
-        if any(conf[k] != old[k] for k in conf if k != "floating_ips"):
-            return None
-        if conf.get("floating_ips") == old.get("floating_ips"):
-            return current
-        self._compared = time.monotonic()
-        return with_floating_ips(current, conf.get("floating_ips"), old.get("floating_ips"))
+        done = time.monotonic()
+        changed = self._apply_floating_ips(doc, body)
+        if changed is None:  # the box is not as the last apply left it: the full path
+            return doc, self.apply(doc, body.raw, floating_ips)
+        self.timings = {"compare": self._compared - started, "validate": done - self._compared,
+                        **self.timings}  # fmt: skip
+        return doc, changed
 
     def _watch_links(self) -> None:
         """Watch link events from now on; the NIC list the apply resolved must still hold."""
@@ -657,7 +603,7 @@ class Appliance:
             and done["links"][-1] == self.state.management
         )
 
-    def _apply_floating_ips(self, doc: Document, data: Any, raw: bytes | None) -> list[str] | None:
+    def _apply_floating_ips(self, doc: Document, body: AppliedBody) -> list[str] | None:
         """Apply ``doc``, which differs from the current document in its floating IPs only.
 
         None if the box is not as the last apply left it (take the full path).
@@ -703,14 +649,12 @@ class Appliance:
         self._after(old_doc.configuration, plan, (live.fips, fw.fips))
         self._last_pairs = (doc.configuration, fw.fips)
         self.timings["after"] = time.monotonic() - after
-        if data != self._applied_data:
+        if self._applied is None or body.raw != self._applied.raw:
             after = time.monotonic()
-            text = raw if raw is not None else document_json(doc)
-            write_atomic(self.state.path / "applied.json", text, compare=False)
+            write_atomic(self.state.path / "applied.json", body.raw, compare=False)
             self.timings["save"] = time.monotonic() - after
         self._set_current(doc)
-        self._plan, self._applied_data = plan, data
-        self._remember_raw(raw)
+        self._plan, self._applied = plan, body
         LOG.info(
             "configuration applied in %.3fs (floating IPs only), changed: %s",
             time.monotonic() - started,
@@ -773,31 +717,20 @@ class Appliance:
         with self.lock:
             if if_match is not None and if_match.strip() not in (self.etag, "*"):
                 raise PreconditionFailed(self.etag)
-            current = self.current or Document()
-            prev = self._applied_data
-            if prev is None:  # after a restart: the JSON of the saved document, once
-                prev = self._applied_data = json.loads(document_json(current))
-            data = {**prev, "configuration": {**prev["configuration"],
-                                              "floating_ips": floating_ips}}  # fmt: skip
-            doc, changed = self.put(data, self._raw_with_fips(floating_ips))
-            return doc, changed, self.etag
-
-    def _raw_with_fips(self, floating_ips: Any) -> bytes | None:
-        """The last body with its floating-IP array replaced (None if not known): what a PUT
-        of the whole document would have sent, so the next one is parsed as :meth:`parse_body`
-        says, and what ``applied.json`` keeps."""
-        raw, prev = self._applied_raw, self._applied_data
-        if raw is None or prev is None:
-            return None
-        if self._raw_span is False:
-            self._raw_span = _fips_span(raw, prev)
-        if not isinstance(self._raw_span, tuple):
-            return None
-        start, end = self._raw_span
-        try:
-            return raw[:start] + json.dumps(floating_ips).encode() + raw[end:]
-        except (TypeError, ValueError):
-            return None
+            started = self._compared = time.monotonic()
+            applied = self._applied
+            body = applied.with_floating_ips(floating_ips) if applied is not None else None
+            if body is not None:
+                done = self._put_floating_ips(floating_ips, body, started)
+                if done is not None:
+                    return (*done, self.etag)
+            # the running document with these floating IPs, parsed and applied as a whole (also
+            # after a restart: no body is known then; this one's is the document's own JSON)
+            data = document_data(self.current or Document())
+            data["configuration"]["floating_ips"] = floating_ips
+            doc = parse_document(data)
+            raw = body.raw if body is not None else document_json(doc).encode()
+            return doc, self.apply(doc, raw, floating_ips), self.etag
 
     def restore(self) -> None:
         """Apply the document saved before a restart (the box may have lost some of it)."""
@@ -843,56 +776,6 @@ def _fip_pairs(conf: Configuration) -> frozenset[tuple[str, str]]:
     _FIP_TEXT.clear()
     _FIP_TEXT.update(made)
     return frozenset(pair for _fip, pair in made.values())
-
-
-def _internal_json(data: Any) -> Any:
-    """The internal networks of a document's parsed JSON (None if not given)."""
-    if data is None:
-        return None
-    try:
-        networks = data["configuration"]["networks"]
-        return [n for n in networks if n["network_type"] == "internal"]
-    except (TypeError, KeyError):
-        return None
-
-
-def _fips_json(data: Any) -> Any:
-    """The floating IPs of a document's parsed JSON (None if not given)."""
-    if data is None:
-        return None
-    try:
-        return data["configuration"]["floating_ips"]
-    except (TypeError, KeyError):
-        return None
-
-
-_FIPS_KEY = b'"floating_ips"'
-_FIPS_VALUE = re.compile(rb"[ \t\n\r]*:[ \t\n\r]*(\[[^\[\]]*\])")
-
-
-def _fips_span(raw: bytes, data: Any) -> tuple[int, int] | None:
-    """Where the floating-IP array of ``raw`` (a body applied, ``data`` its JSON) lies, in
-    bytes; None if that is not certain.
-
-    The key occurs once (a valid document has no quotes in its strings and no other key of
-    that name), and the array's items are objects of two address strings, so no bracket is in
-    it but its own. The bytes found must parse to the very array ``data`` holds.
-    """
-    try:
-        fips = data["configuration"]["floating_ips"]
-    except (TypeError, KeyError):
-        return None
-    if raw.count(_FIPS_KEY) != 1:
-        return None
-    found = _FIPS_VALUE.match(raw, raw.index(_FIPS_KEY) + len(_FIPS_KEY))
-    if found is None:
-        return None
-    try:
-        if json.loads(found.group(1)) != fips:
-            return None
-    except ValueError:
-        return None
-    return found.start(1), found.end(1)
 
 
 def _nic_list() -> frozenset[tuple[int, str]]:
