@@ -116,6 +116,7 @@ def api(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit)  # SystemExit in the main thread: serve() returns
     try:
         appliance.restore()
+        malloc.trim()  # what starting left in the heap (compiling, the saved document's JSON)
         server = httpserver.Server((listen, args.port), ApplianceAPI(appliance),
                                    _tls(args.tls_cert, args.tls_key, args.tls_ca),
                                    access_log=args.verbose)  # fmt: skip
