@@ -227,6 +227,9 @@ class InstanceManager:
             self.instance = self.provider.boot(self.resource, ports, self.image)
             if self.instance.booted_at is None:
                 self.instance.booted_at = self.clock()
+        except ResourceGone:
+            self._set(InstanceState.GONE, "(deleted from backend)")
+            return
         except ProviderError as exc:
             self._boot_failed(f"provider could not boot: {exc}")
             self._set(InstanceState.DOWN, "(boot failed)")
@@ -280,16 +283,13 @@ class InstanceManager:
         # another event, whose configure step ensures and replugs again).
         replugged, self._replugged_ports = self._replugged_ports, None
         ports = replugged[1] if replugged and replugged[0] == self.instance.instance_id else None
-        if ports is None:
-            if not self.driver.fetch(self.resource):
-                self._set(InstanceState.GONE, "(deleted from backend)")
-                return
-            ports = self.driver.ensure_ports(self.resource)
-            if self._interfaces_differ(ports):
-                self._replug_ports = list(ports)
-                self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
-                return
         try:
+            if ports is None:
+                ports = self.driver.ensure_ports(self.resource)
+                if self._interfaces_differ(ports):
+                    self._replug_ports = list(ports)
+                    self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
+                    return
             document = self.driver.build_config(self.resource, self.instance)
         except ResourceGone:
             self._set(InstanceState.GONE, "(deleted from backend)")

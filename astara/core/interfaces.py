@@ -142,7 +142,8 @@ class ResourceDriver(Protocol):
         ...
 
     def ensure_ports(self, resource: Resource) -> list[PortSpec]:
-        """Create (if missing) and return the ports its appliance needs."""
+        """Create (if missing) and return the ports its appliance needs; raises
+        :class:`ResourceGone` if the backend no longer has the resource."""
         ...
 
     def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from oslo_config import cfg
@@ -60,12 +61,24 @@ class RouterDriver:
         return self.client.get_router(resource.id) is not None
 
     def ensure_ports(self, resource: Resource) -> list[PortSpec]:
-        """Management port, then one service port per router network (gateway network first)."""
-        router_ports = self.client.router_ports(resource.id)
-        gateway_first = sorted(
-            router_ports, key=lambda p: (p.device_owner != ROUTER_GATEWAY_OWNER, p.network_id)
-        )
-        return self.ports.ensure(resource.id, [p.network_id for p in gateway_first])
+        """Management port, then one service port per router network (gateway network first).
+
+        The router, its ports and the appliance's ports are read at once (three requests in
+        parallel); raises :class:`RouterGone` if Neutron no longer has the router.
+        """
+        with ThreadPoolExecutor(3, thread_name_prefix="neutron-read") as pool:
+            router = pool.submit(self.client.get_router, resource.id)
+            router_ports = pool.submit(self.client.router_ports, resource.id)
+            existing = pool.submit(self.ports.read, resource.id)
+            if router.result() is None:
+                raise RouterGone(f"router {resource.id} no longer exists in Neutron")
+            gateway_first = sorted(
+                router_ports.result(),
+                key=lambda p: (p.device_owner != ROUTER_GATEWAY_OWNER, p.network_id),
+            )
+            return self.ports.ensure(
+                resource.id, [p.network_id for p in gateway_first], existing.result()
+            )
 
     def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:
         """Raises :class:`RouterGone` if Neutron no longer has the router."""

@@ -38,28 +38,37 @@ class AppliancePorts:
         self._management_network_id = management_network_id
         self._subnets: dict[str, Subnet] = {}
 
-    def ensure(self, resource_id: str, network_ids: list[str]) -> list[PortSpec]:
+    def read(self, resource_id: str) -> list[Port]:
+        """Every port of the appliance of ``resource_id``, management and service (one read)."""
+        return self._client.ports_named(
+            port_name(MANAGEMENT_LABEL, resource_id), port_name(SERVICE_LABEL, resource_id)
+        )
+
+    def ensure(
+        self, resource_id: str, network_ids: list[str], existing: list[Port] | None = None
+    ) -> list[PortSpec]:
         """The management port (when a management network is set), then one service port per
         network in ``network_ids`` (in that order); missing ones are created, stale ones deleted.
 
-        Two reads whatever the number of networks (the ports are found by name), plus a write
-        for each port created or deleted.
+        ``existing`` is what :meth:`read` returned (read here if not given): one read whatever
+        the number of networks, plus a write for each port created or deleted.
         """
+        if existing is None:
+            existing = self.read(resource_id)
         specs: list[PortSpec] = []
         if self._management_network_id:
             name = port_name(MANAGEMENT_LABEL, resource_id)
-            mgmt = self._keep_one(
-                name, self._management_network_id, self._client.ports_named(name), True
-            )
+            named = [p for p in existing if p.name == name]
+            mgmt = self._keep_one(name, self._management_network_id, named, True)
             specs.append(self._spec(mgmt, PortRole.MANAGEMENT))
         name = port_name(SERVICE_LABEL, resource_id)
         wanted = list(dict.fromkeys(network_ids))
-        existing = self._client.ports_named(name)
+        service = [p for p in existing if p.name == name]
         for network_id in wanted:
             specs.append(
-                self._spec(self._keep_one(name, network_id, existing, False), PortRole.SERVICE)
+                self._spec(self._keep_one(name, network_id, service, False), PortRole.SERVICE)
             )
-        for stale in existing:
+        for stale in service:
             if stale.network_id not in wanted:
                 LOG.info(
                     "router %s left network %s: deleting its service port %s",
@@ -72,22 +81,19 @@ class AppliancePorts:
 
     def find(self, resource_id: str) -> list[PortSpec]:
         """The appliance's existing ports (management first), without creating any."""
-        found: list[PortSpec] = []
-        for label, role in (
-            (MANAGEMENT_LABEL, PortRole.MANAGEMENT),
-            (SERVICE_LABEL, PortRole.SERVICE),
-        ):
-            for port in self._client.ports_named(port_name(label, resource_id)):
-                found.append(self._spec(port, role))
-        return found
+        ports = self.read(resource_id)
+        management = port_name(MANAGEMENT_LABEL, resource_id)
+        return [self._spec(p, PortRole.MANAGEMENT) for p in ports if p.name == management] + [
+            self._spec(p, PortRole.SERVICE) for p in ports if p.name != management
+        ]
 
     def delete(self, resource_id: str) -> int:
         """Delete every port of the appliance of ``resource_id``; return how many."""
         deleted = 0
-        for label in (SERVICE_LABEL, MANAGEMENT_LABEL):
-            for port in self._client.ports_named(port_name(label, resource_id)):
-                self._client.delete_port(port.id)
-                deleted += 1
+        management = port_name(MANAGEMENT_LABEL, resource_id)
+        for port in sorted(self.read(resource_id), key=lambda p: p.name == management):
+            self._client.delete_port(port.id)  # service ports first, as before
+            deleted += 1
         if deleted:
             LOG.info("router %s: deleted %d appliance ports", resource_id, deleted)
         return deleted

@@ -52,6 +52,8 @@ class FakeRouterDriver:
         return resource.id in self.routers
 
     def ensure_ports(self, resource: Resource) -> list[PortSpec]:
+        if resource.id not in self.routers:
+            raise ResourceGone(f"router {resource.id} is not in the fake backend")
         return self._ports(resource)
 
     def _ports(self, resource: Resource) -> list[PortSpec]:

@@ -140,6 +140,9 @@ def test_port_lifecycle_through_router_deletion(driver, tenant, api):
     assert not driver.fetch(resource(tenant))
     with pytest.raises(RouterGone):
         driver.build_config(resource(tenant), instance(tenant, []))
+    with pytest.raises(RouterGone):
+        driver.ensure_ports(resource(tenant))  # and no port deleted as "stale" on the way
+    assert all(api.net.find_port(spec.port_id) for spec in specs[:2])
     driver.report_status(resource(tenant), "DOWN")  # gone: nothing to report, no error
     driver.delete_ports(resource(tenant))
     for spec in specs:
@@ -237,4 +240,6 @@ def test_round_trips_do_not_grow_with_the_interface_count(driver, tenant, api, m
         driver.build_config(resource(tenant), instance(tenant, specs))
         costs.append((len(specs), len(seen)))
     assert [ports for ports, _ in costs] == [3, 4, 5, 6]  # management, gateway, internal(s)
-    assert costs[0][1] >= 6 and len({requests for _, requests in costs}) == 1, costs
+    # ensure_ports: the router, its ports, the appliance's ports (both names in one request);
+    # build_config: router, ports, floating IPs, networks, subnets, ports on its networks.
+    assert costs[0][1] == 3 + 6 and len({requests for _, requests in costs}) == 1, costs
