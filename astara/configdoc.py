@@ -87,10 +87,18 @@ _FLOATING_IPS_MAX = 10000
 class _IPv4Text(ipaddress.IPv4Address):
     """An IPv4Address that keeps the canonical text it was parsed from: ``str()`` of it is
     free (``ipaddress`` formats in Python, ~1.5 us each, thousands per apply: DHCP hosts,
-    metadata map, floating IPs, the JSON answer). Equal to, and hashed as, IPv4Address."""
+    metadata map, floating IPs, the JSON answer). Equal to, and hashed as, IPv4Address; the
+    hash is kept too (``ipaddress`` makes it of ``hex()`` of the address at every call)."""
 
-    __slots__ = ("_text",)
+    __slots__ = ("_hash", "_text")
     _text: str
+    _hash: int
+
+    def __hash__(self) -> int:
+        try:
+            return self._hash
+        except AttributeError:  # made by arithmetic
+            return super().__hash__()
 
     def __str__(self) -> str:
         try:
@@ -442,8 +450,9 @@ def _ipv4_text(value: str) -> _IPv4Text | None:
     except (OSError, ValueError):  # not a dotted quad; a NUL character
         return None
     ip = _IPV4_NEW(_IPv4Text)
-    ip._ip = int.from_bytes(packed)  # type: ignore[attr-defined]
+    ip._ip = number = int.from_bytes(packed)  # type: ignore[attr-defined]
     ip._text = value
+    ip._hash = hash(hex(number))
     return ip
 
 
@@ -461,7 +470,7 @@ class _Address(_Kind):
 
     def convert(self, value: Any) -> Any:
         if type(value) is str:
-            if self.fast and (ip := _ipv4_text(value)) is not None:
+            if self.fast and (ip := _ipv4_text(value)) is not None:  # most addresses
                 return ip
             try:
                 return self.parse(value)
@@ -616,7 +625,7 @@ class _Model(_Kind):
         """What :meth:`check`, :meth:`convert` and :meth:`dump` go through, made once."""
         names = frozenset(name for name, _kind, _default in self.fields)
         required = frozenset(name for name, _k, default in self.fields if default is _REQUIRED)
-        converts = [(name, kind.convert) for name, kind, _default in self.fields]
+        converts = {name: kind.convert for name, kind, _default in self.fields}
         dumps = [(name, operator.attrgetter(name), None if kind.plain else kind.dump)
                  for name, kind, _default in self.fields]  # fmt: skip
         return names, required, converts, dumps
@@ -648,8 +657,7 @@ class _Model(_Kind):
         names, required, converts, _dumps = self._compiled
         if type(value) is not dict or not names.issuperset(value) or not required.issubset(value):
             raise _Invalid
-        made = self.cls(**{name: convert(value[name]) for name, convert in converts
-                           if name in value})  # fmt: skip
+        made = self.cls(**{name: converts[name](item) for name, item in value.items()})
         if self.after is not None and self.after(made):
             raise _Invalid
         return made
