@@ -57,6 +57,9 @@ BACKEND_STATUS: Mapping[InstanceState, str] = {
     InstanceState.DEGRADED: "ERROR",
     InstanceState.ERROR: "ERROR",
 }
+# A router already passing traffic stays ACTIVE while it is hot-plugged or reconfigured (as
+# with Neutron's own L3 agent, an interface add does not take a live router out of ACTIVE).
+STILL_SERVING = {InstanceState.REPLUG, InstanceState.UP}
 
 
 def _floating_ips(document: Mapping[str, Any]) -> tuple[str, ...]:
@@ -74,6 +77,7 @@ class InstanceManager:
         "_observed",
         "_replug_ports",
         "_replugged_ports",
+        "_serving",
         "appliance",
         "boot_failures",
         "clock",
@@ -115,6 +119,7 @@ class InstanceManager:
         self.floating_ips: tuple[str, ...] = ()
         self.stats: Mapping[str, Any] | None = None
         self._last_reported: str | None = None
+        self._serving = False  # configured, and not stopped or refused since
         self._replug_ports: list[PortSpec] | None = None  # what configure() found missing
         # What replug() just plugged, and into which instance (used once, by configure()).
         self._replugged_ports: tuple[str, list[PortSpec]] | None = None
@@ -139,19 +144,29 @@ class InstanceManager:
         return self.instance.image if self.instance else self.image
 
     def _set(self, state: InstanceState, why: str = "") -> None:
-        if state is self.state and self._last_reported in (None, BACKEND_STATUS.get(state)):
+        if state is self.state and self._last_reported in (None, self._backend_status()):
             return  # nothing changed (a failed report is retried on the next change)
         if state is not self.state:
             LOG.debug("%s: instance %s -> %s %s", self.name, self.state, state, why)
             self.state = state
+        if state is InstanceState.CONFIGURED:
+            self._serving = True
+        elif state not in STILL_SERVING:
+            self._serving = False
         self._report()
+
+    def _backend_status(self) -> str | None:
+        """What the backend is told for the current state (None: nothing)."""
+        if self._serving and self.state in STILL_SERVING:
+            return BACKEND_STATUS[InstanceState.CONFIGURED]
+        return BACKEND_STATUS.get(self.state)
 
     def _fail(self, message: str) -> None:
         self.last_error = message
         LOG.warning("%s: %s", self.name, message)
 
     def _report(self) -> None:
-        status = BACKEND_STATUS.get(self.state)
+        status = self._backend_status()
         if status is None or status == self._last_reported:
             return
         try:

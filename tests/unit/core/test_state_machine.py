@@ -275,6 +275,19 @@ def test_hot_plug_reads_the_ports_once(world: World, monkeypatch):
     assert ensured == ["r1", "r1"]
 
 
+def test_a_live_router_stays_active_through_a_hot_plug(world: World):
+    """As with Neutron's L3 agent: an interface add does not take a serving router out of
+    ACTIVE (no BUILD, ACTIVE writes to Neutron on the hot-plug's path); a reboot does."""
+    machine = configured(world)
+    world.driver.status_history.clear()
+    world.driver.routers["r1"].networks.append("net-b")
+    done = send_run(machine, Action.UPDATE)
+    assert S.REPLUG_INSTANCE in path(done) and machine.instance.state is I.CONFIGURED
+    assert world.driver.status_history == []
+    send_run(machine, Action.REBUILD)
+    assert world.driver.status_history == [("r1", "DOWN"), ("r1", "BUILD"), ("r1", "ACTIVE")]
+
+
 def test_router_deleted_during_a_hot_plug_is_gone(world: World, monkeypatch):
     """Deleted between the replug and the configuration: the configure step finds it gone."""
     machine = configured(world)
