@@ -111,8 +111,9 @@ class Appliance:
         self._dhcp_cache: dict[str, Any] = {}  # per network: dnsmasq lines (dhcp.render)
         self._proxy_cache: dict[str, Any] = {}  # per network: address -> device (proxy map)
         self._proxy_text: tuple[Any, str] | None = None  # (key, metadata-proxy.json) last made
-        # the configuration applied last and its (floating, fixed) text pairs (what the next
-        # apply's clean-up compares with)
+        # the floating IPs' JSON and (floating, fixed) text pairs last made; the configuration
+        # applied last and its pairs (what the next apply's clean-up compares with)
+        self._fips_made: tuple[Any, frozenset[tuple[str, str]]] | None = None
         self._last_pairs: tuple[Configuration, frozenset[tuple[str, str]]] | None = None
         # The incremental path: what the last complete apply saw (None: take the full path).
         self._applied: AppliedBody | None = None  # the body of the document applied last
@@ -259,9 +260,17 @@ class Appliance:
         return True
 
     def _fip_pairs(self, plan: Plan) -> frozenset[tuple[str, str]]:
-        """The (floating, fixed) text pairs of ``plan``, once."""
+        """The (floating, fixed) text pairs of ``plan``, once; those of the last document
+        whose floating-IP JSON is the same (compared in C) are not made again."""
         if "fips" not in plan.memo:
-            plan.memo["fips"] = _fip_pairs(plan.conf)
+            js = plan.memo.get("fips json")
+            made = self._fips_made
+            if js is not None and made is not None and made[0] == js:
+                pairs = made[1]
+            else:
+                pairs = _fip_pairs(plan.conf)
+            self._fips_made = (js, pairs) if js is not None else None
+            plan.memo["fips"] = pairs
         return plan.memo["fips"]  # type: ignore[no-any-return]
 
     def step_dhcp(self, plan: Plan) -> bool:
@@ -399,7 +408,7 @@ class Appliance:
             prev = self._applied
             # freed by release() once the answer is sent (~30,000 objects: milliseconds)
             retired = [self.current, prev, self._plan, self._nets_seen, self._done_inputs,
-                       self._last_pairs, self._fw_text]  # fmt: skip
+                       self._fips_made, self._last_pairs, self._fw_text]  # fmt: skip
             self._applied = self._plan = None
             older, self._retired = self._retired, [retired]  # freed while nft works, if
             try:  # release() was not called after the last apply (PUTs back to back)
@@ -419,6 +428,7 @@ class Appliance:
         """The body of :meth:`apply`, under its lock (``older``: to free while nft works)."""
         plan = self.resolve(doc.configuration)
         plan.defer = True
+        plan.memo["fips json"] = floating_ips  # the body's, when known: pairs made once
         self._nics_seen = plan.nic_list if plan.nic_list is not None else _nic_list()
         old_doc = self.current or Document()
         changed: list[str] = []
