@@ -78,6 +78,7 @@ class InstanceManager:
         "_replug_ports",
         "_replugged_ports",
         "_serving",
+        "_waiting_for_nics_since",
         "appliance",
         "boot_failures",
         "clock",
@@ -120,6 +121,7 @@ class InstanceManager:
         self.stats: Mapping[str, Any] | None = None
         self._last_reported: str | None = None
         self._serving = False  # configured, and not stopped or refused since
+        self._waiting_for_nics_since: float | None = None  # plugged; the appliance lags
         self._replug_ports: list[PortSpec] | None = None  # what configure() found missing
         # What replug() just plugged, and into which instance (used once, by configure()).
         self._replugged_ports: tuple[str, list[PortSpec]] | None = None
@@ -357,9 +359,10 @@ class InstanceManager:
             ports = self.driver.ensure_ports(self.resource)
         wanted = {p.mac_address.lower(): p for p in ports}
         present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
+        attached = {p.mac_address.lower() for p in self.instance.ports}
         try:
             for mac, port in wanted.items():
-                if mac not in present:
+                if mac not in present and mac not in attached:
                     LOG.info("%s: plugging port %s (%s)", self.name, port.port_id, mac)
                     self.provider.plug(self.resource, port)
             for port in list(self.instance.ports):
@@ -372,12 +375,30 @@ class InstanceManager:
             self._set(InstanceState.RESTART)
             return
         self.instance = self.provider.get(self.resource) or self.instance
-        if self._interfaces_differ(ports):
-            self._boot_failed("interfaces still differ after replug, restarting")
-            self._set(InstanceState.RESTART)
-        else:
+        if not self._interfaces_differ(ports):
+            self._waiting_for_nics_since = None
             self._replugged_ports = (self.instance.instance_id, list(ports))
             self._set(InstanceState.UP, "(replugged)")
+            return
+        # A hot-plugged NIC shows up in a VM a moment after the attach returns (PCI hotplug,
+        # udev; the hypervisor stand-in polls): look again later, up to hotplug_timeout.
+        now = self.clock()
+        since = self._waiting_for_nics_since = self._waiting_for_nics_since or now
+        if now - since < self.settings.hotplug_timeout:
+            self._replug_ports = list(ports)
+            self._set(InstanceState.REPLUG, "(waiting for the appliance to see its new NICs)")
+            return
+        self._waiting_for_nics_since = None
+        self._boot_failed(
+            f"interfaces still differ {self.settings.hotplug_timeout:.0f}s after the replug "
+            "(hotplug_timeout), restarting"
+        )
+        self._set(InstanceState.RESTART)
+
+    @property
+    def waiting_for_nics(self) -> bool:
+        """Plugged, but the appliance does not show every NIC yet (replug looks again)."""
+        return self._waiting_for_nics_since is not None and self.state is InstanceState.REPLUG
 
     def read_stats(self) -> Mapping[str, Any] | None:
         """Read and keep the appliance's traffic counters."""

@@ -16,3 +16,4 @@ class MachineSettings:
     transition_history: int = 50  # transitions kept per resource
     mgt_service_port: int = 5000  # the appliance API port
     boot_check_interval: float = 1.0  # seconds between aliveness checks while booting
+    hotplug_timeout: float = 60.0  # seconds for an appliance to see a hot-plugged NIC

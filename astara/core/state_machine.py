@@ -243,10 +243,7 @@ class Machine:
     def _check_boot(self) -> State:
         state = self.instance.update_state()
         if state is I.BOOTING:
-            # Not up yet: put the action back and come back later, freeing the thread.
-            with self._lock:
-                self.queue.insert(0, self.action or Action.POLL)
-            self.wake_at = self.instance.clock() + self.instance.settings.boot_check_interval
+            self._come_back_later()  # not up yet
             return State.CALC_ACTION
         return {
             I.UP: State.CONFIGURE_INSTANCE,
@@ -255,6 +252,12 @@ class Machine:
             I.GONE: State.STOP_INSTANCE,
             I.REPLUG: State.REPLUG_INSTANCE,
         }.get(state, State.CALC_ACTION)
+
+    def _come_back_later(self) -> None:
+        """Put the action back and run again after boot_check_interval, freeing the thread."""
+        with self._lock:
+            self.queue.insert(0, self.action or Action.POLL)
+        self.wake_at = self.instance.clock() + self.instance.settings.boot_check_interval
 
     def _configure_instance(self) -> State:
         self.instance.configure()
@@ -273,6 +276,9 @@ class Machine:
 
     def _replug_instance(self) -> State:
         self.instance.replug()
+        if self.instance.waiting_for_nics:
+            self._come_back_later()
+            return State.CALC_ACTION
         return {
             I.UP: State.CONFIGURE_INSTANCE,
             I.RESTART: State.STOP_INSTANCE,

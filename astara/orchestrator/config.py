@@ -97,6 +97,14 @@ DEFAULT_OPTS = [
         "counts as failed.",
     ),
     cfg.IntOpt(
+        "hotplug_timeout",
+        default=60,
+        min=1,
+        help="Seconds an appliance may take to show a NIC hot-plugged into it (a VM sees a "
+        "hot-attached interface a moment after Nova's attach returns) before the appliance "
+        "is restarted on its ports instead.",
+    ),
+    cfg.IntOpt(
         "reboot_error_threshold",
         default=5,
         min=1,

@@ -43,6 +43,7 @@ class EngineSettings:
         return cls(
             machine=MachineSettings(
                 boot_timeout=conf.boot_timeout,
+                hotplug_timeout=conf.hotplug_timeout,
                 reboot_error_threshold=conf.reboot_error_threshold,
                 error_state_cooldown=conf.error_state_cooldown,
                 max_retries=conf.max_retries,

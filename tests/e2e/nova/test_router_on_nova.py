@@ -119,7 +119,9 @@ def test_second_network_hot_plugged_through_nova(kit: NovaE2EKit, main_router: M
     print(f"\ninterface add -> VM traffic (Nova os-interface): {time.monotonic() - started:.1f}s")
     # Attached through Nova to the same server; the same appliance process throughout.
     server_after = kit.server(router.id)
-    assert server_after is not None and server_after["id"] == server_before["id"]
+    assert server_after is not None and server_after["id"] == server_before["id"], (
+        f"the appliance was replaced, not hot-plugged; orchestrator log:\n{kit.log_tail(8000)}"
+    )
     assert any(p.network_id == net.id for p in kit.api.net.ports(device_id=server_after["id"]))
     api_after = kit.appliance_api(router.id)
     assert api_after == api_before and alive(api_after)

@@ -288,6 +288,55 @@ def test_a_live_router_stays_active_through_a_hot_plug(world: World):
     assert world.driver.status_history == [("r1", "DOWN"), ("r1", "BUILD"), ("r1", "ACTIVE")]
 
 
+def _nics_lag(world: World, monkeypatch) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """The appliance sees hot-plugged NICs only when the test says (as a VM after an attach):
+    returns the NIC lists the provider tried to show, the last one to be shown later."""
+    pending: list[list[str]] = []
+    monkeypatch.setattr(
+        world.fleet, "set_interfaces", lambda address, macs: pending.append(list(macs))
+    )
+    return pending
+
+
+def test_a_hot_plugged_nic_the_appliance_sees_late_is_waited_for(world: World, monkeypatch):
+    machine = configured(world)
+    address = machine.instance.management_address
+    world.driver.routers["r1"].networks.append("net-b")
+    pending = _nics_lag(world, monkeypatch)
+    done = send_run(machine, Action.UPDATE)
+    assert path(done)[-2:] == [S.REPLUG_INSTANCE, S.CALC_ACTION]
+    assert machine.instance.waiting_for_nics and machine.wake_at is not None
+    assert world.provider.calls["plug"] == 1
+    world.clock.advance(world.settings.boot_check_interval)
+    done = machine.run()  # looks again: still missing, nothing plugged twice
+    assert path(done)[-2:] == [S.REPLUG_INSTANCE, S.CALC_ACTION]
+    assert world.provider.calls["plug"] == 1
+    monkeypatch.undo()
+    world.fleet.set_interfaces(address, pending[-1])  # the VM shows the NIC now
+    world.clock.advance(world.settings.boot_check_interval)
+    done = machine.run()
+    assert path(done)[-3:] == [S.REPLUG_INSTANCE, S.CONFIGURE_INSTANCE, S.CALC_ACTION]
+    assert machine.instance.state is I.CONFIGURED and world.provider.calls["boot"] == 1
+
+
+def test_a_hot_plugged_nic_never_seen_restarts_after_hotplug_timeout(world: World, monkeypatch):
+    machine = configured(world)
+    world.driver.routers["r1"].networks.append("net-b")
+    _nics_lag(world, monkeypatch)
+    send_run(machine, Action.UPDATE)
+    world.clock.advance(world.settings.hotplug_timeout - 1)
+    machine.run()
+    assert machine.instance.waiting_for_nics and world.provider.calls["boot"] == 1
+    world.clock.advance(1)
+    monkeypatch.undo()  # the new appliance shows its NICs at once
+    done = machine.run()
+    assert S.STOP_INSTANCE in path(done) and S.CREATE_INSTANCE in path(done)
+    assert "hotplug_timeout" in (machine.instance.last_error or "") or any(
+        "hotplug_timeout" in t.reason for t in done
+    )
+    assert world.provider.calls["boot"] == 2
+
+
 def test_router_deleted_during_a_hot_plug_is_gone(world: World, monkeypatch):
     """Deleted between the replug and the configuration: the configure step finds it gone."""
     machine = configured(world)
