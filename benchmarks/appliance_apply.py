@@ -253,6 +253,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size: each shared page (libc, ...) counted once across processes, so
+    the sum over the appliance's processes is what they hold together."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def outside(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     from astara.localcloud.netns import Topology
@@ -329,6 +338,7 @@ def outside(args: argparse.Namespace) -> None:
         records = {p.name.split(".")[0]: json.loads(p.read_text())["pid"]
                    for p in (state / "run").glob("*.proc.json")}  # fmt: skip
         rss = {"api": rss_kb(api.pid), **{n: rss_kb(pid) for n, pid in records.items()}}
+        pss = {"api": pss_kb(api.pid), **{n: pss_kb(pid) for n, pid in records.items()}}
         print(f"  full PUT over HTTP (API restart restored it first){ms(put_s)}")
         print(f"  one floating IP over HTTP added/removed {ms(min(http_add))} /"
               f"{ms(min(http_remove))} (best of {args.rounds})")  # fmt: skip
@@ -343,6 +353,9 @@ def outside(args: argparse.Namespace) -> None:
             f"{(rss['api'] + rss.get('metadata-proxy', 0)) / 1024:.1f} MB (the metadata proxy "
             "runs in the API)"
         )
+        print("proportional memory, PSS (MB): " + ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in
+                                                            sorted(pss.items())))  # fmt: skip
+        print(f"  total {sum(pss.values()) / 1024:.1f} MB (shared pages counted once)")
     finally:
         if api is not None:
             os.killpg(api.pid, 15)
