@@ -237,7 +237,8 @@ def test_floating_ips_alone_refuse_what_the_whole_document_refuses(new: Any) -> 
 )  # fmt: skip
 def test_fast_ipv4_text_path_agrees_with_ipaddress(text: str) -> None:
     """The cheap IPv4 parse takes exactly what ipaddress takes, giving the same value and text."""
-    from astara.configdoc import _MODELS, FloatingIP, _ipv4_text
+    from astara.configdoc import FloatingIP
+    from astara.configdoc.validate import _MODELS, _ipv4_text
 
     try:
         expected: Any = ipaddress.ip_address(text)
@@ -355,7 +356,7 @@ def _mutations() -> list[Any]:
 def test_the_fast_path_and_the_explaining_path_agree(data: Any) -> None:
     """parse_document converts in one pass, and explains only when that pass fails: both
     must take and refuse the same documents, giving the same values."""
-    from astara.configdoc import _MODELS, _Invalid
+    from astara.configdoc.validate import _MODELS, _Invalid
 
     model = _MODELS[Document]
     errors: list[Any] = []

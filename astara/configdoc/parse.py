@@ -1,0 +1,139 @@
+"""Parsing a document (the structure, then the meaning), the floating-IP path (a PUT that
+changes only the floating IPs), and a document as JSON data, as JSON text, and its errors as
+JSON-safe dicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import operator
+from typing import Any
+
+from astara.configdoc.meaning import _fip_errors
+from astara.configdoc.models import (
+    _FLOATING_IPS_MAX,
+    Configuration,
+    Document,
+    FloatingIP,
+    MaxItems,
+    Network,
+)
+from astara.configdoc.validate import _MODELS, Errors, ValidationError, _Invalid, _List
+
+
+def parse_document(data: Any) -> Document:
+    """Validate ``data`` (parsed JSON); raise :class:`ValidationError` listing every bad field."""
+    model = _MODELS[Document]
+    try:
+        return model.convert(data)  # type: ignore[no-any-return]
+    except _Invalid:
+        pass
+    errors: Errors = []
+    model.check(data, (), errors)  # the slow way, to say what is wrong and where
+    raise ValidationError("Document", errors)
+
+
+_FLOATING_IPS = _List(_MODELS[FloatingIP], MaxItems(_FLOATING_IPS_MAX))
+_FIP_KEY = operator.itemgetter("floating_ip", "fixed_ip")
+_FLOATING, _FIXED = operator.attrgetter("floating_ip"), operator.attrgetter("fixed_ip")
+
+
+def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) -> Document | None:
+    """``doc`` with its floating IPs replaced by ``floating_ips`` (parsed JSON), if they are valid.
+
+    The incremental path of a PUT that changes only the floating IPs. Only they are validated
+    (structure, then the same checks :func:`parse_document` makes, against ``doc``'s networks,
+    which are valid already); the networks are shared with ``doc``, not copied. ``previous``:
+    the JSON ``doc``'s floating IPs were parsed from; an item found there as is is taken parsed
+    and checked already, so only new items are parsed and checked on their own (duplicates are
+    checked across all). None if anything is wrong: :func:`parse_document` of the whole
+    document then reports the errors, so they are always the same list with the same paths.
+    """
+    conf = doc.configuration
+    if not isinstance(floating_ips, list) or len(floating_ips) > _FLOATING_IPS_MAX:
+        return None
+    parsed: dict[Any, FloatingIP] = {}
+    keys: list[Any] = [None] * len(floating_ips)
+    if isinstance(previous, list) and len(previous) == len(conf.floating_ips):
+        try:  # C speed: the items of a valid list are dicts of exactly these two keys
+            parsed = dict(zip(map(_FIP_KEY, previous), conf.floating_ips, strict=True))
+            if all(type(item) is dict and len(item) == 2 for item in floating_ips):
+                keys = list(map(_FIP_KEY, floating_ips))
+        except (TypeError, KeyError):  # not such a dict, or an unhashable value
+            keys = [None] * len(floating_ips)
+    count = len(floating_ips)
+    try:  # map/compress: C speed over 1,000 items
+        hits = list(map(parsed.__contains__, keys))
+    except TypeError:  # an unhashable value: nothing is known
+        hits, keys = [False] * count, [None] * count
+    known_keys = list(itertools.compress(keys, hits))
+    if len(set(known_keys)) != len(known_keys):
+        return None  # an item given twice (distinct items of ``previous`` are distinct IPs)
+    new_at = list(itertools.compress(range(count), map(operator.not_, hits)))
+    try:
+        new = _FLOATING_IPS.convert([floating_ips[i] for i in new_at])
+    except _Invalid:
+        return None
+    fips: list[Any] = list(map(parsed.get, keys))
+    for i, fip in zip(new_at, new, strict=True):
+        fips[i] = fip
+    internal = [s.cidr for n in conf.networks_of("internal") for s in n.subnets]
+    external = [
+        net
+        for n in conf.networks_of("external")
+        for net in [s.cidr for s in n.subnets] + [a.network for a in n.interface.addresses]
+    ]
+    if _fip_errors(new, conf.external is not None, external, internal):
+        return None  # the checks of each new item, and duplicates among them
+    if new and len(new) < len(fips):  # duplicates between new and kept items (unique already)
+        kept = list(itertools.compress(fips, hits))
+        kept_fips: Any = list(map(_FLOATING, kept))
+        kept_fixed: Any = list(map(_FIXED, kept))
+        if len(new) > 8:  # hashing every address pays off only for many new items
+            kept_fips, kept_fixed = set(kept_fips), set(kept_fixed)
+        if any(f.floating_ip in kept_fips or f.fixed_ip in kept_fixed for f in new):
+            return None
+    return dataclasses.replace(doc, configuration=dataclasses.replace(conf, floating_ips=fips))
+
+
+_NETWORKS = _List(_MODELS[Network], None)
+_NETWORKS_JSON: list[tuple[Any, str]] = [(None, "[]")]  # (networks last serialized, their JSON)
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def document_data(doc: Document) -> dict[str, Any]:
+    """``doc`` as JSON data (what :func:`parse_document` takes back)."""
+    return _MODELS[Document].dump(doc)  # type: ignore[no-any-return]
+
+
+def document_json(doc: Document) -> str:
+    """``doc`` as compact JSON text, with the JSON of its networks reused while they are the
+    same (a floating-IP-only change shares the networks list with the document before it)."""
+    conf = doc.configuration
+    networks, text = _NETWORKS_JSON[0]  # one read: the pair stays consistent across threads
+    if networks is not conf.networks:
+        text = _json_text(_NETWORKS.dump(conf.networks))
+        _NETWORKS_JSON[0] = (conf.networks, text)
+    rest = {
+        name: get(conf) if dump is None else dump(get(conf))
+        for name, get, dump in _MODELS[Configuration]._compiled[3][1:]
+    }  # networks: first
+    tail = _json_text(rest)[1:]
+    return f'{{"version":{doc.version},"configuration":{{"networks":{text},{tail}}}'
+
+
+def document_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """The errors of ``exc`` as JSON-safe dicts: ``loc`` (path), ``msg``, ``type``."""
+    return [
+        {
+            "loc": [p if isinstance(p, int) and not isinstance(p, bool) else str(p)
+                    for p in e["loc"]],
+            "msg": e["msg"],
+            "type": e["type"],
+        }
+        for e in exc.errors()
+    ]  # fmt: skip
