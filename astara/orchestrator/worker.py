@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from astara.core.control import ResourceView
@@ -49,6 +49,12 @@ COMMAND_ACTIONS = {
 REPORT_SAMPLE = 50  # machines listed by name in a worker's report
 
 
+# What a summary keeps of a ResourceView: all but the queued actions and the transitions.
+_SUMMARIZED = tuple(
+    f.name for f in fields(ResourceView) if f.name not in ("queued_actions", "transitions")
+)
+
+
 class ResourceSummary(NamedTuple):
     """What the engine keeps of a resource between queries (small, picklable)."""
 
@@ -67,36 +73,14 @@ class ResourceSummary(NamedTuple):
     deleted: bool = False
 
     def view(self) -> ResourceView:
-        return ResourceView(
-            id=self.id,
-            tenant_id=self.tenant_id,
-            kind=self.kind,
-            state=self.state,
-            instance_status=self.instance_status,
-            worker=self.worker,
-            debug_reason=self.debug_reason,
-            management_address=self.management_address,
-            image=self.image,
-            last_error=self.last_error,
-            boot_failures=self.boot_failures,
-        )
+        return ResourceView(**{name: getattr(self, name) for name in _SUMMARIZED})
 
 
 def summarize(machine: Machine, worker: int) -> ResourceSummary:
-    instance = machine.instance
+    view = machine.view(worker, with_history=False)
     return ResourceSummary(
-        id=machine.resource.id,
-        tenant_id=machine.resource.tenant_id,
-        kind=machine.resource.kind,
-        state=machine.state.value,
-        instance_status=instance.state.value,
-        worker=worker,
-        management_address=instance.management_address,
-        image=instance.running_image,
-        last_error=instance.last_error,
-        boot_failures=instance.boot_failures,
-        debug_reason=machine.debug_reason,
-        floating_ips=instance.floating_ips,
+        **{name: getattr(view, name) for name in _SUMMARIZED},
+        floating_ips=machine.instance.floating_ips,
         deleted=machine.deleted,
     )
 
