@@ -229,7 +229,9 @@ _FAILED_DIGESTS: list[tuple[str, list[str]]] = []
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
-    if RUN_DIR.exists():
+    """Where the service logs stand as a test begins; unit tests start no services, so their
+    calls are not slowed by walking the run directory."""
+    if RUN_DIR.exists() and ROOT_TIERS & {m.name for m in item.iter_markers()}:
         item.stash[_LOG_SIZES] = log_digest.snapshot(RUN_DIR)
 
 
