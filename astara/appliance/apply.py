@@ -227,13 +227,14 @@ class Appliance:
         return plan.memo["routes"]  # type: ignore[no-any-return]
 
     def _firewall_inputs(self, plan: Plan) -> firewall.FirewallInputs:
-        mgmt_if, _ = self._mgmt()
-        key = f"firewall {mgmt_if}"
+        mgmt_if, mgmt_addrs = self._mgmt()
+        key = f"firewall {mgmt_if} {mgmt_addrs}"
         if key not in plan.memo:
             plan.memo[key] = firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
                                                   (mgmt_if,) if mgmt_if else (),
                                                   self.api_address,
-                                                  self._fip_pairs(plan))  # fmt: skip
+                                                  self._fip_pairs(plan),
+                                                  tuple(str(a.ip) for a in mgmt_addrs))  # fmt: skip
         return plan.memo[key]  # type: ignore[no-any-return]
 
     def step_firewall(self, plan: Plan) -> bool:

@@ -26,7 +26,8 @@ def _logging(verbose: bool = False) -> None:
 
 
 def configure_management(argv: list[str] | None = None) -> int:
-    """Bring the management NIC (found by MAC) up with its address; record it for the API."""
+    """Bring the management NIC (found by MAC) up with its address, its route in a table of its
+    own; record it for the API."""
     parser = argparse.ArgumentParser(
         prog="astara-configure-management", description=configure_management.__doc__
     )
@@ -52,6 +53,9 @@ def configure_management(argv: list[str] | None = None) -> int:
     batch += links.link_changes(nic, addresses=[address, *existing], mtu=None, up=True,
                                 description="management")  # fmt: skip
     links.ip_batch(batch)
+    from astara.appliance import routes
+
+    routes.converge_management_table(nic.ifname, address)  # no tenant route can shadow it
     state.set_management(str(address), nic.ifname, mac)
     LOG.info("management interface %s (%s) up with %s", nic.ifname, mac, address)
     return 0

@@ -3,6 +3,10 @@
 One table, ``inet astara``, replaced as one atomic ``nft -f`` transaction. Floating IPs live in
 maps (DNAT: floating -> fixed, SNAT: fixed -> floating), so that a floating-IP-only change is a
 handful of element operations instead of a whole new ruleset.
+
+The management plane is the orchestrator's alone (DESIGN §8): whatever is addressed to a
+management address (any port, either family) is dropped unless it came in on a management NIC,
+and nothing is forwarded from or to a management NIC, whatever the connection's state.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ class FirewallInputs:
     api_port: int
     bgp: bool
     fips: frozenset[tuple[str, str]] = field(default_factory=frozenset)  # (floating, fixed)
-    api_address: str | None = None  # where the API listens: always reachable, whatever the NIC
+    api_address: str | None = None  # where the API listens: never locked out
+    # the box's own management addresses: reachable from the management NICs only
+    management_addresses: tuple[str, ...] = ()
 
 
 def inputs_from(
@@ -39,12 +45,17 @@ def inputs_from(
     extra_mgmt: tuple[str, ...] = (),
     api_address: str | None = None,
     fips: frozenset[tuple[str, str]] | None = None,
+    extra_mgmt_addresses: tuple[str, ...] = (),
 ) -> FirewallInputs:
     """Build :class:`FirewallInputs` from a configuration; ``ifnames``: network_id -> ifname;
-    ``fips``: the (floating, fixed) text pairs of ``conf``, if the caller has them already."""
-    mgmt = tuple(
-        sorted({*extra_mgmt, *(ifnames[n.network_id] for n in conf.networks_of("management"))})
-    )
+    ``fips``: the (floating, fixed) text pairs of ``conf``, if the caller has them already;
+    ``extra_mgmt_*``: the management NIC and address the box was given at boot."""
+    mgmt_nets = conf.networks_of("management")
+    mgmt = tuple(sorted({*extra_mgmt, *(ifnames[n.network_id] for n in mgmt_nets)}))
+    mgmt_addrs = {*extra_mgmt_addresses}
+    mgmt_addrs |= {str(a.ip) for n in mgmt_nets for a in n.interface.addresses}
+    if mgmt and api_address:  # the API listens on the management plane
+        mgmt_addrs.add(api_address)
     ext = conf.external
     ext_v4 = None
     if ext is not None:
@@ -70,6 +81,7 @@ def inputs_from(
         if fips is not None
         else frozenset((str(f.floating_ip), str(f.fixed_ip)) for f in conf.floating_ips),
         api_address=api_address,
+        management_addresses=tuple(sorted(mgmt_addrs)),
     )
 
 
@@ -102,6 +114,20 @@ def _map(name: str, typ: str, elements: list[str]) -> list[str]:
     return [*body, "\t}"]
 
 
+def _management_only(inp: FirewallInputs) -> list[str]:
+    """Input rules that drop whatever is addressed to a management address but did not come
+    in on a management NIC (first: before any state, ICMP or port rule can accept it)."""
+    if not inp.management_ifs:
+        return []
+    nics = _quoted(inp.management_ifs)
+    lines = []
+    for fam in ("ip", "ip6"):
+        addrs = [a for a in inp.management_addresses if _family(a) == fam]
+        if addrs:
+            lines.append(f"\t\tiifname != {nics} {fam} daddr {_set(addrs)} drop")
+    return lines
+
+
 def render(inp: FirewallInputs) -> str:
     """The full ruleset: one transaction that replaces table ``inet astara`` atomically."""
     internal_ifs = [i[0] for i in inp.internal]
@@ -113,6 +139,7 @@ def render(inp: FirewallInputs) -> str:
         "\tchain input {",
         "\t\ttype filter hook input priority filter; policy drop;",
         '\t\tiifname "lo" accept',
+        *_management_only(inp),
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
         "\t\tmeta l4proto { icmp, ipv6-icmp } accept",
@@ -122,7 +149,7 @@ def render(inp: FirewallInputs) -> str:
             f"\t\tiifname {_quoted(inp.management_ifs)} tcp dport "
             f"{_set([str(SSH_PORT), str(inp.api_port)])} accept"
         )
-    if inp.api_address:
+    if inp.api_address and not inp.management_ifs:  # no management NIC known: not locked out
         fam = _family(inp.api_address)
         lines.append(f"\t\t{fam} daddr {inp.api_address} tcp dport {inp.api_port} accept")
     if internal_ifs:
@@ -137,6 +164,11 @@ def render(inp: FirewallInputs) -> str:
         "\t}",
         "\tchain forward {",
         "\t\ttype filter hook forward priority filter; policy drop;",
+    ]
+    if inp.management_ifs:  # never between management and tenant or external NICs
+        q = _quoted(inp.management_ifs)
+        lines += [f"\t\tiifname {q} drop", f"\t\toifname {q} drop"]
+    lines += [
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
         "\t\tct status dnat accept",

@@ -2,6 +2,10 @@
 
 Our routes carry their own protocol number, so converging never touches the kernel's connected
 routes or anything else in the table.
+
+The management NIC's route lives in a table of its own, chosen by ``ip rule``s ahead of the
+main table (from the management address, to the management prefix): no tenant route (static
+route, host route, default route) in the main table can shadow the way to the orchestrator.
 """
 
 from __future__ import annotations
@@ -9,13 +13,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from astara.appliance.links import dump_routes, ip_batch
+from astara.appliance.links import dump_routes, ip_batch, ip_json
 from astara.configdoc import Configuration
 
 LOG = logging.getLogger(__name__)
 
 RTPROT_ASTARA = 190
 RT_TABLE_MAIN = 254
+RT_TABLE_MANAGEMENT = 190
+# ip rule priorities, ahead of the main table's 32766: from the management address, to its prefix
+RULE_PREF_FROM, RULE_PREF_TO = 1000, 1001
 Route = tuple[str, str]  # (destination "net/len", gateway)
 
 
@@ -75,3 +82,46 @@ def converge_routes(conf: Configuration, want: set[Route] | None = None) -> bool
         LOG.info("%s", line)
     ip_batch(batch)
     return bool(batch)
+
+
+def management_rules(address: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> set[str]:
+    """The ``ip rule`` selectors that send management traffic to the management table."""
+    table = RT_TABLE_MANAGEMENT
+    return {
+        f"from {address.ip} lookup {table} pref {RULE_PREF_FROM}",
+        f"to {address.network} lookup {table} pref {RULE_PREF_TO}",
+    }
+
+
+def _current_management_rules() -> set[str]:
+    """Our rules as the kernel has them (both families), in :func:`management_rules`' form."""
+    found = set()
+    for family in ("-4", "-6"):
+        for rule in ip_json(family, "rule", "show"):
+            pref = rule.get("priority")
+            if pref not in (RULE_PREF_FROM, RULE_PREF_TO):
+                continue
+            key = "src" if pref == RULE_PREF_FROM else "dst"
+            selector = str(rule.get(key, "all"))
+            if f"{key}len" in rule:
+                net = ipaddress.ip_network(f"{selector}/{rule[key + 'len']}")
+                selector = str(net.network_address if net.num_addresses == 1 else net)
+            word = "from" if key == "src" else "to"
+            found.add(f"{word} {selector} lookup {rule.get('table')} pref {pref}")
+    return found
+
+
+def converge_management_table(
+    ifname: str, address: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+) -> None:
+    """Put the management prefix's route in its own table (on ``ifname``) and the rules that
+    choose that table; remove rules of ours that name another address. Idempotent."""
+    want = management_rules(address)
+    have = _current_management_rules()
+    batch = [f"rule del {rule}" for rule in sorted(have - want)]
+    batch += [f"rule add {rule}" for rule in sorted(want - have)]
+    batch.append(f"route replace {address.network} dev {ifname} table {RT_TABLE_MANAGEMENT} "
+                 f"proto {RTPROT_ASTARA}")  # fmt: skip
+    for line in batch:
+        LOG.info("%s", line)
+    ip_batch(batch)

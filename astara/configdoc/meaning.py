@@ -91,6 +91,7 @@ def _semantic_errors(conf: Configuration) -> list[ErrorDetails]:
     if gw is not None and not _in_any(gw, external_nets):
         errors.append(_meaning_error(("default_v4_gateway",), "address_not_in_subnet",
                                      "default gateway is on no external subnet", gw))  # fmt: skip
+    errors += _management_overlaps(conf)
     for i, sroute in enumerate(conf.static_routes):
         if sroute.nexthop.version != sroute.destination.version:
             errors.append(_meaning_error(("static_routes", i), "wrong_family",
@@ -104,6 +105,44 @@ def _semantic_errors(conf: Configuration) -> list[ErrorDetails]:
 
 
 _MODELS[Configuration].after = _semantic_errors
+
+
+def _overlaps(destination: IPNetwork, management: list[IPNetwork]) -> bool:
+    """Does a route to ``destination`` cover part of the management prefixes? (A default
+    route does not count: the management routes have a table of their own.)"""
+    return destination.prefixlen > 0 and any(
+        destination.version == m.version and destination.overlaps(m) for m in management
+    )
+
+
+def _management_overlaps(conf: Configuration) -> list[ErrorDetails]:
+    """Static routes and host routes into the management prefixes, or through them: tenants
+    must not steer traffic towards the orchestrator's network (DESIGN §8)."""
+    mgmt = [n for n in conf.networks if n.network_type == "management"]
+    prefixes = [s.cidr for n in mgmt for s in n.subnets]
+    prefixes += [a.network for n in mgmt for a in n.interface.addresses]
+    if not prefixes:
+        return []
+    errors: list[ErrorDetails] = []
+    routes: list[tuple[Loc, IPNetwork, IPAddress]] = [
+        (("static_routes", i), r.destination, r.nexthop) for i, r in enumerate(conf.static_routes)
+    ]
+    for i, net in enumerate(conf.networks):
+        if net.network_type == "management":
+            continue
+        for j, sub in enumerate(net.subnets):
+            routes += [(("networks", i, "subnets", j, "host_routes", k), r.destination,
+                        r.nexthop) for k, r in enumerate(sub.host_routes)]  # fmt: skip
+    for loc, destination, nexthop in routes:
+        if _overlaps(destination, prefixes):
+            errors.append(_meaning_error((*loc, "destination"), "overlaps_management",
+                                         "route overlaps the management network",
+                                         destination))  # fmt: skip
+        if _in_any(nexthop, prefixes):
+            errors.append(_meaning_error((*loc, "nexthop"), "overlaps_management",
+                                         "nexthop is on the management network",
+                                         nexthop))  # fmt: skip
+    return errors
 
 
 class _NetSet:

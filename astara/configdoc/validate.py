@@ -297,24 +297,32 @@ class _Address(_Kind):
         if type(value) is str:
             if self.fast and (ip := _ipv4_text(value)) is not None:  # most addresses
                 return ip
-            try:
-                return self.parse(value)
-            except ValueError:
-                pass
+            if "%" not in value:  # an IPv6 scope id: any text, line breaks included
+                try:
+                    return self.parse(value)
+                except ValueError:
+                    pass
         raise _Invalid
 
     def check(self, value: Any, loc: Loc, errors: Errors) -> Any:
         try:
             return self.convert(value)
         except _Invalid:
-            errors.append(_error(loc, self.kind, self.msg, value))
+            if type(value) is str and "%" in value:
+                errors.append(_error(loc, "ip_scope_id", "IPv6 scope ids are not accepted",
+                                     value))  # fmt: skip
+            else:
+                errors.append(_error(loc, self.kind, self.msg, value))
             return None
 
     def dump(self, value: Any) -> Any:
         return ip_text(value) if self.fast else str(value)
 
     def schema(self) -> dict[str, Any]:
-        return {"format": self.fmt, "type": "string"}
+        return {"format": self.fmt, "pattern": NO_SCOPE_ID_RE, "type": "string"}
+
+
+NO_SCOPE_ID_RE = r"^[^%]*$"  # the address schemas: no IPv6 scope id ("fe80::1%eth0")
 
 
 _ANY_ADDRESS = _Address(ipaddress.ip_address, True, "ip_any_address",
