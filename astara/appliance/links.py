@@ -53,11 +53,14 @@ def ip_json_many(commands: Sequence[Sequence[str]]) -> list[Any]:
     return [json.loads(out or "[]") for out, _ in outputs]
 
 
-def ip_batch(lines: Sequence[str]) -> None:
-    """Run ``ip`` commands as one batch; raise LinkError at the first failing one."""
+def ip_batch(lines: Sequence[str], family: str | None = None) -> None:
+    """Run ``ip`` commands as one batch; raise LinkError at the first failing one.
+
+    ``family``: ``-4`` or ``-6`` for commands that do not infer it (``ip rule`` in a batch)."""
     if not lines:
         return
-    result = subprocess.run(["ip", "-batch", "-"], input="\n".join(lines) + "\n",
+    argv = ["ip", *([family] if family else []), "-batch", "-"]
+    result = subprocess.run(argv, input="\n".join(lines) + "\n",
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     if result.returncode != 0:
         raise LinkError(f"ip -batch: {result.stderr.strip()}")

@@ -93,21 +93,20 @@ def management_rules(address: ipaddress.IPv4Interface | ipaddress.IPv6Interface)
     }
 
 
-def _current_management_rules() -> set[str]:
-    """Our rules as the kernel has them (both families), in :func:`management_rules`' form."""
+def _current_management_rules(version: int) -> set[str]:
+    """Our rules of one IP version as the kernel has them, in :func:`management_rules`' form."""
     found = set()
-    for family in ("-4", "-6"):
-        for rule in ip_json(family, "rule", "show"):
-            pref = rule.get("priority")
-            if pref not in (RULE_PREF_FROM, RULE_PREF_TO):
-                continue
-            key = "src" if pref == RULE_PREF_FROM else "dst"
-            selector = str(rule.get(key, "all"))
-            if f"{key}len" in rule:
-                net = ipaddress.ip_network(f"{selector}/{rule[key + 'len']}")
-                selector = str(net.network_address if net.num_addresses == 1 else net)
-            word = "from" if key == "src" else "to"
-            found.add(f"{word} {selector} lookup {rule.get('table')} pref {pref}")
+    for rule in ip_json(f"-{version}", "rule", "show"):
+        pref = rule.get("priority")
+        if pref not in (RULE_PREF_FROM, RULE_PREF_TO):
+            continue
+        key = "src" if pref == RULE_PREF_FROM else "dst"
+        selector = str(rule.get(key, "all"))
+        if f"{key}len" in rule:
+            net = ipaddress.ip_network(f"{selector}/{rule[key + 'len']}")
+            selector = str(net.network_address if net.num_addresses == 1 else net)
+        word = "from" if key == "src" else "to"
+        found.add(f"{word} {selector} lookup {rule.get('table')} pref {pref}")
     return found
 
 
@@ -117,11 +116,11 @@ def converge_management_table(
     """Put the management prefix's route in its own table (on ``ifname``) and the rules that
     choose that table; remove rules of ours that name another address. Idempotent."""
     want = management_rules(address)
-    have = _current_management_rules()
+    have = _current_management_rules(address.version)
     batch = [f"rule del {rule}" for rule in sorted(have - want)]
     batch += [f"rule add {rule}" for rule in sorted(want - have)]
     batch.append(f"route replace {address.network} dev {ifname} table {RT_TABLE_MANAGEMENT} "
                  f"proto {RTPROT_ASTARA}")  # fmt: skip
     for line in batch:
         LOG.info("%s", line)
-    ip_batch(batch)
+    ip_batch(batch, family=f"-{address.version}")
