@@ -168,14 +168,25 @@ def enable_forwarding() -> None:
             p.write_text("1\n")
 
 
-def flush_conntrack(addresses: list[str]) -> None:
+CONNTRACK_BATCH = 8  # addresses flushed side by side: at most twice as many processes at once
+
+
+def flush_conntrack(addresses: list[str], batch: int = CONNTRACK_BATCH) -> None:
     """Drop the conntrack entries of ``addresses`` in either direction (removed floating IPs).
 
-    The deletions run side by side: each ``conntrack -D`` walks the whole table. When the
-    kernel's table is readable (``/proc/net/nf_conntrack``, this namespace's) and shows no entry
-    with an IPv4 address of ``addresses``, there is nothing to delete and nothing is spawned.
+    The deletions run side by side in bounded batches (``batch`` addresses, two ``conntrack
+    -D`` each: every one walks the whole table), never one process pair per address at once:
+    removing a thousand floating IPs must not fork two thousand processes on a small box.
+    When the kernel's table is readable (``/proc/net/nf_conntrack``, this namespace's) and
+    shows no entry with an IPv4 address of ``addresses``, there is nothing to delete and
+    nothing is spawned.
     """
     addresses = _maybe_tracked(addresses)
+    for start in range(0, len(addresses), max(1, batch)):
+        _flush_batch(addresses[start : start + max(1, batch)])
+
+
+def _flush_batch(addresses: list[str]) -> None:
     procs = [
         subprocess.Popen(["conntrack", "-D", flag, address], stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
@@ -183,7 +194,11 @@ def flush_conntrack(addresses: list[str]) -> None:
         for flag in ("--orig-dst", "--reply-dst")
     ]  # fmt: skip
     for proc in procs:
-        _, err = proc.communicate(timeout=10)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
         if proc.returncode not in (0, 1):  # 1: nothing matched, not an error
             LOG.warning("%s: %s", " ".join(map(str, proc.args)), err.strip())  # type: ignore[arg-type]
 

@@ -131,3 +131,37 @@ def test_routes_elsewhere_still_validate() -> None:
     assert parse_document(data).configuration.static_routes[0].nexthop == ipaddress.ip_address(
         "2001:db8:ff::1"
     )
+
+
+def test_conntrack_flushes_run_in_bounded_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never more than two ``conntrack -D`` per address of one batch alive at once; every
+    address flushed in both directions."""
+    import subprocess
+
+    from astara.appliance import netops
+
+    alive: list[object] = []
+    peak: list[int] = [0]
+    ran: list[tuple[str, ...]] = []
+
+    class Recorder:
+        def __init__(self, argv: list[str], **_kwargs: Any) -> None:
+            self.args, self.returncode = argv, None
+            alive.append(self)
+            peak[0] = max(peak[0], len(alive))
+            ran.append(tuple(argv[2:]))
+
+        def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+            if self in alive:
+                alive.remove(self)
+            self.returncode = 0
+            return "", ""
+
+    monkeypatch.setattr(subprocess, "Popen", Recorder)
+    monkeypatch.setattr(netops, "_maybe_tracked", lambda addresses: addresses)
+    addresses = [f"203.0.113.{i}" for i in range(1, 51)]
+    netops.flush_conntrack(addresses, batch=5)
+    assert peak[0] == 10
+    assert sorted(ran) == sorted(
+        (flag, a) for a in addresses for flag in ("--orig-dst", "--reply-dst")
+    )
