@@ -12,7 +12,7 @@ import logging
 import subprocess
 
 from astara.appliance.state import StateDir, write_atomic
-from astara.appliance.supervisor import Daemon, DaemonError
+from astara.appliance.supervisor import Daemon, DaemonError, daemon_user
 from astara.configdoc import Configuration
 
 LOG = logging.getLogger(__name__)
@@ -87,8 +87,9 @@ class Bird:
         changed = write_atomic(self.conf, text)
         if self.daemon.pid is None:
             self.sock.unlink(missing_ok=True)
+            user, group = daemon_user("bird")  # bird keeps the capabilities it needs
             self.daemon.start(
-                ["bird", "-f", "-c", str(self.conf), "-s", str(self.sock)],
+                ["bird", "-f", "-c", str(self.conf), "-s", str(self.sock), "-u", user, "-g", group],
                 ready=self.sock.exists,
             )
             return "started"

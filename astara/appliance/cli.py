@@ -53,9 +53,11 @@ def configure_management(argv: list[str] | None = None) -> int:
     batch += links.link_changes(nic, addresses=[address, *existing], mtu=None, up=True,
                                 description="management")  # fmt: skip
     links.ip_batch(batch)
-    from astara.appliance import routes
+    from astara.appliance import routes, supervisor
 
     routes.converge_management_table(nic.ifname, address)  # no tenant route can shadow it
+    for daemon in supervisor.DAEMON_USERS:  # the users dnsmasq and bird drop to, on any box
+        supervisor.daemon_user(daemon)
     state.set_management(str(address), nic.ifname, mac)
     LOG.info("management interface %s (%s) up with %s", nic.ifname, mac, address)
     return 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from astara.appliance.state import StateDir, write_atomic
-from astara.appliance.supervisor import Daemon
+from astara.appliance.supervisor import DAEMON_USERS, Daemon, daemon_user
 from astara.configdoc import Configuration, Network, ip_text
 
 LOG = logging.getLogger(__name__)
@@ -46,13 +46,14 @@ def render(
     again (5,000 host lines take ~12 ms). The cache is left holding this call's networks only.
     """
     run = state.run
+    user, group = DAEMON_USERS["dnsmasq"]  # started as root, it keeps what DHCP needs
     main = [
         "no-resolv",
         "no-hosts",
         "bind-interfaces",
         "dhcp-authoritative",
-        "user=root",
-        "group=root",
+        f"user={user}",
+        f"group={group}",
         f"pid-file={run}/dnsmasq.pid",
         f"dhcp-leasefile={run}/dnsmasq.leases",
         f"dhcp-hostsfile={run}/dnsmasq.hosts",
@@ -166,6 +167,7 @@ class Dnsmasq:
         hosts_changed = write_atomic(self.paths["hosts"], files.hosts)
         opts_changed = write_atomic(self.paths["opts"], files.opts)
         if main_changed or self.daemon.pid is None:
+            daemon_user("dnsmasq")
             pidfile = self.state.file("dnsmasq.pid")
             pidfile.unlink(missing_ok=True)
             self.daemon.start(

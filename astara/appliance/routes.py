@@ -67,6 +67,14 @@ def current_routes() -> set[Route]:
     return found
 
 
+def route_batch(have: set[Route], want: set[Route]) -> list[str]:
+    """The ``ip -batch`` lines that turn our routes ``have`` into ``want``."""
+    batch = [f"route del {dst} via {gw} proto {RTPROT_ASTARA}" for dst, gw in sorted(have - want)]
+    batch += [f"route replace {dst} via {gw} proto {RTPROT_ASTARA}"
+              for dst, gw in sorted(want - have)]  # fmt: skip
+    return batch
+
+
 def converge_routes(conf: Configuration, want: set[Route] | None = None) -> bool:
     """Add and remove our routes so that the table matches ``conf``; True if anything changed.
 
@@ -74,10 +82,7 @@ def converge_routes(conf: Configuration, want: set[Route] | None = None) -> bool
     """
     if want is None:
         want = desired_routes(conf)
-    have = current_routes()
-    batch = [f"route del {dst} via {gw} proto {RTPROT_ASTARA}" for dst, gw in sorted(have - want)]
-    batch += [f"route replace {dst} via {gw} proto {RTPROT_ASTARA}"
-              for dst, gw in sorted(want - have)]  # fmt: skip
+    batch = route_batch(current_routes(), want)
     for line in batch:
         LOG.info("%s", line)
     ip_batch(batch)

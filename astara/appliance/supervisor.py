@@ -1,5 +1,9 @@
 """The daemons one appliance runs (dnsmasq, bird, metadata proxy), tracked by PID.
 
+dnsmasq and bird are started as root and drop to their own unprivileged users (those Debian's
+dnsmasq-base and bird2 packages create; made here if missing), keeping only the capabilities
+they need (raw sockets for DHCP and router advertisements, routes for bird).
+
 Children stay in the API's process group and session, so whoever stops the API by its group
 stops them too. Each child is recorded (PID and kernel start time) in the state directory, so
 an API that restarts finds and stops the one it left, never another process that reuses the PID.
@@ -8,9 +12,11 @@ an API that restarts finds and stops the one it left, never another process that
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -24,6 +30,33 @@ LOG = logging.getLogger(__name__)
 
 class DaemonError(RuntimeError):
     """A daemon failed to start; the message carries its output."""
+
+
+# daemon -> (user, group) it runs as: the users of Debian's dnsmasq-base and bird2 packages
+DAEMON_USERS = {"dnsmasq": ("dnsmasq", "nogroup"), "bird": ("bird", "bird")}
+
+
+def daemon_user(daemon: str) -> tuple[str, str]:
+    """The (user, group) ``daemon`` drops to, made (as system accounts) if the box lacks them:
+    idempotent, the same on a host running netns appliances and on the appliance image."""
+    user, group = DAEMON_USERS[daemon]
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        _run_checked(["groupadd", "--system", group])
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        nologin = ["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]
+        _run_checked(["useradd", "--system", "--gid", group, "--no-create-home", *nologin, user])
+    return user, group
+
+
+def _run_checked(argv: list[str]) -> None:
+    LOG.info("%s", " ".join(argv))
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    if result.returncode not in (0, 9):  # 9: made meanwhile by someone else
+        raise DaemonError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
 
 
 def _start_time(pid: int) -> int | None:

@@ -5,6 +5,7 @@ nftables and routing rules)."""
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
 
 import pytest
@@ -20,6 +21,7 @@ from tests.functional.appliance.lab import (
     Lab,
     base_document,
     wait_for,
+    with_vm2,
 )
 
 VM1_V6 = "2001:db8:10::5"
@@ -120,3 +122,23 @@ def test_a_main_table_route_cannot_shadow_the_orchestrator(routed: Lab) -> None:
         assert routed.api("GET", "/v1/system/config")[0] == 200
     finally:
         routed.sh(routed.app, ["ip", "-6", "route", "del", f"{ORCH_ADDR}/128", "via", EXT6_GW])
+
+
+def test_dnsmasq_and_bird_run_unprivileged_and_still_do_their_job(routed: Lab) -> None:
+    """dnsmasq and bird drop to their own users; a host added later is served after a reload
+    (dnsmasq re-reads its hosts file as its user), and bird's RA still gives SLAAC."""
+    pids = routed.daemon_pids()
+    ps = subprocess.run(["ps", "-o", "user=,pid=,comm=", "-p", f"{pids['dnsmasq']},{pids['bird']}"],
+                        capture_output=True, text=True, check=True).stdout  # fmt: skip
+    users = {comm: user for user, _pid, comm in (line.split() for line in ps.splitlines())}
+    assert users == {"dnsmasq": "dnsmasq", "bird": "bird"}, ps
+    assert "dhcp" in routed.put(with_vm2(base_document()))["changed"]  # hosts only: SIGHUP
+    assert routed.daemon_pids()["dnsmasq"] == pids["dnsmasq"]
+    lease = routed.dhcp_lease(routed.vm2, "vm2-unprivileged")
+    assert lease["new_ip_address"] == "10.10.10.6"
+    global_v6 = ["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"]
+    wait_for(
+        lambda: "2001:db8:10:" in routed.sh(routed.vm2, global_v6),
+        20,
+        "vm2's SLAAC address from bird's router advertisement",
+    )
