@@ -89,16 +89,18 @@ class Bird:
             self.sock.unlink(missing_ok=True)
             user, group = daemon_user("bird")  # bird keeps the capabilities it needs
             self.daemon.start(
-                ["bird", "-f", "-c", str(self.conf), "-s", str(self.sock), "-u", user, "-g", group],
+                ["bird", "-f", "-c", str(self.conf), "-s", self.sock.name, "-u", user, "-g", group],
                 ready=self.sock.exists,
+                cwd=self.sock.parent,  # a relative socket path: sun_path holds 107 bytes
             )
             return "started"
         if changed:
             result = subprocess.run(
-                ["birdc", "-s", str(self.sock), "configure"],
+                ["birdc", "-s", self.sock.name, "configure"],
                 capture_output=True,
                 text=True,
                 timeout=10,
+                cwd=self.sock.parent,
             )
             if result.returncode != 0 or "Reconfigured" not in result.stdout:
                 raise DaemonError(f"bird reconfigure failed: {result.stdout} {result.stderr}")

@@ -91,12 +91,18 @@ class Daemon:
             return None
         return int(data["pid"])
 
-    def start(self, argv: Sequence[str], ready: Callable[[], bool], timeout: float = 5.0) -> int:
-        """Start ``argv`` and wait until ``ready()`` or it exits (raise DaemonError)."""
+    def start(
+        self,
+        argv: Sequence[str],
+        ready: Callable[[], bool],
+        timeout: float = 5.0,
+        cwd: Path | None = None,
+    ) -> int:
+        """Start ``argv`` (in ``cwd``) and wait until ``ready()`` or it exits (DaemonError)."""
         self.stop()
         with open(self.log_path, "ab") as log:
             popen = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
             )
         self._popen = popen
         start = _start_time(popen.pid)
