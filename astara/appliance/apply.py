@@ -744,7 +744,15 @@ class Appliance:
             return doc, self.apply(doc, raw, floating_ips), self.etag
 
     def restore(self) -> None:
-        """Apply the document saved before a restart (the box may have lost some of it)."""
+        """Apply the document saved before a restart (the box may have lost some of it), after
+        putting the management route back in its own table (a box set up by an older version)."""
+        mgmt = self.state.management
+        if mgmt:
+            address = ipaddress.ip_interface(mgmt["address"])
+            try:
+                routes.converge_management_table(mgmt["ifname"], address)
+            except links.LinkError as exc:
+                LOG.error("could not put the management route in its own table: %s", exc)
         saved, self.current = self.current, None
         if saved is None:
             return

@@ -17,7 +17,9 @@ from tests.functional.appliance.lab import (
     INTERNET,
     INTERNET6,
     MGMT_ADDR,
+    MGMT_MAC,
     ORCH_ADDR,
+    VENV_BIN,
     Lab,
     base_document,
     wait_for,
@@ -142,3 +144,14 @@ def test_dnsmasq_and_bird_run_unprivileged_and_still_do_their_job(routed: Lab) -
         20,
         "vm2's SLAAC address from bird's router advertisement",
     )
+
+
+def test_configure_management_again_keeps_one_set_of_rules(routed: Lab) -> None:
+    """Run again (a reboot, a provider that retries): the rules are converged, not added twice."""
+    before = routed.sh(routed.app, ["ip", "-6", "rule", "show"])
+    argv = [str(VENV_BIN / "astara-configure-management"), "--state-dir", str(routed.state_dir),
+            MGMT_MAC, f"{MGMT_ADDR}/64"]  # fmt: skip
+    routed.sh(routed.app, argv)
+    assert routed.sh(routed.app, ["ip", "-6", "rule", "show"]) == before
+    assert before.count("lookup 190") == 2
+    assert routed.api("GET", "/v1/system/config")[0] == 200
