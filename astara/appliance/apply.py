@@ -21,8 +21,8 @@ from typing import Any
 
 from astara.appliance import bird, dhcp, firewall, links, malloc, metadata_proxy, netops, routes
 from astara.appliance.body import DIFFERENT, AppliedBody, floating_ips_json
+from astara.appliance.proxy_daemon import DEFAULT_USER, ProxyDaemon
 from astara.appliance.state import StateDir, write_atomic
-from astara.appliance.supervisor import Daemon
 from astara.configdoc import (
     Configuration,
     Document,
@@ -88,7 +88,11 @@ class Appliance:
     """The box: the configuration it runs, and how to move it to another one."""
 
     def __init__(
-        self, state: StateDir, api_port: int = 5000, api_address: str | None = None
+        self,
+        state: StateDir,
+        api_port: int = 5000,
+        api_address: str | None = None,
+        proxy_user: str | None = DEFAULT_USER,
     ) -> None:
         self.state = state
         self.api_port = api_port
@@ -99,8 +103,8 @@ class Appliance:
         self._generation = 0  # of ``current``: the ETag of the document the box runs
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
-        self.proxy = metadata_proxy.ProxyThread()  # in this process: no second interpreter
-        Daemon(state, "metadata-proxy").stop()  # one an API of an older version left running
+        self.proxy = ProxyDaemon(state, proxy_user)  # tenant-facing: a process of its own
+        self.proxy.stop()  # the one an API before this one left running
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
@@ -287,7 +291,7 @@ class Appliance:
                                        versions)  # fmt: skip
         path = self.state.file("metadata-proxy.json")  # what the proxy runs, for operators
         if config is None:
-            running = self.proxy.alive
+            running = self.proxy.pid is not None
             self.proxy.stop()
             path.unlink(missing_ok=True)
             return running
@@ -295,11 +299,9 @@ class Appliance:
         key = (tuple(versions.items()), plan.conf.orchestrator, plan.conf.tenant_id)
         if self._proxy_text is None or self._proxy_text[0] != key:
             self._proxy_text = (key, json.dumps(config, sort_keys=True))
-        changed = write_atomic(path, self._proxy_text[1])
-        if not changed and self.proxy.alive:
-            return False
-        self.proxy.start(config)  # listeners bound when it returns (or OSError)
-        return True
+        write_atomic(path, self._proxy_text[1])
+        # served when it returns (or OSError/DaemonError: a listener that cannot bind)
+        return self.proxy.converge(self._proxy_text[1])
 
     def _network_versions(self, plan: Plan) -> dict[str, int]:
         """network_id -> version of each internal network of ``plan``, in order: a version
@@ -762,8 +764,8 @@ class Appliance:
             daemon.stop()
 
     def _proxy_id(self) -> int | None:
-        """The running proxy's generation (None if it stopped): as a daemon's PID."""
-        return self.proxy.generation if self.proxy.alive else None
+        """The running proxy's PID (None if it stopped)."""
+        return self.proxy.pid
 
 
 _FIP_TEXT: dict[int, tuple[Any, tuple[str, str]]] = {}  # id -> (FloatingIP, its two addresses)

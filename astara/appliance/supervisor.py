@@ -58,12 +58,23 @@ class Daemon:
             return None
         return int(data["pid"])
 
-    def start(self, argv: Sequence[str], ready: Callable[[], bool], timeout: float = 5.0) -> int:
-        """Start ``argv`` and wait until ``ready()`` or it exits (raise DaemonError)."""
+    def start(
+        self,
+        argv: Sequence[str],
+        ready: Callable[[], bool],
+        timeout: float = 5.0,
+        pass_fds: Sequence[int] = (),
+    ) -> int:
+        """Start ``argv`` (with ``pass_fds`` open in it) and wait until ``ready()`` or it exits
+        (raise DaemonError)."""
         self.stop()
         with open(self.log_path, "ab") as log:
             popen = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=tuple(pass_fds),
             )
         self._popen = popen
         start = _start_time(popen.pid)

@@ -1,0 +1,101 @@
+"""The API's handle on the metadata proxy process (:mod:`astara.appliance.metadata_proxy`).
+
+The proxy faces tenants, so it does not run in the root API process: it is a child process
+tracked by PID like dnsmasq (:class:`~astara.appliance.supervisor.Daemon`, record
+``metadata-proxy.proc.json``), which drops to :data:`DEFAULT_USER` once its first listeners are
+bound. A new configuration (a port added on a network, a network added) goes to the running
+process over a control socket, one JSON line, and is in force when the proxy answers ``ok``: no
+second interpreter start per change (~0.1 s). The proxy exits when the API closes that socket,
+so an API that dies takes its proxy with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+
+from astara.appliance.state import StateDir
+from astara.appliance.supervisor import Daemon, DaemonError
+
+LOG = logging.getLogger(__name__)
+
+# The user the proxy runs as: present on every Debian system and owning no file, so an
+# appliance image needs no setup for it (the proxy opens no file once it runs).
+DEFAULT_USER = "nobody"
+ANSWER_TIMEOUT = 10.0  # seconds the proxy may take to serve a new configuration
+
+
+class ProxyDaemon:
+    """The metadata proxy process of one appliance."""
+
+    def __init__(self, state: StateDir, user: str | None = DEFAULT_USER) -> None:
+        self.daemon = Daemon(state, "metadata-proxy")
+        self.user = user
+        self._control: socket.socket | None = None
+        self._text: str | None = None  # the configuration the running proxy serves
+
+    @property
+    def pid(self) -> int | None:
+        """The running proxy's PID (None if it is not running, or not ours to talk to)."""
+        return self.daemon.pid if self._control is not None else None
+
+    def converge(self, text: str) -> bool:
+        """Have the proxy serve ``text`` (one line of JSON): started if it does not run, told
+        if it serves another one. True if anything changed; OSError or DaemonError if the
+        proxy could not (a listener that cannot bind: the running one keeps the last)."""
+        if self.pid is None:
+            self._start()
+        elif text == self._text:
+            return False
+        self._text = None
+        self._tell(text)
+        self._text = text
+        return True
+
+    def _start(self) -> None:
+        self.stop()
+        ours, theirs = socket.socketpair()
+        argv = [sys.executable, "-m", "astara.appliance.metadata_proxy",
+                "--control-fd", str(theirs.fileno())]  # fmt: skip
+        if self.user:
+            argv += ["--user", self.user]
+        try:
+            self.daemon.start(argv, ready=lambda: True, pass_fds=(theirs.fileno(),))
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._control = ours
+
+    def _tell(self, text: str) -> None:
+        control = self._control
+        assert control is not None
+        control.settimeout(ANSWER_TIMEOUT)
+        try:
+            control.sendall(text.encode() + b"\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = control.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except OSError as exc:
+            self.stop()
+            raise DaemonError(f"metadata proxy: {exc}: {self.daemon.log_tail()}") from exc
+        if not answer:
+            self.stop()
+            raise DaemonError(f"metadata proxy exited: {self.daemon.log_tail()}")
+        if answer != b"ok\n":
+            raise OSError(f"metadata proxy: {answer.decode(errors='replace').strip()}")
+
+    def stop(self) -> None:
+        """Stop the proxy (and one an earlier API left); no error if none runs."""
+        control, self._control = self._control, None
+        self._text = None
+        if control is not None:
+            with contextlib.suppress(OSError):
+                control.close()
+        self.daemon.stop()
