@@ -15,25 +15,24 @@ line is refused with 400 (:mod:`astara.appliance.httpserver`, the API's HTTP lay
 from an address no port owns get 404. At most :data:`MAX_REQUESTS` requests at once, and
 :data:`MAX_PER_SOURCE` from one address; more get 503.
 
-The proxy is a process of its own (``python -m astara.appliance.metadata_proxy``), started by
-the API (:mod:`astara.appliance.proxy_daemon`) and dropping to an unprivileged user once its
-first listeners are bound. It takes its configuration from the API as one JSON line at a time
-on a control socket (``--control-fd``), answers ``ok`` (or ``error ...``) once it serves it, and
-exits when the API closes that socket. ``--config FILE`` serves a file instead (debugging).
+The proxy is a process of its own (:func:`run`), forked for the API by
+:mod:`astara.appliance.proxy_daemon`, dropping to an unprivileged user once its first listeners
+are bound. It takes its configuration from the API as one JSON line at a time on a control
+socket, answers ``ok`` (or ``error ...``) once it serves it, and exits when the API closes that
+socket. ``astara-metadata-proxy --config FILE`` serves a file instead (debugging).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import h11
@@ -128,7 +127,11 @@ class MetadataApp:
         self.upstream = (config["upstream"]["address"], int(config["upstream"]["port"]))
         self.tenant_id = str(config.get("tenant_id", ""))
         self.network_id = str(listener["network_id"])
-        self.instances: dict[str, list[str]] = listener["instances"]
+        # address -> (device, project); the few projects shared, not one string per address
+        self.instances: dict[str, tuple[str, str]] = {
+            address: (device, sys.intern(project))
+            for address, (device, project) in listener["instances"].items()
+        }
 
     def headers(self, request: Request) -> list[tuple[str, str]]:
         """What the upstream gets: the allowed headers of ``request``, then ours."""
@@ -258,30 +261,51 @@ def _control(server: Server, control: socket.socket, user: str | None) -> None:
     server.shutdown()
 
 
+def run(control: socket.socket | None, user: str | None, config: Any = None) -> int:
+    """The proxy: configurations from ``control`` (or ``config``, served once), as ``user``
+    once the first listeners are bound; until SIGTERM, or until the API closes ``control``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]  # not closed: when forked, the API's streams are not ours
+    root.setLevel(logging.INFO)
+    server = Server(None, limits=Limits(MAX_REQUESTS, MAX_PER_SOURCE),
+                    request_timeout=REQUEST_TIMEOUT)  # fmt: skip
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: threading.Thread(target=server.shutdown).start())
+    if control is None:
+        serve_config(server, config)
+        if user:
+            drop_privileges(user)
+    else:
+        threading.Thread(target=_control, args=(server, control, user), daemon=True,
+                         name="control").start()  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
+    return 0
+
+
+def run_fd(fd: str, user: str) -> int:
+    """:func:`run` on the control socket ``fd``, as ``user`` ("": no drop): what the API runs."""
+    return run(socket.socket(fileno=int(fd)), user or None)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``astara-metadata-proxy``: the proxy as a program of its own (the API starts
+    :func:`run` through :mod:`astara.appliance.proxy_daemon`, with fewer modules loaded)."""
+    import argparse
+    from pathlib import Path
+
     parser = argparse.ArgumentParser(description="Astara appliance metadata proxy")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--control-fd", type=int, help="socket the API sends the config on")
     source.add_argument("--config", help="a JSON file to serve (debugging)")
     parser.add_argument("--user", help="drop to this user once the first listeners are bound")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server = Server(None, limits=Limits(MAX_REQUESTS, MAX_PER_SOURCE),
-                    request_timeout=REQUEST_TIMEOUT)  # fmt: skip
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _sig, _frame: threading.Thread(target=server.shutdown).start())
     if args.config:
-        serve_config(server, json.loads(Path(args.config).read_text()))
-        if args.user:
-            drop_privileges(args.user)
-    else:
-        control = socket.socket(fileno=args.control_fd)
-        threading.Thread(target=_control, args=(server, control, args.user), daemon=True,
-                         name="control").start()  # fmt: skip
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
-    server.server_close()
-    return 0
+        return run(None, args.user, json.loads(Path(args.config).read_text()))
+    return run(socket.socket(fileno=args.control_fd), args.user)
 
 
 if __name__ == "__main__":

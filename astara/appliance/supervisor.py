@@ -64,9 +64,10 @@ class Daemon:
         ready: Callable[[], bool],
         timeout: float = 5.0,
         pass_fds: Sequence[int] = (),
+        env: dict[str, str] | None = None,
     ) -> int:
-        """Start ``argv`` (with ``pass_fds`` open in it) and wait until ``ready()`` or it exits
-        (raise DaemonError)."""
+        """Start ``argv`` (with ``pass_fds`` open in it; ``env`` added to the environment) and
+        wait until ``ready()`` or it exits (raise DaemonError)."""
         self.stop()
         with open(self.log_path, "ab") as log:
             popen = subprocess.Popen(
@@ -75,6 +76,7 @@ class Daemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 pass_fds=tuple(pass_fds),
+                env={**os.environ, **env} if env else None,
             )
         self._popen = popen
         start = _start_time(popen.pid)
