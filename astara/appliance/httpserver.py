@@ -24,106 +24,55 @@ only when TLS is asked for. An application is a callable from :class:`Request` t
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import selectors
 import socket
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, cast
 
-import h11
+from astara.appliance.httpconnection import Connection
+from astara.appliance.httpmessages import (  # the layer's whole interface, from here
+    MAX_BODY,
+    MAX_HEAD,
+    MAX_HEADERS,
+    MAX_LINE,
+    App,
+    BadRequest,
+    Request,
+    Response,
+    check_head,
+    error,
+    json_response,
+)
 
 if TYPE_CHECKING:
     import ssl
 
+__all__ = [
+    "MAX_BODY",
+    "MAX_HEAD",
+    "MAX_HEADERS",
+    "MAX_LINE",
+    "App",
+    "BadRequest",
+    "Limits",
+    "Request",
+    "Response",
+    "Server",
+    "check_head",
+    "error",
+    "json_response",
+    "serve",
+]
+
 LOG = logging.getLogger(__name__)
 
-MAX_LINE = 8192  # the request line, and each header line
-MAX_HEADERS = 100
-MAX_HEAD = 64 * 1024  # the whole request head
-# A document of 5,000 hosts and 1,000 floating IPs is ~1 MB of JSON, and parsing it takes about
-# ten times its size in Python objects: 4 MB bodies keep one parse inside the budget.
-MAX_BODY = 4 * 1024 * 1024
 MAX_BODIES = 8 * 1024 * 1024  # request bodies buffered at once, over every connection
-IDLE_TIMEOUT = 5.0  # seconds a connection may wait for the first byte of its next request
-REQUEST_TIMEOUT = 30.0  # seconds from a request's first byte to its answer's last
 HANDSHAKE_TIMEOUT = 10.0  # seconds a TLS handshake may take
 MAX_CONNECTIONS = 256  # open at once; more are answered 503 and closed
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
         b"content-length: 27\r\nconnection: close\r\n\r\n"
         b'{"detail":"server is busy"}')  # fmt: skip
-
-
-@dataclass
-class Request:
-    method: str
-    path: str  # percent-decoded, without the query
-    headers: dict[str, str]  # names in lower case; repeated headers joined with ", "
-    body: bytes = b""
-    client: str = ""
-    target: str = ""  # as sent: the path with its query, not decoded
-
-    def media_type(self) -> str:
-        """The Content-Type without its parameters, in lower case ("" if none)."""
-        return self.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes | str = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    media_type: str = "application/json"
-    after: Callable[[], None] | None = None  # run once the response is sent
-
-
-def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
-    """``data`` as compact UTF-8 JSON (as Starlette's JSONResponse writes it)."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return Response(status, text, headers or {})
-
-
-def error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
-    """The JSON error body of every refusal: ``{"detail": ...}``."""
-    return json_response(status, {"detail": detail}, headers)
-
-
-App = Callable[[Request], Response]
-
-
-class BadRequest(Exception):
-    """The request cannot be read; answer ``status`` and close the connection."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-def check_head(head: bytes) -> None:
-    """Refuse a request head (request line and headers, up to its empty line) that holds a
-    NUL, a bare CR or LF, a folded line, or lines too long or too many (:class:`BadRequest`)."""
-    if b"\0" in head:
-        raise BadRequest(400, "NUL in the request head")
-    crlf = head.count(b"\r\n")
-    if head.count(b"\n") != crlf or head.count(b"\r") != crlf:
-        raise BadRequest(400, "bare CR or LF in the request head")
-    lines = head.split(b"\r\n")
-    if len(lines[0]) > MAX_LINE:
-        raise BadRequest(414, "request line too long")
-    headers = lines[1:-2]  # the head ends with the empty line: "...\r\n\r\n"
-    if len(headers) > MAX_HEADERS:
-        raise BadRequest(431, "too many header lines")
-    for line in headers:
-        if len(line) > MAX_LINE:
-            raise BadRequest(431, "header line too long")
-        if line[:1] in (b" ", b"\t"):
-            raise BadRequest(400, "folded or padded header line")
 
 
 class Limits:
@@ -302,7 +251,7 @@ class Server:
                 except OSError as exc:  # ssl.SSLError is an OSError
                     LOG.info("TLS handshake with %s failed: %s", source, exc)
                     return
-            _Connection(self, sock, source, app).run()
+            Connection(self, sock, source, app).run()
         except Exception:
             LOG.exception("connection from %s failed", source)
         finally:
@@ -323,203 +272,6 @@ class Server:
             sock.close()
         self._wake_r.close()
         self._wake_w.close()
-
-
-class _Deadline:
-    """What is left of a request's time, given to every blocking call on its socket."""
-
-    def __init__(self, sock: socket.socket, seconds: float) -> None:
-        self.sock = sock
-        self.end = time.monotonic() + seconds
-
-    def arm(self) -> socket.socket:
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request took too long")
-        self.sock.settimeout(left)
-        return self.sock
-
-
-class _Connection:
-    """One client connection: its requests, one after the other (keep-alive)."""
-
-    def __init__(self, server: Server, sock: socket.socket, client: str, app: App) -> None:
-        self.server = server
-        self.sock = sock
-        self.client = client
-        self.app = app
-        self.timeout = server.request_timeout or REQUEST_TIMEOUT
-        self.pending = b""  # received, not yet parsed: the start of the next request
-
-    def run(self) -> None:
-        try:
-            while self._one():
-                pass
-        except (TimeoutError, ConnectionError) as exc:
-            LOG.debug("connection from %s: %s", self.client, exc)
-
-    def _head(self) -> tuple[bytes, _Deadline] | None:
-        """The next request's head (with what followed it in ``pending``); None if the
-        client closed or stayed idle. The request's deadline starts at its first byte."""
-        data = self.pending.lstrip(b"\r\n")  # empty lines between requests (RFC 9112)
-        deadline = None
-        searched = 0
-        while True:
-            if data and deadline is None:
-                deadline = _Deadline(self.sock, self.timeout)
-            if (end := data.find(b"\r\n\r\n", max(0, searched - 3))) >= 0:
-                self.pending = data[end + 4 :]
-                assert deadline is not None
-                return data[: end + 4], deadline
-            searched = len(data)
-            if b"\r\n" not in data[: MAX_LINE + 2] and len(data) > MAX_LINE:
-                raise BadRequest(414, "request line too long")
-            if len(data) > MAX_HEAD:
-                raise BadRequest(431, "request head too large")
-            if deadline is None:
-                self.sock.settimeout(IDLE_TIMEOUT)
-                try:
-                    chunk = self.sock.recv(65536)
-                except (TimeoutError, ConnectionError):
-                    return None  # idle too long, or gone: nothing to answer
-            else:
-                chunk = deadline.arm().recv(65536)
-            if not chunk:
-                if data:
-                    raise ConnectionError("closed in the middle of a request head")
-                return None
-            data = (data + chunk).lstrip(b"\r\n") if not deadline else data + chunk
-
-    def _one(self) -> bool:
-        """Read, run and answer one request: keep the connection?"""
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-        deadline: _Deadline | None = None
-        method = ""
-        try:
-            got = self._head()
-            if got is None:
-                return False
-            head, deadline = got
-            check_head(head)
-            conn.receive_data(head + self.pending)
-            self.pending = b""
-            event = conn.next_event()
-            if not isinstance(event, h11.Request):
-                raise BadRequest(400, "malformed request head")
-            method = event.method.decode("ascii")
-            request = self._request(conn, event, deadline)
-        except BadRequest as exc:
-            self._refuse(conn, deadline, exc.status, exc.detail)
-            return False
-        except h11.RemoteProtocolError as exc:
-            self._refuse(conn, deadline, exc.error_status_hint, str(exc) or "malformed request")
-            return False
-        try:
-            response = self.app(request)
-        except Exception:
-            LOG.exception("%s %s failed", request.method, request.path)
-            response = error(500, "Internal Server Error")
-        finally:
-            self.server.limits.release(len(request.body))
-        self._send(conn, deadline, response, method)
-        if self.server.access_log:
-            LOG.info('%s - "%s %s" %d', self.client, method, request.target, response.status)
-        if response.after is not None:
-            try:
-                response.after()
-            except Exception:
-                LOG.exception("after %s %s", request.method, request.path)
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
-            self.pending = conn.trailing_data[0]
-            return True
-        return False
-
-    def _request(self, conn: h11.Connection, event: h11.Request, deadline: _Deadline) -> Request:
-        if event.http_version not in (b"1.0", b"1.1"):
-            raise BadRequest(505, "HTTP/1.1 or HTTP/1.0 only")
-        target = event.target.decode("ascii")
-        if not target.startswith("/"):
-            raise BadRequest(400, "the request target must be a path")
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in event.headers:
-            name, value = raw_name.decode("ascii"), raw_value.decode("latin-1")
-            if name in headers:
-                value = f"{headers[name]}, {value}"
-            headers[name] = value
-        length = headers.get("content-length")
-        if length is not None and int(length) > MAX_BODY:
-            raise BadRequest(413, f"request body above {MAX_BODY} bytes")
-        expect = headers.get("expect", "").lower()
-        if expect and event.http_version == b"1.1" and expect != "100-continue":
-            raise BadRequest(417, "only Expect: 100-continue is known")
-        body = self._body(conn, deadline)
-        path = unquote(target.split("?", 1)[0])
-        return Request(event.method.decode("ascii"), path, headers, body, self.client, target)
-
-    def _body(self, conn: h11.Connection, deadline: _Deadline) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        limits = self.server.limits
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    if conn.they_are_waiting_for_100_continue:
-                        go_on = h11.InformationalResponse(status_code=100, headers=[],
-                                                          reason=b"Continue")  # fmt: skip
-                        deadline.arm().sendall(conn.send(go_on) or b"")
-                    chunk = deadline.arm().recv(65536)
-                    conn.receive_data(chunk)
-                    if not chunk:
-                        raise ConnectionError("the client closed in the middle of the body")
-                elif isinstance(event, h11.Data):
-                    size = len(event.data)
-                    if total + size > MAX_BODY:
-                        raise BadRequest(413, f"request body above {MAX_BODY} bytes")
-                    if not limits.reserve(size):
-                        raise BadRequest(503, "too many request bodies at once")
-                    total += size
-                    parts.append(bytes(event.data))
-                elif isinstance(event, h11.EndOfMessage):
-                    return b"".join(parts)
-        except BaseException:
-            limits.release(total)
-            raise
-
-    def _refuse(
-        self, conn: h11.Connection, deadline: _Deadline | None, status: int, detail: str
-    ) -> None:
-        """Answer a request that cannot be read (then the connection is closed)."""
-        LOG.info("refused a request from %s: %d %s", self.client, status, detail)
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        response = error(status, detail, {"connection": "close"})
-        with contextlib.suppress(OSError, h11.LocalProtocolError):
-            self._send(conn, deadline or _Deadline(self.sock, self.timeout), response, "")
-
-    def _send(
-        self, conn: h11.Connection, deadline: _Deadline, response: Response, method: str
-    ) -> None:
-        body = response.body.encode() if isinstance(response.body, str) else response.body
-        try:
-            reason = HTTPStatus(response.status).phrase.encode()
-        except ValueError:
-            reason = b""
-        headers = [("content-type", response.media_type), ("content-length", str(len(body)))]
-        headers += list(response.headers.items())
-        head = conn.send(h11.Response(status_code=response.status, headers=headers,
-                                      reason=reason))  # fmt: skip
-        assert head is not None
-        parts = [head]
-        if method != "HEAD" and body:
-            parts += conn.send_with_data_passthrough(h11.Data(data=body)) or []
-        parts.append(conn.send(h11.EndOfMessage()) or b"")
-        sock = deadline.arm()
-        if sum(len(p) for p in parts) < 65536:
-            sock.sendall(b"".join(parts))
-        else:  # no copy of a big body
-            for part in parts:
-                deadline.arm().sendall(part)
 
 
 def serve(server: Server) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from astara.appliance import httpserver
+from astara.appliance import httpconnection, httpserver
 from astara.appliance.httpserver import Request, Response, json_response
 from tests.unit.appliance.loopback import serving
 
@@ -125,7 +125,7 @@ def test_head_has_no_body(address: tuple[str, int]) -> None:
 def test_an_idle_kept_alive_connection_is_closed(
     address: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(httpserver, "IDLE_TIMEOUT", 0.2)
+    monkeypatch.setattr(httpconnection, "IDLE_TIMEOUT", 0.2)
     with socket.create_connection(address, timeout=5) as sock:
         started = time.monotonic()
         assert sock.recv(10) == b""  # closed by the server, nothing sent
