@@ -436,6 +436,8 @@ class Appliance:
         changed: list[str] = []
         done: list[tuple[str, Callable[[Plan], bool]]] = []
         self.timings = {"resolve": time.monotonic() - started}
+        if doc.configuration.orchestrator is not None:
+            self.proxy.start()  # its interpreter starts while the steps before its own run
         for name, step in self.steps():
             # each step's inputs just before it: the firewall's nft starts at once
             if self.step_inputs(plan, name)[name] == self._done_inputs.get(name):

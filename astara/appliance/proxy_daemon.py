@@ -80,6 +80,15 @@ class ProxyDaemon:
         self._text = text
         return True
 
+    def start(self) -> None:
+        """Start the proxy if it does not run, without waiting for it (:meth:`converge` gives
+        it its configuration); a failure here is left for :meth:`converge` to raise."""
+        if self.pid is None:
+            try:
+                self._start()
+            except (OSError, DaemonError) as exc:
+                LOG.warning("metadata proxy did not start: %s", exc)
+
     def _start(self) -> None:
         self.stop()
         ours, theirs = socket.socketpair()
