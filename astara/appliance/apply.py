@@ -103,7 +103,9 @@ class Appliance:
         self._generation = 0  # of ``current``: the ETag of the document the box runs
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
-        self.proxy = ProxyDaemon(state, proxy_user)  # tenant-facing: a process of its own
+        # tenant-facing: a process of its own, asking this one who owns an address
+        self.proxy = ProxyDaemon(state, self._owner_of, proxy_user)
+        self._owners: dict[str, dict[str, list[str]]] = {}  # network -> address -> owner
         self.proxy.stop()  # the one an API before this one left running
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
@@ -114,7 +116,8 @@ class Appliance:
         self._versions_made = 0
         self._dhcp_cache: dict[str, Any] = {}  # per network: dnsmasq lines (dhcp.render)
         self._proxy_cache: dict[str, Any] = {}  # per network: address -> device (proxy map)
-        self._proxy_text: tuple[Any, str] | None = None  # (key, metadata-proxy.json) last made
+        # (key, metadata-proxy.json, the proxy's configuration line) last made
+        self._proxy_text: tuple[Any, str, str] | None = None
         # the floating IPs' JSON and (floating, fixed) text pairs last made; the configuration
         # applied last and its pairs (what the next apply's clean-up compares with)
         self._fips_made: tuple[Any, frozenset[tuple[str, str]]] | None = None
@@ -293,15 +296,26 @@ class Appliance:
         if config is None:
             running = self.proxy.pid is not None
             self.proxy.stop()
+            self._owners = {}
             path.unlink(missing_ok=True)
             return running
+        # who owns each address: the proxy asks (_owner_of); its line has the listeners only
+        self._owners = {one["network_id"]: one["instances"] for one in config["listeners"]}
         # the same networks (versions), upstream and tenant make the same file
         key = (tuple(versions.items()), plan.conf.orchestrator, plan.conf.tenant_id)
         if self._proxy_text is None or self._proxy_text[0] != key:
-            self._proxy_text = (key, json.dumps(config, sort_keys=True))
-        write_atomic(path, self._proxy_text[1])
+            line = {**config, "listeners": [{k: v for k, v in one.items() if k != "instances"}
+                                            for one in config["listeners"]]}  # fmt: skip
+            self._proxy_text = (key, json.dumps(config, sort_keys=True),
+                                json.dumps(line, sort_keys=True))  # fmt: skip
+        owners_changed = write_atomic(path, self._proxy_text[1])
         # served when it returns (or OSError/DaemonError: a listener that cannot bind)
-        return self.proxy.converge(self._proxy_text[1])
+        return self.proxy.converge(self._proxy_text[2]) or owners_changed
+
+    def _owner_of(self, network_id: str, address: str) -> list[str] | None:
+        """[device, project] of the port owning ``address`` on ``network_id`` (the proxy's
+        question; the project "" when the document does not give it)."""
+        return self._owners.get(network_id, {}).get(address)
 
     def _network_versions(self, plan: Plan) -> dict[str, int]:
         """network_id -> version of each internal network of ``plan``, in order: a version

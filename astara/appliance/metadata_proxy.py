@@ -15,11 +15,13 @@ line is refused with 400 (:mod:`astara.appliance.httpserver`, the API's HTTP lay
 from an address no port owns get 404. At most :data:`MAX_REQUESTS` requests at once, and
 :data:`MAX_PER_SOURCE` from one address; more get 503.
 
-The proxy is a process of its own (:func:`run`), forked for the API by
+The proxy is a process of its own (:func:`run`), started for the API by
 :mod:`astara.appliance.proxy_daemon`, dropping to an unprivileged user once its first listeners
-are bound. It takes its configuration from the API as one JSON line at a time on a control
-socket, answers ``ok`` (or ``error ...``) once it serves it, and exits when the API closes that
-socket. ``astara-metadata-proxy --config FILE`` serves a file instead (debugging).
+are bound. It takes its configuration (listeners, upstream, the router's tenant) from the API as
+one JSON line at a time on a control socket, answers ``ok`` (or ``error ...``) once it serves
+it, and exits when the API closes that socket. Which port owns a source address it asks the API
+on a second socket at each request (:class:`Owners`): it holds no copy of the allocations.
+``astara-metadata-proxy --config FILE`` serves a file instead (debugging).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import h11
@@ -43,6 +46,8 @@ if TYPE_CHECKING:  # the proxy program itself loads no document models
     from astara.configdoc import Configuration
 
 LOG = logging.getLogger("astara.metadata_proxy")
+LOOKUP_TIMEOUT = 5.0  # seconds the API may take to say who owns an address
+MAX_LOOKUP = 4096  # bytes of one answer about an address
 REQUEST_TIMEOUT = 30.0  # seconds one request may take, from its first byte to the answer's last
 MAX_RESPONSE = 1024 * 1024  # Nova's user data is at most 64 KB; its other documents are smaller
 MAX_REQUESTS = 64  # answered at once
@@ -120,22 +125,43 @@ def lookalike(name: str) -> bool:
     return name.strip().lower().replace("_", "-") in OURS
 
 
+Owner = Callable[[str, str], "list[str] | None"]  # (network, address) -> [device, project]
+
+
+class Owners:
+    """Asks the API which port owns an address (one JSON line each way on ``sock``): the
+    proxy holds no copy of the allocations, so its size does not grow with the router's."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self.lock = threading.Lock()
+
+    def __call__(self, network_id: str, address: str) -> list[str] | None:
+        with self.lock:
+            self.sock.settimeout(LOOKUP_TIMEOUT)
+            self.sock.sendall(json.dumps([network_id, address]).encode() + b"\n")
+            answer = json.loads(self.reader.readline(MAX_LOOKUP) or b"null")
+        if answer is None:
+            return None
+        if not (isinstance(answer, list) and len(answer) == 2):
+            raise ValueError(f"the API's answer about {address} is not [device, project]")
+        return [str(answer[0]), str(answer[1])]
+
+
 class MetadataApp:
     """The proxy on one internal network: a request of an instance there -> the upstream."""
 
-    def __init__(self, config: dict[str, Any], listener: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], listener: dict[str, Any], owner: Owner) -> None:
         self.upstream = (config["upstream"]["address"], int(config["upstream"]["port"]))
         self.tenant_id = str(config.get("tenant_id", ""))
         self.network_id = str(listener["network_id"])
-        # address -> (device, project); the few projects shared, not one string per address
-        self.instances: dict[str, tuple[str, str]] = {
-            address: (device, sys.intern(project))
-            for address, (device, project) in listener["instances"].items()
-        }
+        self.owner = owner
 
-    def headers(self, request: Request) -> list[tuple[str, str]]:
-        """What the upstream gets: the allowed headers of ``request``, then ours."""
-        device_id, tenant_id = self.instances[request.client]
+    def headers(self, request: Request, found: list[str]) -> list[tuple[str, str]]:
+        """What the upstream gets: the allowed headers of ``request``, then ours (``found``:
+        the device and project of the port that owns the request's source address)."""
+        device_id, tenant_id = found
         forged = sorted(name for name in request.headers if lookalike(name))
         if forged:
             LOG.warning("dropped %s sent by %s on network %s", ", ".join(forged),
@@ -150,10 +176,15 @@ class MetadataApp:
         ]
 
     def __call__(self, request: Request) -> Response:
-        if request.client not in self.instances:
+        try:
+            found = self.owner(self.network_id, request.client)
+        except (OSError, ValueError) as exc:
+            LOG.error("cannot ask the API who owns %s: %s", request.client, exc)
+            return _text(502, "metadata proxy error\n")
+        if found is None:
             LOG.info("no port owns %s on network %s: 404", request.client, self.network_id)
             return _text(404, "unknown instance\n")
-        headers = self.headers(request)
+        headers = self.headers(request, found)
         try:
             status, media_type, body = forward(self.upstream, request.method, request.target,
                                                headers, request.body)  # fmt: skip
@@ -216,10 +247,10 @@ def forward(
                 return status, media_type, b"".join(parts)
 
 
-def serve_config(server: Server, config: dict[str, Any]) -> None:
+def serve_config(server: Server, config: dict[str, Any], owner: Owner) -> None:
     """Listen on exactly the listeners of ``config`` (a bind error raises OSError)."""
     server.set_listeners({
-        (listener["address"], int(listener["port"])): MetadataApp(config, listener)
+        (listener["address"], int(listener["port"])): MetadataApp(config, listener, owner)
         for listener in config["listeners"]
     })  # fmt: skip
     LOG.info("serving %d network(s): %s", len(config["listeners"]),
@@ -238,7 +269,7 @@ def drop_privileges(user: str) -> None:
     LOG.info("running as %s (uid %d, gid %d)", user, entry.pw_uid, entry.pw_gid)
 
 
-def _control(server: Server, control: socket.socket, user: str | None) -> None:
+def _control(server: Server, control: socket.socket, owner: Owner, user: str | None) -> None:
     """Serve each configuration line the API sends; answer ``ok`` or ``error ...``. The
     first one is bound before privileges are dropped. EOF (the API is gone): stop."""
     reader = control.makefile("rb")
@@ -246,7 +277,7 @@ def _control(server: Server, control: socket.socket, user: str | None) -> None:
     try:
         for line in reader:
             try:
-                serve_config(server, json.loads(line))
+                serve_config(server, json.loads(line), owner)
                 if first and user:
                     drop_privileges(user)
                 answer = "ok"
@@ -261,9 +292,10 @@ def _control(server: Server, control: socket.socket, user: str | None) -> None:
     server.shutdown()
 
 
-def run(control: socket.socket | None, user: str | None, config: Any = None) -> int:
-    """The proxy: configurations from ``control`` (or ``config``, served once), as ``user``
-    once the first listeners are bound; until SIGTERM, or until the API closes ``control``."""
+def run(control: socket.socket | None, owner: Owner, user: str | None, config: Any = None) -> int:
+    """The proxy: configurations from ``control`` (or ``config``, served once), addresses'
+    owners from ``owner``, as ``user`` once the first listeners are bound; until SIGTERM, or
+    until the API closes ``control``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
     root = logging.getLogger()
@@ -274,11 +306,11 @@ def run(control: socket.socket | None, user: str | None, config: Any = None) -> 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _sig, _frame: threading.Thread(target=server.shutdown).start())
     if control is None:
-        serve_config(server, config)
+        serve_config(server, config, owner)
         if user:
             drop_privileges(user)
     else:
-        threading.Thread(target=_control, args=(server, control, user), daemon=True,
+        threading.Thread(target=_control, args=(server, control, owner, user), daemon=True,
                          name="control").start()  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -286,9 +318,11 @@ def run(control: socket.socket | None, user: str | None, config: Any = None) -> 
     return 0
 
 
-def run_fd(fd: str, user: str) -> int:
-    """:func:`run` on the control socket ``fd``, as ``user`` ("": no drop): what the API runs."""
-    return run(socket.socket(fileno=int(fd)), user or None)
+def run_fd(control: str, lookups: str, user: str) -> int:
+    """:func:`run` on the sockets the API passed (file descriptors ``control`` and
+    ``lookups``), as ``user`` ("": no drop): what the API runs."""
+    owner = Owners(socket.socket(fileno=int(lookups)))
+    return run(socket.socket(fileno=int(control)), owner, user or None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,14 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     parser = argparse.ArgumentParser(description="Astara appliance metadata proxy")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--control-fd", type=int, help="socket the API sends the config on")
-    source.add_argument("--config", help="a JSON file to serve (debugging)")
+    parser.add_argument("--config", required=True, help="a JSON file to serve, as the API's "
+                        "metadata-proxy.json (with the addresses' owners)")  # fmt: skip
     parser.add_argument("--user", help="drop to this user once the first listeners are bound")
     args = parser.parse_args(argv)
-    if args.config:
-        return run(None, args.user, json.loads(Path(args.config).read_text()))
-    return run(socket.socket(fileno=args.control_fd), args.user)
+    config = json.loads(Path(args.config).read_text())
+    maps = {one["network_id"]: one.get("instances", {}) for one in config["listeners"]}
+    return run(None, lambda net, address: maps.get(net, {}).get(address), args.user, config)
 
 
 if __name__ == "__main__":

@@ -56,21 +56,28 @@ def upstream() -> Iterator[Upstream]:
     up.sock.close()
 
 
-def config(upstream: Upstream, instances: dict[str, list[str]], port: int = 0) -> dict[str, Any]:
+def config(upstream: Upstream, port: int = 0) -> dict[str, Any]:
     return {
         "upstream": {"address": "127.0.0.1", "port": upstream.port},
         "tenant_id": "router-tenant",
-        "listeners": [
-            {"address": "127.0.0.1", "port": port, "network_id": "net-1", "instances": instances}
-        ],
+        "listeners": [{"address": "127.0.0.1", "port": port, "network_id": "net-1"}],
     }
+
+
+def app(upstream: Upstream, owners: dict[str, list[str]]) -> MetadataApp:
+    """The proxy's application on net-1, the API answering from ``owners`` (address -> owner)."""
+    conf = config(upstream)
+
+    def owner(net: str, address: str) -> list[str] | None:
+        return owners.get(address) if net == "net-1" else None
+
+    return MetadataApp(conf, conf["listeners"][0], owner)
 
 
 @pytest.fixture
 def proxy(upstream: Upstream) -> Iterator[tuple[str, int]]:
     """A proxy listener on loopback; 127.0.0.1 is the port of dev-1 in project port-tenant."""
-    conf = config(upstream, {"127.0.0.1": ["dev-1", "port-tenant"]})
-    server = Server(("127.0.0.1", 0), MetadataApp(conf, conf["listeners"][0]))
+    server = Server(("127.0.0.1", 0), app(upstream, {"127.0.0.1": ["dev-1", "port-tenant"]}))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     yield server.server_address
@@ -144,17 +151,15 @@ def test_bare_lf_in_the_request_line_is_refused(proxy: tuple[str, int], upstream
 
 
 def test_the_router_tenant_stands_in_when_the_port_has_none(upstream: Upstream) -> None:
-    conf = config(upstream, {"127.0.0.1": ["dev-1", ""]})
-    app = MetadataApp(conf, conf["listeners"][0])
     from astara.appliance.httpserver import Request
 
-    headers = app.headers(Request("GET", "/", {"x-tenant-id": "evil"}, client="127.0.0.1"))
+    request = Request("GET", "/", {"x-tenant-id": "evil"}, client="127.0.0.1")
+    headers = app(upstream, {}).headers(request, ["dev-1", ""])
     assert ("X-Tenant-ID", "router-tenant") in headers and ("x-tenant-id", "evil") not in headers
 
 
 def test_unknown_source_gets_404_and_nothing_is_forwarded(upstream: Upstream) -> None:
-    conf = config(upstream, {"10.0.0.5": ["dev-1", "t"]})
-    server = Server(("127.0.0.1", 0), MetadataApp(conf, conf["listeners"][0]))
+    server = Server(("127.0.0.1", 0), app(upstream, {"10.0.0.5": ["dev-1", "t"]}))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -170,9 +175,8 @@ def test_unknown_source_gets_404_and_nothing_is_forwarded(upstream: Upstream) ->
 def test_one_source_is_capped_others_are_served(upstream: Upstream) -> None:
     """Limits(per_source=2): a third connection from 127.0.0.1 gets 503 at once, while
     127.0.0.2 (another source) is still answered."""
-    conf = config(upstream, {"127.0.0.1": ["dev-1", "t"], "127.0.0.2": ["dev-2", "t"]})
-    server = Server(("127.0.0.1", 0), MetadataApp(conf, conf["listeners"][0]),
-                    limits=Limits(total=10, per_source=2))  # fmt: skip
+    owners = {"127.0.0.1": ["dev-1", "t"], "127.0.0.2": ["dev-2", "t"]}
+    server = Server(("127.0.0.1", 0), app(upstream, owners), limits=Limits(total=10, per_source=2))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     held = [socket.create_connection(server.server_address, timeout=5) for _ in range(2)]
@@ -207,25 +211,32 @@ def test_the_proxy_process_serves_updates_drops_privileges_and_stops(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    daemon = ProxyDaemon(StateDir(tmp_path), user="nobody" if os.geteuid() == 0 else None)
+    owners: dict[tuple[str, str], list[str]] = {}
+    daemon = ProxyDaemon(StateDir(tmp_path), lambda net, address: owners.get((net, address)),
+                         user="nobody" if os.geteuid() == 0 else None)  # fmt: skip
     try:
-        assert daemon.converge(json.dumps(config(upstream, {}, port)))
+        text = json.dumps(config(upstream, port))
+        assert daemon.converge(text)
         pid = daemon.pid
         assert pid is not None
         if os.geteuid() == 0:
             assert _uid(pid) == 65534  # nobody, once its listener was bound
         address = ("127.0.0.1", port)
         assert send(address, GET + b"Connection: close\r\n\r\n").startswith(b"HTTP/1.1 404")
-        # a port added: the same process serves the new map once converge returns
-        text = json.dumps(config(upstream, {"127.0.0.1": ["dev-9", "t9"]}, port))
-        assert daemon.converge(text) and daemon.pid == pid
         assert not daemon.converge(text)  # the same again: nothing to do
+        # a port added: the proxy asks the API (here: the dict) at the next request
+        owners[("net-1", "127.0.0.1")] = ["dev-9", "t9"]
         assert send(address, GET + b"X-Instance-ID: x\r\nConnection: close\r\n\r\n").startswith(
             b"HTTP/1.1 200 OK")  # fmt: skip
         assert dict(upstream.headers())["X-Instance-ID"] == "dev-9"
+        assert dict(upstream.headers())["X-Tenant-ID"] == "t9"
+        # another configuration: the same process serves it once converge returns
+        moved = config(upstream, port)
+        moved["tenant_id"] = "another"
+        assert daemon.converge(json.dumps(moved)) and daemon.pid == pid
         # a listener that cannot bind is an error; the proxy keeps serving the last one
         taken = socket.create_server(("127.0.0.1", 0))
-        bad = config(upstream, {}, int(taken.getsockname()[1]))
+        bad = config(upstream, int(taken.getsockname()[1]))
         with pytest.raises(OSError):
             daemon.converge(json.dumps(bad))
         taken.close()
@@ -236,3 +247,22 @@ def test_the_proxy_process_serves_updates_drops_privileges_and_stops(
     assert daemon.pid is None and not Path(f"/proc/{pid}").exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_the_api_answers_the_proxys_questions_and_ends_on_garbage() -> None:
+    """The API's side of the lookups: [network, address] -> owner or null; anything else from
+    the (tenant-facing) proxy ends the channel."""
+    from astara.appliance.proxy_daemon import _answer
+
+    api, proxy = socket.socketpair()
+    owners = {("net-1", "10.0.0.5"): ["dev-5", "p"]}
+    thread = threading.Thread(target=_answer, args=(api, lambda n, a: owners.get((n, a))))
+    thread.start()
+    with proxy, proxy.makefile("rb") as reader:
+        proxy.sendall(b'["net-1", "10.0.0.5"]\n["net-1", "10.0.0.6"]\n')
+        assert json.loads(reader.readline()) == ["dev-5", "p"]
+        assert json.loads(reader.readline()) is None
+        proxy.sendall(b'{"not": "a question"}\n')
+        assert reader.readline() == b""  # closed
+    thread.join(5)
+    assert not thread.is_alive()
