@@ -6,7 +6,8 @@ is applied in a namespace with 100 real NICs (veths). Printed, never asserted:
 - full apply (first: daemons start; then the same document again: a no-op)
 - one floating IP added, then removed (an nftables element delta, addresses, conntrack, GARP)
 - the baselines, same run: ``nft -f`` of the very same full ruleset, and of one element
-- the resident memory of the appliance's processes (API with the metadata proxy, dnsmasq, bird)
+- the resident and proportional memory of every process of the appliance (the API, the metadata
+  proxy process, dnsmasq, bird)
 
     sudo .venv/bin/python benchmarks/appliance_apply.py [--networks 100] [--hosts 5000]
         [--fips 1000] [--rounds 5]
