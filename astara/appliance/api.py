@@ -148,7 +148,7 @@ class ApplianceAPI:
                 return _invalid(exc, ["body"])
             except ResolveError as exc:
                 return error(422, exc.errors)
-            except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
+            except (ValueError, RecursionError) as exc:  # not JSON, or nested too deep
                 return _invalid_json(exc)
             except ApplyError as exc:
                 return _apply_failed(exc)
@@ -164,7 +164,7 @@ class ApplianceAPI:
             return refused
         try:
             data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             return _invalid_json(exc)
         if not isinstance(data, dict) or set(data) != {"floating_ips"}:
             return error(422, [{"loc": ["body"], "msg": "an object with 'floating_ips' only",

@@ -21,8 +21,8 @@ from typing import Any
 
 from astara.appliance import bird, dhcp, firewall, links, malloc, metadata_proxy, netops, routes
 from astara.appliance.body import DIFFERENT, AppliedBody, floating_ips_json
+from astara.appliance.proxy_daemon import DEFAULT_USER, ProxyDaemon
 from astara.appliance.state import StateDir, write_atomic
-from astara.appliance.supervisor import Daemon
 from astara.configdoc import (
     Configuration,
     Document,
@@ -88,7 +88,11 @@ class Appliance:
     """The box: the configuration it runs, and how to move it to another one."""
 
     def __init__(
-        self, state: StateDir, api_port: int = 5000, api_address: str | None = None
+        self,
+        state: StateDir,
+        api_port: int = 5000,
+        api_address: str | None = None,
+        proxy_user: str | None = DEFAULT_USER,
     ) -> None:
         self.state = state
         self.api_port = api_port
@@ -99,8 +103,10 @@ class Appliance:
         self._generation = 0  # of ``current``: the ETag of the document the box runs
         self.dnsmasq = dhcp.Dnsmasq(state)
         self.bird = bird.Bird(state)
-        self.proxy = metadata_proxy.ProxyThread()  # in this process: no second interpreter
-        Daemon(state, "metadata-proxy").stop()  # one an API of an older version left running
+        # tenant-facing: a process of its own, asking this one who owns an address
+        self.proxy = ProxyDaemon(state, self._owner_of, proxy_user)
+        self._owners: dict[str, dict[str, list[str]]] = {}  # network -> address -> owner
+        self.proxy.stop()  # the one an API before this one left running
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
         self._done_inputs: dict[str, Any] = {}  # step -> the inputs it last converged to
@@ -110,7 +116,8 @@ class Appliance:
         self._versions_made = 0
         self._dhcp_cache: dict[str, Any] = {}  # per network: dnsmasq lines (dhcp.render)
         self._proxy_cache: dict[str, Any] = {}  # per network: address -> device (proxy map)
-        self._proxy_text: tuple[Any, str] | None = None  # (key, metadata-proxy.json) last made
+        # (key, metadata-proxy.json, the proxy's configuration line) last made
+        self._proxy_text: tuple[Any, str, str] | None = None
         # the floating IPs' JSON and (floating, fixed) text pairs last made; the configuration
         # applied last and its pairs (what the next apply's clean-up compares with)
         self._fips_made: tuple[Any, frozenset[tuple[str, str]]] | None = None
@@ -288,19 +295,28 @@ class Appliance:
                                        versions)  # fmt: skip
         path = self.state.file("metadata-proxy.json")  # what the proxy runs, for operators
         if config is None:
-            running = self.proxy.alive
+            running = self.proxy.pid is not None
             self.proxy.stop()
+            self._owners = {}
             path.unlink(missing_ok=True)
             return running
+        # who owns each address: the proxy asks (_owner_of); its line has the listeners only
+        self._owners = {one["network_id"]: one["instances"] for one in config["listeners"]}
         # the same networks (versions), upstream and tenant make the same file
         key = (tuple(versions.items()), plan.conf.orchestrator, plan.conf.tenant_id)
         if self._proxy_text is None or self._proxy_text[0] != key:
-            self._proxy_text = (key, json.dumps(config, sort_keys=True))
-        changed = write_atomic(path, self._proxy_text[1])
-        if not changed and self.proxy.alive:
-            return False
-        self.proxy.start(config)  # listeners bound when it returns (or OSError)
-        return True
+            line = {**config, "listeners": [{k: v for k, v in one.items() if k != "instances"}
+                                            for one in config["listeners"]]}  # fmt: skip
+            self._proxy_text = (key, json.dumps(config, sort_keys=True),
+                                json.dumps(line, sort_keys=True))  # fmt: skip
+        owners_changed = write_atomic(path, self._proxy_text[1])
+        # served when it returns (or OSError/DaemonError: a listener that cannot bind)
+        return self.proxy.converge(self._proxy_text[2]) or owners_changed
+
+    def _owner_of(self, network_id: str, address: str) -> list[str] | None:
+        """[device, project] of the port owning ``address`` on ``network_id`` (the proxy's
+        question; the project "" when the document does not give it)."""
+        return self._owners.get(network_id, {}).get(address)
 
     def _network_versions(self, plan: Plan) -> dict[str, int]:
         """network_id -> version of each internal network of ``plan``, in order: a version
@@ -435,6 +451,8 @@ class Appliance:
         changed: list[str] = []
         done: list[tuple[str, Callable[[Plan], bool]]] = []
         self.timings = {"resolve": time.monotonic() - started}
+        if doc.configuration.orchestrator is not None:
+            self.proxy.start()  # its interpreter starts while the steps before its own run
         for name, step in self.steps():
             # each step's inputs just before it: the firewall's nft starts at once
             if self.step_inputs(plan, name)[name] == self._done_inputs.get(name):
@@ -771,8 +789,8 @@ class Appliance:
             daemon.stop()
 
     def _proxy_id(self) -> int | None:
-        """The running proxy's generation (None if it stopped): as a daemon's PID."""
-        return self.proxy.generation if self.proxy.alive else None
+        """The running proxy's PID (None if it stopped)."""
+        return self.proxy.pid
 
 
 _FIP_TEXT: dict[int, tuple[Any, tuple[str, str]]] = {}  # id -> (FloatingIP, its two addresses)

@@ -91,6 +91,11 @@ def api(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-cert", help="server certificate (PEM); enables TLS")
     parser.add_argument("--tls-key", help="server private key (PEM)")
     parser.add_argument("--tls-ca", help="CA bundle: clients must present a certificate it signed")
+    parser.add_argument(
+        "--metadata-proxy-user",
+        default="nobody",
+        help="the unprivileged user the metadata proxy process runs as",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     _logging(args.verbose)
@@ -118,7 +123,8 @@ def api(argv: list[str] | None = None) -> int:
     except UnclaimedBox as exc:
         print(f"astara-appliance-api: {exc}", file=sys.stderr)
         return 2
-    appliance = Appliance(state, api_port=args.port, api_address=listen)
+    appliance = Appliance(state, api_port=args.port, api_address=listen,
+                          proxy_user=args.metadata_proxy_user or None)  # fmt: skip
     signal.signal(signal.SIGTERM, _exit)  # SystemExit in the main thread: serve() returns
     try:
         appliance.restore()

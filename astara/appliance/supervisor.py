@@ -97,12 +97,21 @@ class Daemon:
         ready: Callable[[], bool],
         timeout: float = 5.0,
         cwd: Path | None = None,
+        pass_fds: Sequence[int] = (),
+        env: dict[str, str] | None = None,
     ) -> int:
-        """Start ``argv`` (in ``cwd``) and wait until ``ready()`` or it exits (DaemonError)."""
+        """Start ``argv`` (in ``cwd``, with ``pass_fds`` open in it, ``env`` added to the
+        environment) and wait until ``ready()`` or it exits (raise DaemonError)."""
         self.stop()
         with open(self.log_path, "ab") as log:
             popen = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                pass_fds=tuple(pass_fds),
+                env={**os.environ, **env} if env else None,
             )
         self._popen = popen
         start = _start_time(popen.pid)

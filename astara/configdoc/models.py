@@ -142,6 +142,9 @@ class AddressAllocation:
     hostname: Hostname
     ip_addresses: dict[IPAddress, bool]  # ip -> handed out by DHCP
     mac_address: MacAddress
+    # the port's project (the metadata proxy's X-Tenant-ID); "" from an older orchestrator:
+    # the router's tenant_id stands in
+    tenant_id: Identifier = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -205,6 +205,7 @@ def _allocations(ports: Sequence[Port], subnets: dict[str, Subnet]) -> list[dict
                 "hostname": allocation_hostname(port, first),
                 "ip_addresses": ips,
                 "mac_address": port.mac_address,
+                "tenant_id": port.tenant_id,  # the port's project: the metadata's X-Tenant-ID
             }
         )
     return allocations

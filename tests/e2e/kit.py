@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
 from astara.localcloud import netns, rabbit
+from astara.localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
 from astara.localcloud.kit import LocalCloud
 from astara.localcloud.networks import KitNetworks
 from astara.localcloud.orchestrator import API_PORT
@@ -61,6 +62,34 @@ try:
         print(c.recv(100).decode().strip())
 except OSError as exc:
     print("ERROR", exc)
+"""
+
+# Stands in for the orchestrator's metadata service (and Nova's behind it): records each
+# request's line and headers, as received (order, case, repeats), one JSON line each.
+METADATA = """
+import json, socket, sys
+log = sys.argv[3]
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.settimeout(5)
+    data = b""
+    try:
+        while b"\\r\\n\\r\\n" not in data and (chunk := c.recv(65536)):
+            data += chunk
+    except OSError:
+        pass
+    lines = data.split(b"\\r\\n\\r\\n")[0].decode("latin-1").split("\\r\\n")
+    headers = [[n, v.strip()] for n, _, v in (line.partition(":") for line in lines[1:])]
+    with open(log, "a") as out:
+        out.write(json.dumps({"request": lines[0], "headers": headers}) + "\\n")
+    body = b'{"metadata": "stand-in"}'
+    c.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: "
+              + str(len(body)).encode() + b"\\r\\nConnection: close\\r\\n\\r\\n" + body)
+    c.close()
 """
 
 
@@ -245,6 +274,17 @@ class E2EKit:
             netns=vm_ns,
             log_path=self.state_dir / f"responder-{vm}.log",
         )
+
+    def serve_metadata(self, log: Path, port: int = 9697) -> None:
+        """A metadata stand-in on the orchestrator's management address (``port``), writing
+        what it receives to ``log`` (:data:`METADATA`)."""
+        self.responders.start(
+            "metadata",
+            [sys.executable, "-c", METADATA, ORCHESTRATOR_MANAGEMENT_CIDR.split("/")[0],
+             str(port), str(log)],
+            netns=self.cloud.fabric.management_namespace,
+            log_path=self.state_dir / "metadata-standin.log",
+        )  # fmt: skip
 
     def ask(self, address: str) -> str:
         """What answers on ``address``:8080, asked from the internet stand-in."""

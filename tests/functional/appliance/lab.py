@@ -142,6 +142,7 @@ def with_vm2(doc: dict[str, Any]) -> dict[str, Any]:
             "hostname": "vm-two",
             "mac_address": VM2_MAC,
             "ip_addresses": {"10.10.10.6": True},
+            "tenant_id": "tenant-b",  # the port's project, not the router's
         }
     )
     return doc

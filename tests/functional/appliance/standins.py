@@ -5,6 +5,8 @@
 - ``metadata ADDR PORT``: HTTP; answers with the request's path and headers as JSON.
 - ``flow ADDR PORT LOG``: connects once, sends a line every 100 ms and logs ``ok``/``fail``.
 - ``block ADDR PORT``: holds UDP ADDR:PORT (even before the address exists) so a daemon cannot.
+- ``slow ADDR PORT COUNT INTERVAL LOG``: COUNT connections, each sending one byte of a request
+  every INTERVAL seconds; logs ``open N`` (connections the server has not closed) each round.
 
 socketserver only: no name lookups (there is no resolver inside a namespace).
 """
@@ -70,6 +72,28 @@ def flow(addr: str, port: int, log: str) -> None:
             time.sleep(0.1)
 
 
+def slow(addr: str, port: int, count: int, interval: float, log: str) -> None:
+    request = b"PUT /v1/system/config/ HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n"
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    socks = []
+    for _ in range(count):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.connect((addr, port))
+        socks.append(sock)
+    sent = 0
+    with open(log, "a", buffering=1) as out:
+        while True:
+            byte = request[sent % len(request) : sent % len(request) + 1]
+            sent += 1
+            for sock in list(socks):
+                try:
+                    sock.sendall(byte)
+                except OSError:
+                    socks.remove(sock)
+            out.write(f"open {len(socks)}\n")
+            time.sleep(interval)
+
+
 def main() -> None:
     mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if mode == "block":
@@ -78,6 +102,9 @@ def main() -> None:
         sock.bind((addr, port))
         while True:
             time.sleep(3600)
+    if mode == "slow":
+        slow(addr, port, int(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
+        return
     if mode == "flow":
         flow(addr, port, sys.argv[4])
         return

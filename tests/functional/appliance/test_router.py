@@ -324,7 +324,7 @@ def test_06_same_document_twice_changes_nothing_and_hosts_reload(lab: Lab) -> No
     doc = base_document()
     lab.put(doc)
     pids = lab.daemon_pids()
-    assert set(pids) == {"dnsmasq", "bird"}  # the metadata proxy runs inside the API
+    assert set(pids) == {"dnsmasq", "bird", "metadata-proxy"}  # the proxy: a process too
     rules = lab.api("GET", "/v1/firewall/rules/")[1]
     body = lab.put(doc)
     assert body == {"status": "unchanged", "changed": [], "config": body["config"]}

@@ -51,13 +51,31 @@ def test_missing_content_type_is_415(client: Client) -> None:
     assert client.put("/v1/system/config/", content=b"{}").status_code == 415
 
 
-@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[]", b"null", b'"x"', b"1e999999"])
+DEEP = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b'"x"',
+        b"1e999999",
+        DEEP,
+        b'{"version": 1, "configuration": ' + DEEP + b"}",
+    ],
+)
 def test_garbage_is_422(client: Client, body: bytes) -> None:
     resp = client.put(
         "/v1/system/config/", content=body, headers={"Content-Type": "application/json"}
     )
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["loc"][0] == "body"
+    resp = client.put("/v1/system/config/floating_ips/", content=body,
+                      headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status_code == 422
 
 
 def test_invalid_document_lists_every_bad_field(client: Client) -> None:

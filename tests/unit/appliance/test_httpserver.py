@@ -8,11 +8,13 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from astara.appliance import httpserver
+from astara.appliance import httpconnection, httpserver
 from astara.appliance.httpserver import Request, Response, json_response
 from tests.unit.appliance.loopback import serving
 
@@ -58,18 +60,20 @@ def test_requests_on_one_connection_then_close(address: tuple[str, int]) -> None
     assert b'"type":"application/json"' in second and b"connection: close" in second.lower()
 
 
-def test_http_1_0_closes_unless_kept_alive(address: tuple[str, int]) -> None:
-    assert b"connection: close" in exchange(address, b"GET / HTTP/1.0\r\n\r\n")
-    kept = exchange(address, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", until_close=False)
-    assert b"connection: keep-alive" in kept
+def test_http_1_0_is_answered_and_closed(address: tuple[str, int]) -> None:
+    """h11 keeps HTTP/1.1 connections alive, never HTTP/1.0 ones (keep-alive or not)."""
+    assert b"connection: close" in exchange(address, b"GET / HTTP/1.0\r\n\r\n").lower()
+    kept = exchange(address, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert kept.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in kept.lower()
 
 
 def test_chunked_body_and_100_continue(address: tuple[str, int]) -> None:
-    chunked = (b"PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    chunked = (b"PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n"
                b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n")  # fmt: skip
     assert b'"body":"abcde"' in exchange(address, chunked)
     with socket.create_connection(address, timeout=5) as sock:
-        sock.sendall(b"PUT /e HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
+        sock.sendall(b"PUT /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n"
                      b"Connection: close\r\n\r\n")  # fmt: skip
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"xyz")
@@ -88,7 +92,7 @@ def test_chunked_body_and_100_continue(address: tuple[str, int]) -> None:
         (b"GET / HTTP/1.1\r\n folded: x\r\n\r\n", 400),
         (b"PUT / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
         (b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
-        (b"PUT / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", 413),
+        (b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999\r\n\r\n", 413),
         (b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
         (b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
@@ -105,14 +109,14 @@ def test_unreadable_requests_are_refused_and_closed(
 
 
 def test_a_failing_handler_is_a_500_and_the_connection_lives_on(address: tuple[str, int]) -> None:
-    answer = exchange(address, b"GET /boom HTTP/1.1\r\n\r\nGET /ok HTTP/1.1\r\nConnection: close"
-                               b"\r\n\r\n")  # fmt: skip
+    answer = exchange(address, b"GET /boom HTTP/1.1\r\nHost: h\r\n\r\nGET /ok HTTP/1.1\r\n"
+                               b"Host: h\r\nConnection: close\r\n\r\n")  # fmt: skip
     assert answer.startswith(b"HTTP/1.1 500 Internal Server Error")
     assert b'{"detail":"Internal Server Error"}' in answer and b'"path":"/ok"' in answer
 
 
 def test_head_has_no_body(address: tuple[str, int]) -> None:
-    answer = exchange(address, b"HEAD /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+    answer = exchange(address, b"HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"200 OK" in head and int(head.split(b"content-length: ")[1].split(b"\r\n")[0]) > 0
     assert body == b""
@@ -121,7 +125,7 @@ def test_head_has_no_body(address: tuple[str, int]) -> None:
 def test_an_idle_kept_alive_connection_is_closed(
     address: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(httpserver, "IDLE_TIMEOUT", 0.2)
+    monkeypatch.setattr(httpconnection, "IDLE_TIMEOUT", 0.2)
     with socket.create_connection(address, timeout=5) as sock:
         started = time.monotonic()
         assert sock.recv(10) == b""  # closed by the server, nothing sent
@@ -147,7 +151,7 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
         def get(context: ssl.SSLContext) -> bytes:
             with socket.create_connection(server.server_address[:2], timeout=5) as raw, \
                     context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:  # fmt: skip
-                sock.sendall(b"GET /tls HTTP/1.1\r\nConnection: close\r\n\r\n")
+                sock.sendall(b"GET /tls HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
                 answer = b""
                 while chunk := sock.recv(65536):
                     answer += chunk
@@ -161,3 +165,100 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"GET / HTTP/1.1\r\nA: b\nC: d\r\n\r\n", 400),  # a bare LF
+        (b"GET / HTTP/1.1\r\nA: b\rC: d\r\n\r\n", 400),  # a bare CR
+        (b"GET / HTTP/1.1\r\nA: b\0\r\n\r\n", 400),
+        (b"GET /\n HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n", 400),  # folded
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nA: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * 101 + b"\r\n", 431),
+    ],
+)
+def test_check_head_refuses(head: bytes, status: int) -> None:
+    with pytest.raises(httpserver.BadRequest) as caught:
+        httpserver.check_head(head)
+    assert caught.value.status == status
+
+
+def test_check_head_takes_a_plain_head() -> None:
+    httpserver.check_head(b"GET / HTTP/1.1\r\nHost: h\r\n" + b"A: b\r\n" * 99 + b"\r\n")
+
+
+@contextmanager
+def serving_with(**kwargs: Any) -> Iterator[tuple[str, int]]:
+    server = httpserver.Server(("127.0.0.1", 0), echo, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server.server_address
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_above_the_connection_cap_a_503_at_once_and_a_freed_slot_serves_again() -> None:
+    with serving_with(limits=httpserver.Limits(total=2)) as address:
+        held = [socket.create_connection(address, timeout=5) for _ in range(2)]
+        for sock in held:
+            sock.sendall(b"G")  # begun, never finished
+        answer = exchange(address, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"connection: close" in answer
+        held.pop().close()
+        ok = b""
+        for _ in range(50):  # the slot is given back once the server saw the close
+            ok = exchange(address, b"GET /ok HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            if ok.startswith(b"HTTP/1.1 200"):
+                break
+            time.sleep(0.05)
+        assert ok.startswith(b"HTTP/1.1 200")
+        held[0].close()
+
+
+def test_the_deadline_is_per_request_not_per_read() -> None:
+    """A byte every 0.1 s never lets a read time out; the request is cut at its deadline
+    (0.5 s from its first byte), long before the 60 bytes are sent."""
+    with serving_with(request_timeout=0.5) as address, \
+            socket.create_connection(address, timeout=5) as sock:  # fmt: skip
+        started = time.monotonic()
+        closed = False
+        for byte in (b"GET /" + b"a" * 60)[:60]:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.1)
+            sock.setblocking(False)
+            try:
+                closed = sock.recv(100) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+            sock.setblocking(True)
+            if closed:
+                break
+        assert closed and time.monotonic() - started < 5
+
+
+def test_bodies_above_the_limit_or_the_shared_budget_are_refused(
+    address: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = httpserver.MAX_BODY + 1
+    answer = exchange(address, b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + f"{big:x}\r\n".encode() + b"x" * big + b"\r\n0\r\n\r\n")  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    monkeypatch.setattr(httpserver, "MAX_BODIES", 10)
+    answer = exchange(address, b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n"
+                      + b"x" * 11)  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 503 ")
+    answer = exchange(address, b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n"
+                      b"Connection: close\r\n\r\n" + b"x" * 10)  # fmt: skip
+    assert answer.startswith(b"HTTP/1.1 200 ")  # the budget was given back

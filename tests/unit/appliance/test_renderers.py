@@ -120,7 +120,7 @@ def test_metadata_proxy_config_maps_addresses_to_instances() -> None:
     assert config["upstream"] == {"address": "fdca:3ba5:a17a:acda::1", "port": 9697}
     assert config["listeners"] == [
         {"address": "10.10.10.1", "port": 9602, "network_id": "net-int",
-         "instances": {"10.10.10.5": "dev-vm1", "10.10.10.6": "dev-vm2"}},
+         "instances": {"10.10.10.5": ["dev-vm1", ""], "10.10.10.6": ["dev-vm2", "tenant-b"]}},
     ]  # fmt: skip
     doc = base_document()
     doc["configuration"]["orchestrator"] = None

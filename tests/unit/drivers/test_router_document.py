@@ -67,6 +67,7 @@ def topology(**overrides) -> RouterTopology:
             device_id="server-1",
             device_owner="compute:nova",
             dns_name="web-1",
+            tenant_id="other-project",  # a port of another project on the router's network
         ),
         Port(
             "vm-2",
@@ -167,12 +168,14 @@ def test_address_allocations_are_instance_ports_only(doc):
             "hostname": "web-1",
             "ip_addresses": {"10.0.0.5": True, "fd00:1::5": True},
             "mac_address": "fa:16:3e:aa:00:01",
+            "tenant_id": "other-project",  # the port's project (X-Tenant-ID), not the router's
         },
         {
             "device_id": "server-2",
             "hostname": "host-10-0-0-6",
             "ip_addresses": {"10.0.0.6": True},
             "mac_address": "fa:16:3e:aa:00:02",
+            "tenant_id": "",  # not known: the appliance uses the router's
         },
     ]
     assert networks(doc)[EXT]["address_allocations"] == []
