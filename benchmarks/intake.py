@@ -68,6 +68,9 @@ class MemoryLookup:
     def router_tenant(self, router_id: str) -> str | None:
         return "t"
 
+    def router_exists(self, router_id: str) -> bool:
+        return False
+
     def forget_network(self, network_id: str) -> None:
         return None
 
