@@ -212,11 +212,14 @@ def _seed_paths(commands: OperatorCommands) -> APIRouter:
 
 
 class ManagementServer:
-    """Serves the management API on ``api_listen``:``api_port`` from a background thread."""
+    """Serves the management API on ``api_listen``:``api_port`` from a background thread.
+
+    Made only with a token when ``api_listen`` is not loopback (ApiServerError otherwise)."""
 
     def __init__(
         self, conf: cfg.ConfigOpts, control: Control, store: DebugStore | None = None
     ) -> None:
+        _require_token_off_loopback(conf)
         self._conf = conf
         self.app = build_app(conf, control, store or DebugStore.from_conf(conf))
         self._server: uvicorn.Server | None = None
@@ -232,9 +235,7 @@ class ManagementServer:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> None:
-        """Listen, then serve in a thread; ApiServerError if the address cannot be used, or
-        is not loopback and no token is set."""
-        _require_token_off_loopback(self._conf)
+        """Listen, then serve in a thread; ApiServerError if the address cannot be used."""
         self._socket = _listen(self._conf.api_listen, self._conf.api_port)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
         server = self._server = uvicorn.Server(config)
