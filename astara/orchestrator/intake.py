@@ -323,10 +323,7 @@ class NotificationListener:
     def _on_message(self, message: Any) -> None:
         if message.delivery_info.get("redelivered"):
             self._count("redelivered")
-        try:
-            _, dropped = self._process(message.body)
-        except BaseException:  # not even the guard's own logging may leave it unsettled
-            dropped = True
+        _, dropped = self._process(message.body)
         if dropped and self._dead_letter:
             message.reject(requeue=False)  # settled now; the next multiple-ack skips it
             self._count("dead_lettered")
