@@ -7,8 +7,10 @@ N notifications (real neutron-server payloads, each with a fresh ``_unique_id`` 
   them, acking each message (DESIGN §3's baseline) and, for comparison, acking in batches as
   the listener does;
 - listener: :class:`astara.orchestrator.intake.NotificationListener` drains them (decode,
-  normalize, submit to a counting Control). Router lookups are answered from memory here, so
-  the number is intake's own cost, not the Neutron API's.
+  normalize, submit to a counting Control), its poison guard included. Router lookups are
+  answered from memory here, so the number is intake's own cost, not the Neutron API's;
+- listener with poison: the same, with ``--poison-share`` of the messages replaced by poison
+  (JSON nested 100,000 deep, invalid UTF-8, wrong types), each counted and acked.
 
 Payloads come from ``benchmarks/data/neutron_notifications.json``; if it is missing (or with
 ``--capture``) they are recorded first from a fresh real neutron-server (needs root).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import sys
 import tempfile
 import threading
@@ -67,6 +70,9 @@ class MemoryLookup:
 
     def router_tenant(self, router_id: str) -> str | None:
         return "t"
+
+    def router_exists(self, router_id: str) -> bool:
+        return False
 
     def forget_network(self, network_id: str) -> None:
         return None
@@ -132,6 +138,21 @@ def bodies(notes: list[dict[str, Any]], count: int) -> list[bytes]:
         envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(fresh)}
         result.append(json.dumps(envelope).encode())
     return result
+
+
+POISON = [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"oslo.version": "2.0", "oslo.message": "\xff\xfe"}',
+    json.dumps({"oslo.version": 5, "oslo.message": {"event_type": []}}).encode(),
+]
+
+
+def poisoned(messages: list[bytes], share: float) -> list[bytes]:
+    """``messages`` with every ``1/share``-th one replaced by a poison body."""
+    if share <= 0:
+        return list(messages)
+    step = max(1, round(1 / share))
+    return [POISON[n % len(POISON)] if n % step == 0 else m for n, m in enumerate(messages)]
 
 
 # -- the two consumers -------------------------------------------------------------------------
@@ -205,8 +226,12 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--capture", action="store_true", help="record fresh payloads first")
+    parser.add_argument(
+        "--poison-share", type=float, default=0.01, help="share of poison messages (0.01)"
+    )
     args = parser.parse_args()
 
+    logging.getLogger("astara.orchestrator.intake").setLevel(logging.ERROR)  # poison is logged
     rabbit.ensure_running()
     if args.capture or not DATA.exists():
         capture(DATA)
@@ -218,26 +243,34 @@ def main() -> int:
     vhost = f"astara-bench-{uuid.uuid4().hex[:8]}"
     rabbit.add_vhost(vhost)
     try:
-        raw_rates, batched_rates, listener_rates = [], [], []
+        with_poison = poisoned(messages, args.poison_share)
+        raw_rates, batched_rates, listener_rates, poison_rates = [], [], [], []
         for i in range(args.rounds):
             raw_rates.append(run_raw(vhost, messages))
             batched_rates.append(run_raw(vhost, messages, ack_batch=ACK_BATCH))
             rate, counts = run_listener(vhost, messages)
             listener_rates.append(rate)
+            poison_rate, poison_counts = run_listener(vhost, with_poison)
+            poison_rates.append(poison_rate)
             print(
                 f"round {i + 1}: raw kombu {raw_rates[-1]:7.0f} msg/s   raw kombu, batched acks "
-                f"{batched_rates[-1]:7.0f} msg/s   listener {rate:7.0f} msg/s"
+                f"{batched_rates[-1]:7.0f} msg/s   listener {rate:7.0f} msg/s   listener, "
+                f"{args.poison_share:.0%} poison {poison_rate:7.0f} msg/s"
             )
         raw, batched, listener = max(raw_rates), max(batched_rates), max(listener_rates)
+        poison = max(poison_rates)
         print(
             f"best: raw kombu {raw:.0f} msg/s (ack each, as DESIGN §3 measured), raw kombu with "
-            f"the listener's batched acks {batched:.0f} msg/s, listener {listener:.0f} msg/s"
+            f"the listener's batched acks {batched:.0f} msg/s, listener (poison guard on) "
+            f"{listener:.0f} msg/s, listener with {args.poison_share:.0%} poison {poison:.0f} msg/s"
         )
         print(
             f"ratio listener / raw = {listener / raw:.2f} (target >= 0.50); "
-            f"listener / raw with batched acks = {listener / batched:.2f}"
+            f"listener / raw with batched acks = {listener / batched:.2f}; "
+            f"with poison / raw = {poison / raw:.2f}"
         )
         print("listener counters (last round):", json.dumps(counts, sort_keys=True))
+        print("with poison (last round):", json.dumps(poison_counts, sort_keys=True))
     finally:
         rabbit.delete_vhost(vhost)
     return 0

@@ -30,14 +30,25 @@ def default_url(config_files: list[str] | None = None) -> str:
     return base_url(conf.api_listen, conf.api_port)
 
 
-def default_token(config_files: list[str] | None = None) -> str | None:
-    """``$ASTARA_TOKEN``, else api_token of orchestrator.ini (when readable)."""
+def default_token(
+    config_files: list[str] | None = None, token_file: str | None = None
+) -> str | None:
+    """``token_file``'s first line, else ``$ASTARA_TOKEN``, else the orchestrator's own:
+    api_token of orchestrator.ini, ``$ASTARA_API_TOKEN``, api_token_file (when readable)."""
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as handle:
+                return handle.readline().strip() or None
+        except OSError as err:
+            raise ClientError(f"cannot read the token file {token_file}: {err.strerror}") from None
     if os.environ.get("ASTARA_TOKEN"):
         return os.environ["ASTARA_TOKEN"]
-    from astara.orchestrator.settings import load_config
+    from astara.orchestrator.settings import ConfigError, api_token, load_config
 
-    token = load_config(config_files).api_token
-    return str(token) if token else None
+    try:
+        return api_token(load_config(config_files))
+    except ConfigError as err:
+        raise ClientError(str(err)) from None
 
 
 class ApiClient:
@@ -61,7 +72,7 @@ class ApiClient:
         if response.status_code == 401:
             raise ClientError(
                 f"the orchestrator at {self.url} refused the request (401): give the "
-                "api_token with --token or ASTARA_TOKEN"
+                "api_token with --token, --token-file or ASTARA_TOKEN"
             )
         if response.status_code >= 400:
             raise ClientError(_detail(response))
@@ -100,6 +111,9 @@ class ApiClient:
 
     def reload_config(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/config/reload"))
+
+    def resync(self, force: bool = False) -> dict[str, Any]:
+        return dict(self.request("POST", "/v1/resync", {"force": force}))
 
     def debug_modes(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/v1/debug"))

@@ -2,7 +2,8 @@
 
 Output like the openstack CLI (``-f table|json|yaml|value``). The API's URL comes from
 ``--url``, ``$ASTARA_URL`` or orchestrator.ini's api_listen/api_port; the token from
-``--token``, ``$ASTARA_TOKEN`` or its api_token.
+``--token``, ``--token-file``, ``$ASTARA_TOKEN`` or the orchestrator's own (api_token,
+``$ASTARA_API_TOKEN``, api_token_file).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ COMMANDS: dict[str, type[Command]] = {
     "debug list": c.DebugList,
     "workers debug": c.WorkersDebug,
     "config reload": c.ConfigReload,
+    "resync": c.Resync,
 }
 for _kind in ("router", "resource"):
     COMMANDS.update(
@@ -71,7 +73,12 @@ class AstaraCtl(App):
             "api_listen/api_port of orchestrator.ini, then http://[::1]:44250)",
         )
         parser.add_argument(
-            "--token", help="api_token (default: $ASTARA_TOKEN, then orchestrator.ini)"
+            "--token",
+            help="api_token (default: --token-file, $ASTARA_TOKEN, then the orchestrator's: "
+            "orchestrator.ini's api_token, $ASTARA_API_TOKEN, api_token_file)",
+        )
+        parser.add_argument(
+            "--token-file", metavar="FILE", help="read the api_token from FILE's first line"
         )
         parser.add_argument(
             "--config-file",
@@ -91,7 +98,8 @@ class AstaraCtl(App):
         if self._client is None:
             files = self.options.config_file
             url = self.options.url or default_url(files)
-            self._client = ApiClient(url, self.options.token or default_token(files))
+            token = self.options.token or default_token(files, self.options.token_file)
+            self._client = ApiClient(url, token)
         return self._client
 
 

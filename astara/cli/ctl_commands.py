@@ -184,6 +184,27 @@ class ConfigReload(ShowOne):
         return _result(_client(self).reload_config())
 
 
+RESYNC_FIELDS = ("listed", "adopted", "deleted", "orphans_stopped", "held_back", "forced", "error")
+
+
+class Resync(ShowOne):
+    """Resync every router from Neutron now. A resync whose listing is empty or would delete
+    more than resync_max_delete_fraction of the routers deletes nothing; --force deletes."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="delete every router Neutron no longer lists, even if the guard holds it back",
+        )
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        report = _client(self).resync(parsed_args.force)
+        return RESYNC_FIELDS, [report.get(field) for field in RESYNC_FIELDS]
+
+
 class ResourceList(Lister):
     """List every resource with its state."""
 

@@ -77,3 +77,8 @@ class Control(Protocol):
     def health(self) -> Mapping[str, Any]:
         """Liveness of the listener, workers and backends, for ``GET /health``."""
         ...
+
+    def request_resync(self, force: bool = False) -> Mapping[str, Any]:
+        """Resync every resource from the backend now; return the report. ``force``: delete
+        what the backend no longer lists even when the resync guard would hold it back."""
+        ...

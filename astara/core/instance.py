@@ -9,7 +9,10 @@ from an injectable clock, so boot timeouts and error cool-downs are tested witho
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import logging
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -69,12 +72,26 @@ def _floating_ips(document: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(e["floating_ip"]) for e in entries if isinstance(e, Mapping))
 
 
+def document_digests(document: Mapping[str, Any]) -> dict[str, str]:
+    """A digest of each top-level section of a configuration document (DESIGN §5), to tell
+    which parts of two documents differ without keeping the documents."""
+    config = document.get("configuration", document)
+    sections = dict(config) if isinstance(config, Mapping) else {"configuration": config}
+    sections.update({f"@{k}": v for k, v in document.items() if k != "configuration"})
+    return {
+        key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+        for key, value in sections.items()
+    }
+
+
 class InstanceManager:
     """One resource's appliance: its state and the operations that change it."""
 
     __slots__ = (
+        "_drift_due_at",
         "_last_reported",
         "_observed",
+        "_pushed",
         "_replug_ports",
         "_replugged_ports",
         "_serving",
@@ -118,6 +135,8 @@ class InstanceManager:
         self.error_since: float | None = None
         self.last_error: str | None = None
         self.floating_ips: tuple[str, ...] = ()
+        self._pushed: dict[str, str] | None = None  # section digests of the last pushed document
+        self._drift_due_at = 0.0
         self.stats: Mapping[str, Any] | None = None
         self._last_reported: str | None = None
         self._serving = False  # configured, and not stopped or refused since
@@ -326,10 +345,44 @@ class InstanceManager:
             self._set(InstanceState.RESTART)
             return
         self.floating_ips = _floating_ips(document)
+        self._pushed = document_digests(document)
+        self._drift_due_at = self._next_drift_check()
         self.boot_failures = 0
         self.last_error = None
         LOG.info("%s: configuration applied", self.name)
         self._set(InstanceState.CONFIGURED)
+
+    def _next_drift_check(self) -> float:
+        # Spread over +-10% so that appliances configured together are not all read at once.
+        return self.clock() + self.settings.drift_check_period * random.uniform(0.9, 1.1)
+
+    def drift(self) -> str | None:
+        """When a drift check is due: what differs between the last pushed document and the
+        one the backend's state gives now (None: nothing differs, or no check is due).
+
+        Level-triggered repair of changes whose notification was lost (acked while Neutron
+        was unreachable, say): the caller pushes the current document when this says why.
+        A backend failure propagates (the machine records it and configures on a later POLL).
+        """
+        if (
+            not self.settings.drift_check_period
+            or self.state is not InstanceState.CONFIGURED
+            or self.instance is None
+            or self._pushed is None
+            or self.clock() < self._drift_due_at
+        ):
+            return None
+        self._drift_due_at = self._next_drift_check()
+        try:
+            document = self.driver.build_config(self.resource, self.instance)
+        except ResourceGone:
+            return "the resource is gone from the backend"
+        now = document_digests(document)
+        pushed = self._pushed
+        changed = sorted(k for k in now.keys() | pushed.keys() if now.get(k) != pushed.get(k))
+        if not changed:
+            return None
+        return f"{', '.join(changed)} differ from the last pushed document"
 
     def _interfaces_differ(self, ports: Sequence[PortSpec]) -> bool:
         """Do the appliance's NICs (by MAC) differ from ``ports``?

@@ -17,3 +17,4 @@ class MachineSettings:
     mgt_service_port: int = 5000  # the appliance API port
     boot_check_interval: float = 1.0  # seconds between aliveness checks while booting
     hotplug_timeout: float = 60.0  # seconds for an appliance to see a hot-plugged NIC
+    drift_check_period: float = 300.0  # seconds between drift checks of a configured one; 0: off

@@ -217,7 +217,16 @@ class Machine:
         state = self.instance.update_state()
         if state is I.CONFIGURED:
             if self.action is Action.POLL:
-                return State.CALC_ACTION
+                drift = self.instance.drift()
+                if drift is None:
+                    return State.CALC_ACTION
+                LOG.warning(
+                    "%s: configuration drifted from the backend's state (%s); pushing the "
+                    "current document",
+                    self.name,
+                    drift,
+                )
+                return State.CONFIGURE_INSTANCE
             if self.action is Action.READ:
                 return State.READ_STATS
         return self._AFTER_OBSERVING.get(state, State.CONFIGURE_INSTANCE)

@@ -61,6 +61,18 @@ class CachedRouterLookup:
         self._remember(router_id, router.tenant_id)
         return router.tenant_id
 
+    def router_exists(self, router_id: str) -> bool:
+        """Asked of Neutron every time (a delete is confirmed against the API, not a cache)."""
+        try:
+            router = self._client.get_router(router_id)
+        except NeutronUnavailable as exc:
+            raise LookupUnavailable(str(exc)) from exc
+        if router is None:
+            with self._lock:
+                self._tenants.pop(router_id, None)
+            return False
+        return True
+
     def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
         now = time.monotonic()
         key = (network_id, gateways)

@@ -3,13 +3,17 @@
 :class:`ManagementServer` serves it on ``api_listen``:``api_port`` from a thread (uvicorn).
 Routes are under ``/v1``; ``/router/...`` aliases ``/resources/...``, and the seed's paths
 (``PUT /poll/``, ``PUT /workers/debug/``, ``PUT /router/rebuild/<id>``, ...) keep working.
-When ``api_token`` is set every request needs ``X-Auth-Token`` (or ``Authorization: Bearer``).
+When a token is set (``api_token``, ``$ASTARA_API_TOKEN`` or ``api_token_file``) every request
+needs ``X-Auth-Token`` (or ``Authorization: Bearer``); without one the API refuses to start on
+any address but loopback. ``POST /v1/resync`` resyncs now; with ``{"force": true}`` it deletes
+what the resync guard held back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import socket
 import threading
@@ -30,6 +34,7 @@ from astara.db.api import DebugStore
 from astara.db.models import DebugScope
 from astara.orchestrator.commands import CommandResult, OperatorCommands, UnknownResource
 from astara.orchestrator.metrics import new_registry
+from astara.orchestrator.settings import ConfigError, api_token
 
 LOG = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0
@@ -42,6 +47,10 @@ class DebugRequest(BaseModel):
 
 class RebuildRequest(BaseModel):
     image: str | None = None
+
+
+class ResyncRequest(BaseModel):
+    force: bool = False
 
 
 class DebugModeOut(BaseModel):
@@ -61,8 +70,9 @@ def build_app(conf: cfg.ConfigOpts, control: Control, store: DebugStore) -> Fast
     registry, requests = new_registry(control)
     token_header = APIKeyHeader(name="X-Auth-Token", auto_error=False)
 
+    wanted = _token(conf)
+
     def check_token(request: Request, token: str | None = Depends(token_header)) -> None:
-        wanted = conf.api_token
         if not wanted:
             return
         bearer = request.headers.get("Authorization", "")
@@ -128,6 +138,13 @@ def build_app(conf: cfg.ConfigOpts, control: Control, store: DebugStore) -> Fast
     def reload_config() -> CommandResult:
         control.reload_config()
         return CommandResult("config reload", "*", 0)
+
+    @app.post("/v1/resync", tags=["commands"])
+    def resync(body: ResyncRequest | None = None) -> Mapping[str, Any]:
+        force = (body or ResyncRequest()).force
+        if force:
+            LOG.warning("operator forced a resync: deletes the guard would hold back go ahead")
+        return control.request_resync(force)
 
     @app.get("/v1/debug", tags=["debug"])
     def debug_modes() -> list[DebugModeOut]:
@@ -195,11 +212,14 @@ def _seed_paths(commands: OperatorCommands) -> APIRouter:
 
 
 class ManagementServer:
-    """Serves the management API on ``api_listen``:``api_port`` from a background thread."""
+    """Serves the management API on ``api_listen``:``api_port`` from a background thread.
+
+    Made only with a token when ``api_listen`` is not loopback (ApiServerError otherwise)."""
 
     def __init__(
         self, conf: cfg.ConfigOpts, control: Control, store: DebugStore | None = None
     ) -> None:
+        _require_token_off_loopback(conf)
         self._conf = conf
         self.app = build_app(conf, control, store or DebugStore.from_conf(conf))
         self._server: uvicorn.Server | None = None
@@ -243,6 +263,25 @@ class ManagementServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = None
+
+
+def _token(conf: cfg.ConfigOpts) -> str | None:
+    try:
+        return api_token(conf)
+    except ConfigError as err:
+        raise ApiServerError(str(err)) from None
+
+
+def _require_token_off_loopback(conf: cfg.ConfigOpts) -> None:
+    try:
+        loopback = ipaddress.ip_address(conf.api_listen).is_loopback
+    except ValueError:
+        return  # not an address: _listen says so
+    if not loopback and not _token(conf):
+        raise ApiServerError(
+            f"refusing to serve the management API on {conf.api_listen} without a token: set "
+            "api_token_file (or ASTARA_API_TOKEN, or api_token), or api_listen = ::1"
+        )
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -156,7 +156,8 @@ DEFAULT_OPTS = [
     cfg.StrOpt(
         "api_token",
         secret=True,
-        help="When set, management API requests must carry 'X-Auth-Token: <api_token>'.",
+        help="When set, management API requests must carry 'X-Auth-Token: <api_token>'. "
+        "Prefer api_token_file or ASTARA_API_TOKEN (a config file is often world-readable).",
     ),
     cfg.StrOpt(
         "orchestrator_address",
@@ -212,6 +213,56 @@ COORDINATION_OPTS = [
     ),
 ]
 
+# Safety of the orchestrator's front doors and destructive paths (issue 10, part C).
+SAFETY_OPTS = [
+    cfg.IntOpt(
+        "intake_max_message_bytes",
+        default=1_048_576,
+        min=1024,
+        help="Largest notification body (bytes) the intake decodes; a larger one is counted "
+        "as dropped.too_large and acked (or dead-lettered) without being parsed.",
+    ),
+    cfg.StrOpt(
+        "intake_dead_letter_exchange",
+        help="When set, notifications the intake cannot handle (malformed, too large, too "
+        "deep, failing) are rejected to this RabbitMQ exchange (the pool queue is declared with "
+        "x-dead-letter-exchange) instead of being acked and discarded. Changing it on a running "
+        "cloud needs the old pool queue (astara-orchestrator.<host>) deleted first.",
+    ),
+    cfg.BoolOpt(
+        "accept_bus_commands",
+        default=False,
+        help="Accept 'astara.command' operator commands published on the notification bus "
+        "(anyone who can publish to Neutron's exchange could send them). Off: they are "
+        "counted as dropped.bus_commands_disabled and logged; use astara-ctl (the management "
+        "API) instead.",
+    ),
+    cfg.FloatOpt(
+        "resync_max_delete_fraction",
+        default=0.5,
+        min=0.0,
+        max=1.0,
+        help="A resync that would delete more than this share of the known routers at once "
+        "(or whose listing from Neutron is empty) deletes nothing and logs why; "
+        "'astara-ctl resync --force' (POST /v1/resync with force) overrides it once.",
+    ),
+    cfg.IntOpt(
+        "drift_check_period",
+        default=300,
+        min=0,
+        help="Seconds between checks that a configured appliance still has the document "
+        "Neutron's current state gives (digest of the last pushed document against a fresh "
+        "one); a difference is pushed. Repairs changes whose notifications were lost (0 "
+        "disables).",
+    ),
+    cfg.StrOpt(
+        "api_token_file",
+        help="File holding the management API token (first line; keep it 0600). Used when "
+        "api_token is unset; the environment variable ASTARA_API_TOKEN is read before it. "
+        "Required (one of the three) when api_listen is not a loopback address.",
+    ),
+]
+
 DATABASE_OPTS = [
     cfg.StrOpt(
         "connection",
@@ -244,7 +295,7 @@ RABBIT_OPTS = [
 ]
 
 GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
-    None: DEFAULT_OPTS,
+    None: [*DEFAULT_OPTS, *SAFETY_OPTS],
     "router": ROUTER_OPTS,
     "coordination": COORDINATION_OPTS,
     "database": DATABASE_OPTS,

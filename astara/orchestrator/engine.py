@@ -4,8 +4,13 @@ Events are routed by tenant-id hash to one of ``num_worker_processes`` workers (
 ``num_worker_threads`` threads, one state machine per resource). A background thread sends a
 POLL to every resource each ``health_check_period`` and resyncs from the driver at start and
 each ``resync_period``: listed resources are adopted with POLL (never rebuilt), known ones the
-backend no longer lists get DELETE. The engine keeps one small summary per resource, pushed by
-the workers; details (transition history) are fetched from the owning worker on demand.
+backend no longer lists get DELETE — unless the listing is empty or would delete more than
+``resync_max_delete_fraction`` of the known resources (or of the running appliances, for the
+start-up orphan sweep) at once: then the resync deletes nothing, says why in the log, the
+health report and ``workers debug``, until it passes again or an operator forces it
+(:meth:`Engine.resync` with ``force``, ``astara-ctl resync --force``). The engine keeps one
+small summary per resource, pushed by the workers; details (transition history) are fetched
+from the owning worker on demand.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class EngineSettings:
     health_check_period: float = 60.0
     resync_period: float = 600.0  # 0: only at start
     deleted_memory: float = 3600.0
+    resync_max_delete_fraction: float = 0.5  # a resync deleting a larger share is held back
     in_process: bool | None = None  # None: in-process when num_worker_processes == 1
 
     @classmethod
@@ -49,12 +55,14 @@ class EngineSettings:
                 max_retries=conf.max_retries,
                 transition_history=conf.transition_history,
                 mgt_service_port=conf.router.mgt_service_port,
+                drift_check_period=conf.drift_check_period,
             ),
             num_worker_processes=conf.num_worker_processes,
             num_worker_threads=conf.num_worker_threads,
             health_check_period=conf.health_check_period,
             resync_period=conf.resync_period,
             deleted_memory=conf.deleted_memory,
+            resync_max_delete_fraction=conf.resync_max_delete_fraction,
         )
 
     @property
@@ -71,6 +79,8 @@ class ResyncReport:
     orphans_stopped: int = 0
     error: str | None = None
     runs: int = 0
+    held_back: str | None = None  # why the last resync deleted nothing (None: it was not held)
+    forced: bool = False
 
 
 class Engine:
@@ -93,6 +103,7 @@ class Engine:
         self._local = local  # the parent's backends, for resync (built on first use if None)
         self._stop = threading.Event()
         self._resync_now = threading.Event()
+        self._resync_lock = threading.Lock()  # the periodic thread and an operator's request
         self._periodic: threading.Thread | None = None
         self.resync_report = ResyncReport()
         self.health_sweeps = 0
@@ -266,6 +277,7 @@ class Engine:
             health_check_period=new.health_check_period,
             resync_period=new.resync_period,
             deleted_memory=self.settings.deleted_memory,
+            resync_max_delete_fraction=new.resync_max_delete_fraction,
             in_process=self.settings.in_process,
         )
         self.pool.update_settings(new.machine)
@@ -287,6 +299,7 @@ class Engine:
         healthy = (
             all(w["alive"] for w in workers)
             and report.error is None
+            and report.held_back is None
             and all(p.get("ok", True) for p in parts.values())
         )
         with self._cond:
@@ -295,18 +308,32 @@ class Engine:
             "status": "ok" if healthy else "degraded",
             "workers": workers,
             "resources": count,
-            "resync": {"at": report.at, "error": report.error, "runs": report.runs},
+            "resync": {
+                "at": report.at,
+                "error": report.error,
+                "runs": report.runs,
+                "held_back": report.held_back,
+            },
             **parts,
         }
 
     # -- resync --------------------------------------------------------------------------------
-    def resync(self, startup: bool = False) -> ResyncReport:
+    def request_resync(self, force: bool = False) -> Mapping[str, Any]:
+        """Resync now (the operator's command); ``force`` deletes even what the guard holds."""
+        return vars(self.resync(force=force)).copy()
+
+    def resync(self, startup: bool = False, force: bool = False) -> ResyncReport:
         """Adopt every resource the driver lists (POLL); DELETE known ones it no longer lists.
 
         At start-up, appliances the provider runs for resources nobody lists are stopped.
+        Deletes are held back (none at all) when the listing looks wrong, unless ``force``.
         """
+        with self._resync_lock:
+            return self._resync(startup, force)
+
+    def _resync(self, startup: bool, force: bool) -> ResyncReport:
         report = self.resync_report
-        report.at, report.runs = time.time(), report.runs + 1
+        report.at, report.runs, report.forced = time.time(), report.runs + 1, force
         with self._cond:
             known_before = {rid: s for rid, s in self._summaries.items()}
         backends = self._backends()
@@ -320,35 +347,75 @@ class Engine:
         for resource in listed:
             self.submit(Event(resource, Action.POLL))
         gone = [s for rid, s in known_before.items() if rid not in listed_ids]
+        held = None if force else self.hold_back(len(listed), len(known_before), len(gone))
+        if held is not None:
+            LOG.error(
+                "resync: deleting none of the %d resources missing from the listing: %s; "
+                "run 'astara-ctl resync --force' if they really are gone",
+                len(gone),
+                held,
+            )
+            gone = []
         for s in gone:
-            LOG.info("%s %s: no longer in the backend (resync), deleting", s.kind, s.id)
+            LOG.info(
+                "%s %s: no longer in the backend (resync%s), deleting",
+                s.kind,
+                s.id,
+                ", forced" if force else "",
+            )
             self.submit(Event(Resource(s.id, s.tenant_id, s.kind), Action.DELETE))
         report.listed, report.deleted, report.error = len(listed), len(gone), None
         report.adopted = len(listed_ids - set(known_before))
+        report.held_back = held
         if startup:
-            report.orphans_stopped = self._stop_orphans(backends, listed_ids | set(known_before))
+            wanted = listed_ids | set(known_before)
+            report.orphans_stopped = self._stop_orphans(backends, wanted, len(listed), force)
         LOG.info(
             "resync: %d listed, %d new, %d deleted", report.listed, report.adopted, report.deleted
         )
         return report
 
-    def _stop_orphans(self, backends: Backends, wanted: set[str]) -> int:
-        stopped = 0
+    def hold_back(self, listed: int, known: int, missing: int) -> str | None:
+        """Why deleting ``missing`` of ``known`` resources after a listing of ``listed`` must
+        wait (None: go ahead): the listing is empty, or too large a share would go at once."""
+        if missing == 0:
+            return None
+        if listed == 0:
+            return f"the backend listed no resources while {known} are known"
+        fraction = self.settings.resync_max_delete_fraction
+        if missing > fraction * known:
+            return (
+                f"{missing} of {known} known resources missing from the listing, more than "
+                f"resync_max_delete_fraction ({fraction:g})"
+            )
+        return None
+
+    def _stop_orphans(self, backends: Backends, wanted: set[str], listed: int, force: bool) -> int:
         try:
             instances = backends.provider.list_instances()
         except Exception as exc:
             LOG.warning("resync: could not list appliances to find orphans: %s", exc)
             return 0
-        for instance in instances:
-            if instance.resource_id not in wanted:
-                LOG.info(
-                    "appliance %s of resource %s: no such resource in the backend, stopping it",
-                    instance.instance_id,
-                    instance.resource_id,
-                )
-                try:
-                    backends.provider.stop(Resource(instance.resource_id, ""))
-                    stopped += 1
-                except Exception as exc:
-                    LOG.warning("could not stop orphan %s: %s", instance.instance_id, exc)
+        orphans = [i for i in instances if i.resource_id not in wanted]
+        held = None if force else self.hold_back(listed, len(instances), len(orphans))
+        if held is not None:
+            self.resync_report.held_back = f"orphan appliances: {held}"
+            LOG.error(
+                "resync: stopping none of %d appliances without a resource: %s",
+                len(orphans),
+                self.resync_report.held_back,
+            )
+            return 0
+        stopped = 0
+        for instance in orphans:
+            LOG.info(
+                "appliance %s of resource %s: no such resource in the backend, stopping it",
+                instance.instance_id,
+                instance.resource_id,
+            )
+            try:
+                backends.provider.stop(Resource(instance.resource_id, ""))
+                stopped += 1
+            except Exception as exc:
+                LOG.warning("could not stop orphan %s: %s", instance.instance_id, exc)
         return stopped

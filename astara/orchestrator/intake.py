@@ -13,6 +13,15 @@ message. Messages are acked after their events are submitted (at least once), a 
 time with AMQP's multiple-ack (and whenever the queue goes idle); a message that cannot be
 decoded or normalized is counted, logged and acked — never requeued, never fatal.
 ``benchmarks/intake.py`` measures it against raw kombu in the same run.
+
+The poison guard (DESIGN §8): one message must never wedge the stream. A body larger than
+``intake_max_message_bytes`` is not parsed (``dropped.too_large``); JSON nested deeper than
+the decoder's recursion limit is ``dropped.too_deep``; any other exception while handling a
+message is ``dropped.error_<ExceptionName>``. Every such message is acked once, or, with
+``intake_dead_letter_exchange`` set, every dropped message is rejected to that exchange
+without requeue. ``redelivered`` counts deliveries RabbitMQ marked as redelivered (after a
+lost connection), so a redelivery loop would show. ``astara.command`` messages are accepted
+only with ``accept_bus_commands``.
 """
 
 from __future__ import annotations
@@ -34,7 +43,14 @@ from oslo_config import cfg
 
 from astara.core.control import Control
 from astara.core.events import Command, Event
-from astara.orchestrator.normalize import WILDCARD, Dropped, Ignored, RouterLookup, normalize
+from astara.orchestrator.normalize import (
+    COMMAND_EVENT,
+    WILDCARD,
+    Dropped,
+    Ignored,
+    RouterLookup,
+    normalize,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -47,15 +63,46 @@ DRAIN_TIMEOUT = 1.0
 RECONNECT_DELAY = 2.0
 
 
-def decode(body: bytes | str) -> Any:
-    """The notification dict inside an oslo.messaging message body. Raises ValueError."""
-    outer = json.loads(body)
-    if isinstance(outer, dict) and "oslo.message" in outer:
-        inner = outer["oslo.message"]
-        if not isinstance(inner, (str, bytes)):
-            raise ValueError("oslo.message is not a JSON string")
-        return json.loads(inner)
-    return outer
+MAX_MESSAGE_BYTES = 1_048_576  # intake_max_message_bytes's default
+
+
+class Malformed(ValueError):
+    """A message body that is not an oslo.messaging notification; ``reason`` is its counter."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode(body: bytes | str, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """The notification dict inside an oslo.messaging message body. Raises :class:`Malformed`
+    (reasons ``too_large``, ``too_deep``, ``malformed_json``), never anything else."""
+    if len(body) > max_bytes:
+        raise Malformed("too_large", f"{len(body)} bytes > intake_max_message_bytes {max_bytes}")
+    try:
+        outer = json.loads(body)
+        if isinstance(outer, dict) and "oslo.message" in outer:
+            inner = outer["oslo.message"]
+            if not isinstance(inner, (str, bytes)):
+                raise Malformed("malformed_json", "oslo.message is not a JSON string")
+            return json.loads(inner)
+        return outer
+    except RecursionError:
+        raise Malformed("too_deep", "JSON nested deeper than the decoder's limit") from None
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        if isinstance(exc, Malformed):
+            raise
+        raise Malformed("malformed_json", str(exc)[:200]) from None
+
+
+def _option(conf: cfg.ConfigOpts, name: str, default: Any) -> Any:
+    """An option's value, or ``default`` where it is not registered (tests, benchmarks)."""
+    try:
+        value = getattr(conf, name)
+    except (cfg.NoSuchOptError, AttributeError):
+        return default
+    return default if value is None else value
 
 
 def kombu_urls(transport_url: str | None) -> list[str]:
@@ -115,10 +162,18 @@ class NotificationListener:
         transport_url: str | None,
         *,
         lookup: RouterLookup | None = None,
+        accept_commands: bool | None = None,
     ) -> None:
         self._control = control
         self._urls = kombu_urls(transport_url)
         self._ssl = rabbit_ssl(conf, transport_url)
+        self._max_bytes = int(_option(conf, "intake_max_message_bytes", MAX_MESSAGE_BYTES))
+        self._dead_letter = _option(conf, "intake_dead_letter_exchange", None) or None
+        self._accept_commands = bool(
+            _option(conf, "accept_bus_commands", False)
+            if accept_commands is None
+            else accept_commands
+        )
         host = getattr(conf, "host", None) or socket.gethostname()
         self.pool = f"astara-orchestrator.{host}"
         if lookup is None:
@@ -173,23 +228,38 @@ class NotificationListener:
 
         Never raises: whatever goes wrong is counted and logged.
         """
+        return self._process(body)[0]
+
+    def _process(self, body: bytes | str) -> tuple[int, bool]:
+        """(events caused, whether the message was dropped). The poison guard: never raises."""
         self._count("received")
         try:
-            note = decode(body)
-        except (ValueError, TypeError, UnicodeDecodeError) as exc:
-            return self._skip("dropped", "malformed_json", f"{exc}", None)
+            return self._handle(body)
+        except Exception as exc:  # a bug or a case nobody foresaw: one message, not the stream
+            LOG.exception("intake: handling a message failed")
+            return self._skip("dropped", f"error_{type(exc).__name__}", str(exc)[:200], None), True
+
+    def _handle(self, body: bytes | str) -> tuple[int, bool]:
+        try:
+            note = decode(body, self._max_bytes)
+        except Malformed as exc:
+            return self._skip("dropped", exc.reason, exc.detail, None), True
         event_type = note.get("event_type") if isinstance(note, dict) else None
+        if event_type == COMMAND_EVENT and not self._accept_commands:
+            return self._skip(
+                "dropped", "bus_commands_disabled", "set accept_bus_commands to allow", event_type
+            ), True
         try:
             events = normalize(note, self._control, self._lookup)
         except Ignored as exc:
-            return self._skip("ignored", exc.reason, exc.detail, event_type)
+            return self._skip("ignored", exc.reason, exc.detail, event_type), False
         except Dropped as exc:
-            return self._skip("dropped", exc.reason, exc.detail, event_type)
+            return self._skip("dropped", exc.reason, exc.detail, event_type), True
         except Exception:
-            LOG.exception("intake: normalizing %r failed", event_type)
-            return self._skip("dropped", "normalize_error", "", event_type)
+            LOG.exception("intake: normalizing %r failed", _printable(event_type))
+            return self._skip("dropped", "normalize_error", "", event_type), True
         if not events:
-            return self._skip("ignored", "no_events", "", event_type)
+            return self._skip("ignored", "no_events", "", event_type), False
         self._count("dispatched")
         for event in events:
             broadcast = event.resource.id == WILDCARD
@@ -209,7 +279,7 @@ class NotificationListener:
                 continue
             self._count("broadcasts" if broadcast else "events")
             LOG.debug("intake: %s -> %s %s", event_type, event.action.value, event.resource.id)
-        return len(events)
+        return len(events), False
 
     def _broadcast(self, event: Event) -> None:
         """An untargeted operator command: the Control's fan-out does it for every resource."""
@@ -222,7 +292,7 @@ class NotificationListener:
     def _skip(self, outcome: str, reason: str, detail: str, event_type: Any) -> int:
         self._count(f"{outcome}.{reason}")
         log = LOG.warning if outcome == "dropped" else LOG.debug
-        log("intake: %s %s (%s): %s", outcome, str(event_type)[:80], reason, detail[:200])
+        log("intake: %s %s (%s): %s", outcome, _printable(event_type), reason, detail[:200])
         return 0
 
     def _count(self, name: str) -> None:
@@ -240,17 +310,28 @@ class NotificationListener:
             routing_key=ROUTING_KEY,
             durable=False,
             auto_delete=False,
-            queue_arguments={"x-expires": QUEUE_EXPIRES_MS},
+            queue_arguments=self.queue_arguments(),
         )
 
+    def queue_arguments(self) -> dict[str, Any]:
+        """The pool queue's arguments (a dead-letter exchange when one is configured)."""
+        arguments: dict[str, Any] = {"x-expires": QUEUE_EXPIRES_MS}
+        if self._dead_letter:
+            arguments["x-dead-letter-exchange"] = self._dead_letter
+        return arguments
+
     def _on_message(self, message: Any) -> None:
-        try:
-            self.handle(message.body)
-        finally:
-            self._last_handled = message
-            self._unacked += 1
-            if self._unacked >= ACK_BATCH:
-                self._ack_handled()
+        if message.delivery_info.get("redelivered"):
+            self._count("redelivered")
+        _, dropped = self._process(message.body)
+        if dropped and self._dead_letter:
+            message.reject(requeue=False)  # settled now; the next multiple-ack skips it
+            self._count("dead_lettered")
+            return
+        self._last_handled = message
+        self._unacked += 1
+        if self._unacked >= ACK_BATCH:
+            self._ack_handled()
 
     def _ack_handled(self) -> None:
         """Ack every handled message at once (one AMQP multiple-ack up to the last one)."""
@@ -287,3 +368,8 @@ class NotificationListener:
                         conn.heartbeat_check()
             self._ack_handled()  # including what arrived while the consumer was cancelled
         self._ready.clear()
+
+
+def _printable(event_type: Any) -> str:
+    """An event type for a log line: a string cut short, else only its type's name."""
+    return event_type[:80] if isinstance(event_type, str) else f"<{type(event_type).__name__}>"

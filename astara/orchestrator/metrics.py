@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as RequestCounter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from astara.core.control import Control
@@ -61,7 +61,7 @@ class ControlCollector(Collector):
     def __init__(self, control: Control) -> None:
         self._control = control
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         views = self._control.list_resources()
         states = Counter((v.kind, v.state, v.instance_status) for v in views)
         resources = GaugeMetricFamily(
@@ -82,8 +82,27 @@ class ControlCollector(Collector):
             "Failed boots in a row, summed over all resources.",
             value=sum(v.boot_failures for v in views),
         )
-        yield from _families("astara_health", self._control.health())
+        health = self._control.health()
+        yield from _families("astara_health", health)
         yield from _families("astara_workers", self._control.workers_report())
+        listener = health.get("listener")
+        if isinstance(listener, Mapping):
+            yield intake_family(listener)
+
+
+def intake_family(counters: Mapping[str, Any]) -> CounterMetricFamily:
+    """The listener's ``<outcome>.<reason>`` counters as ``astara_intake_messages_total``."""
+    family = CounterMetricFamily(
+        "astara_intake_messages",
+        "Notifications the intake ignored or dropped, by outcome and reason (every message "
+        "is counted once and acked or dead-lettered).",
+        labels=["outcome", "reason"],
+    )
+    for key, value in sorted(counters.items()):
+        outcome, dot, reason = str(key).partition(".")
+        if dot and _is_number(value):
+            family.add_metric([outcome, reason], float(value))
+    return family
 
 
 def _families(prefix: str, data: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:

@@ -3,10 +3,12 @@
 :func:`normalize` takes one decoded notification (the dict inside oslo.messaging's envelope)
 and returns the events it causes. A notification that causes nothing raises :class:`Ignored`
 (expected: ``*.start``, ``network.*``, a port Neutron owns, ...); one that is malformed or whose
-router cannot be resolved raises :class:`Dropped`. Both carry a short ``reason`` the listener
-counts and logs. The router of an event is always resolved from the payload, the Neutron API
-(through a :class:`RouterLookup`) or the orchestrator's own configurations
-(:meth:`Control.resource_for_floating_ip`) — never guessed from the tenant.
+router cannot be resolved raises :class:`Dropped`, and so does a ``router.delete.end`` for a
+router Neutron still lists (``router_still_exists``: a delete is confirmed with Neutron
+first). Both carry a short ``reason`` the listener counts and logs. The router of an event
+is always resolved from the payload, the Neutron API (through a :class:`RouterLookup`) or the
+orchestrator's own configurations (:meth:`Control.resource_for_floating_ip`) — never guessed
+from the tenant.
 
 Tenant ids are taken as opaque non-empty strings (Keystone allows non-UUID project ids); the
 router's tenant, not the caller's, decides which worker gets the event.
@@ -60,6 +62,10 @@ class RouterLookup(Protocol):
 
     def router_tenant(self, router_id: str) -> str | None:
         """The tenant owning ``router_id``, or None if Neutron has no such router."""
+        ...
+
+    def router_exists(self, router_id: str) -> bool:
+        """Whether Neutron lists ``router_id`` now (asked anew, never from a cache)."""
         ...
 
     def forget_network(self, network_id: str) -> None:
@@ -167,6 +173,11 @@ def _router_deleted(
         tenant = known.tenant_id if known is not None else None
     if tenant is None:
         raise Dropped("missing_tenant", router_id)
+    # Nothing destroyed on a single say-so (DESIGN §8): a forged or stale delete notification
+    # for a router Neutron still has stops nothing. Neutron unreachable: dropped, and the
+    # periodic resync deletes the router once Neutron no longer lists it.
+    if lookup.router_exists(router_id):
+        raise Dropped("router_still_exists", router_id)
     lookup.forget_gateways()
     return [Event(Resource(router_id, tenant, ROUTER_KIND), Action.DELETE)]
 
@@ -255,11 +266,24 @@ def _command(payload: Any) -> Event:
             raise Dropped("bad_command_target", name)
     if resource_id == WILDCARD and command not in BROADCAST_COMMANDS:
         raise Dropped("command_needs_target", name)
-    body = {**payload, "command": command.value}
+    # Only short scalar fields travel on (to worker processes, into logs): a nested or huge
+    # value in a command is not the engine's business.
+    body: dict[str, Any] = {
+        key: value
+        for key, value in payload.items()
+        if isinstance(key, str) and _short_scalar(value)
+    }
+    body["command"] = command.value
     image = payload.get("router_image_uuid") or payload.get("image_uuid")
     if isinstance(image, str) and image and "image" not in body:
         body["image"] = image
     return Event(Resource(resource_id, tenant_id, kind), Action.COMMAND, body)
+
+
+def _short_scalar(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_LENGTH
+    return value is None or isinstance(value, bool | int | float)
 
 
 def _engine_command(name: str) -> Command | None:

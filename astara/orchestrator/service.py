@@ -145,8 +145,12 @@ class Service:
             listener = listener_cls(self.conf, self.engine, self.conf.transport_url)
         except ValueError as exc:
             raise WiringError(f"notification listener: {exc}") from None
+        try:  # so does a management API off loopback without a token
+            api = api_cls(self.conf, self.engine)
+        except front_door("astara.orchestrator.api.ApiServerError") as exc:
+            raise WiringError(f"management API: {exc}") from None
         self.engine.start()
-        self.api = api_cls(self.conf, self.engine)
+        self.api = api
         self.api.start()
         self.listener = listener
         self.engine.add_health_part(

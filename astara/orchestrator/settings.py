@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import stat
+from collections.abc import Mapping, Sequence
 
 from oslo_config import cfg
 
@@ -67,3 +68,35 @@ def require(conf: cfg.ConfigOpts, group: str | None, name: str, purpose: str) ->
     if value in (None, ""):
         raise ConfigError(f"option [{group or 'DEFAULT'}] {name} must be set {purpose}")
     return str(value)
+
+
+TOKEN_ENV = "ASTARA_API_TOKEN"
+
+
+def api_token(conf: cfg.ConfigOpts, environ: Mapping[str, str] | None = None) -> str | None:
+    """The management API token: ``api_token``, else ``$ASTARA_API_TOKEN``, else the first
+    line of ``api_token_file``; None if none is set. ConfigError names an unreadable file."""
+    if conf.api_token:
+        return str(conf.api_token)
+    env = os.environ if environ is None else environ
+    if env.get(TOKEN_ENV):
+        return env[TOKEN_ENV]
+    path = conf.api_token_file
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as token_file:
+            mode = os.fstat(token_file.fileno()).st_mode
+            token = token_file.readline().strip()
+    except OSError as err:
+        raise ConfigError(
+            f"option [DEFAULT] api_token_file: cannot read {path}: {err.strerror}"
+        ) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"option [DEFAULT] api_token_file: {path} is readable by others (mode "
+            f"{stat.S_IMODE(mode):o}); make it 0600"
+        )
+    if not token:
+        raise ConfigError(f"option [DEFAULT] api_token_file: {path} is empty")
+    return token

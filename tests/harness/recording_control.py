@@ -55,6 +55,9 @@ class RecordingControl:
     def health(self) -> Mapping[str, Any]:
         return {}
 
+    def request_resync(self, force: bool = False) -> Mapping[str, Any]:
+        return {}
+
     # -- assertions ------------------------------------------------------------------------------
     def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 15.0) -> Event:
         """The first recorded event matching ``predicate``, waiting up to ``timeout`` seconds."""

@@ -41,9 +41,13 @@ def start_listener(neutron) -> Iterator[Factory]:
     started: list[NotificationListener] = []
     url = rabbit.transport_url(neutron.vhost)
 
-    def start(host: str | None = None) -> tuple[NotificationListener, RecordingControl]:
+    def start(
+        host: str | None = None, **overrides: Any
+    ) -> tuple[NotificationListener, RecordingControl]:
         control = RecordingControl()
         conf = make_conf(neutron.endpoint, host or f"test-{uuid.uuid4().hex[:8]}")
+        for name, value in overrides.items():
+            conf.set_override(name, value)
         # As the service builds it: the Neutron lookup comes from the options (neutron_endpoint).
         listener = NotificationListener(conf, control, url)
         started.append(listener)
@@ -150,23 +154,33 @@ def test_each_host_pool_gets_every_message(neutron_api, start_listener):
         assert event.action is Action.CREATE
 
 
-def test_operator_command_on_the_bus_reaches_its_router(neutron, start_listener):
-    _, control = start_listener()
-    router_id = str(uuid.uuid4())
+def publish(vhost: str, *bodies: str | bytes) -> None:
+    """Publish raw bodies on Neutron's notification exchange, as a notifier would."""
+    with kombu.Connection(rabbit.amqp_url(vhost)) as conn:
+        exchange = kombu.Exchange("neutron", type="topic", durable=False)
+        producer = conn.Producer()
+        for body in bodies:
+            producer.publish(
+                body,
+                exchange=exchange,
+                routing_key="notifications.info",
+                content_type="application/json",
+            )
+
+
+def rebuild_command(router_id: str) -> str:
     note = {
         "event_type": "astara.command",
         "payload": {"command": "router-rebuild", "router_id": router_id, "reason": "test"},
         "priority": "INFO",
     }
-    envelope = {"oslo.version": "2.0", "oslo.message": json.dumps(note)}
-    with kombu.Connection(rabbit.amqp_url(neutron.vhost)) as conn:
-        exchange = kombu.Exchange("neutron", type="topic", durable=False)
-        conn.Producer().publish(
-            json.dumps(envelope),
-            exchange=exchange,
-            routing_key="notifications.info",
-            content_type="application/json",
-        )
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(note)})
+
+
+def test_operator_command_on_the_bus_reaches_its_router(neutron, start_listener):
+    _, control = start_listener(accept_bus_commands=True)
+    router_id = str(uuid.uuid4())
+    publish(neutron.vhost, rebuild_command(router_id))
     event = control.wait_for(lambda e: e.resource.id == router_id)
     assert event.action is Action.COMMAND
     assert event.body["command"] == "rebuild"
@@ -229,3 +243,116 @@ def test_transport_urls_become_kombu_failover_urls():
         kombu_urls("kafka://h1:9092/")
     with pytest.raises(ValueError, match="transport_url"):
         kombu_urls(None)
+
+
+def test_bus_commands_are_refused_by_default(neutron, start_listener):
+    listener, control = start_listener()
+    sentinel = router_created(str(uuid.uuid4()))
+    publish(neutron.vhost, rebuild_command(str(uuid.uuid4())), sentinel)
+    control.wait_count(1)  # the sentinel: the command before it was handled
+    assert [e.action for e in control.events] == [Action.CREATE]
+    assert listener.counters()["dropped.bus_commands_disabled"] == 1
+
+
+# -- the poison guard on the real broker ---------------------------------------------------------
+def router_created(router_id: str) -> str:
+    note = {
+        "event_type": "router.create.end",
+        "payload": {"router": {"id": router_id, "tenant_id": "t"}},
+    }
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(note)})
+
+
+WRONG = [5, 2.5, True, None, [], {}, "", "x" * 300, [[["deep"]]], {"a": {"b": 1}}]
+
+
+def wrong_types_everywhere() -> list[str]:
+    """A valid notification of every kind, with each field (envelope and payload) given each
+    wrong type in turn: every one must be counted and acked, none may raise."""
+    router_id, network_id = str(uuid.uuid4()), str(uuid.uuid4())
+    rid, net = router_id, network_id
+    sections: list[tuple[str, dict[str, Any]]] = [
+        ("router.update.end", {"router": {"id": rid, "tenant_id": "t"}}),
+        ("router.delete.end", {"router_id": rid, "router": {"tenant_id": "t"}}),
+        ("router.interface.create", {"router_interface": {"id": rid, "network_id": net}}),
+        ("floatingip.update.end", {"floatingip": {"router_id": rid, "floating_ip_address": "x"}}),
+        ("port.create.end", {"port": {"network_id": net, "device_owner": "compute:a"}}),
+        ("subnet.create.end", {"subnet": {"network_id": net}}),
+    ]
+    templates = [{"event_type": kind, "payload": payload} for kind, payload in sections]
+    bodies: list[str] = []
+    for template in templates:
+        paths: list[tuple[str, ...]] = [("event_type",), ("payload",), ("priority",)]
+        for key, section in template["payload"].items():
+            paths.append(("payload", key))
+            if isinstance(section, dict):
+                paths += [("payload", key, field) for field in section]
+        for path in paths:
+            for wrong in WRONG:
+                note = json.loads(json.dumps(template))
+                target = note
+                for step in path[:-1]:
+                    target = target[step]
+                target[path[-1]] = wrong
+                bodies.append(json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(note)}))
+    # The envelope itself.
+    for wrong in WRONG:
+        bodies.append(json.dumps({"oslo.version": wrong, "oslo.message": wrong}))
+        bodies.append(json.dumps(wrong))
+    return bodies
+
+
+def test_poison_notifications_are_counted_and_acked_once_then_the_next_is_handled(
+    neutron, start_listener
+):
+    listener, control = start_listener()
+    deep = "[" * 100_000 + "]" * 100_000
+    poison: list[str | bytes] = [
+        deep,  # RecursionError on today's main: redelivered forever
+        json.dumps({"oslo.version": "2.0", "oslo.message": deep}),
+        b"{" + b"x" * (10 * 1024 * 1024) + b"}",  # 10 MB
+        b'{"oslo.version": "2.0", "oslo.message": "{\\"event_type\\": \\"\xff\xfe\\"}"}',
+        b"\xc3\x28\xa0\xa1",
+        *wrong_types_everywhere(),
+    ]
+    good_id = str(uuid.uuid4())
+    publish(neutron.vhost, *poison, router_created(good_id))
+    event = control.wait_for(lambda e: e.resource.id == good_id, timeout=60)
+    assert event.action is Action.CREATE
+    listener.stop()  # acks what it handled, then closes: anything unacked would go back
+    with kombu.Connection(rabbit.amqp_url(neutron.vhost)) as conn:
+        _, messages, _ = conn.default_channel.queue_declare(listener.pool, passive=True)
+    counts = listener.counters()
+    outcomes = sum(v for k, v in counts.items() if k.startswith(("ignored.", "dropped.")))
+    print(f"\n{len(poison) + 1} messages: {json.dumps(counts, sort_keys=True)}")
+    assert messages == 0  # every message acked: the queue is empty
+    assert "redelivered" not in counts  # each delivered once
+    assert counts["received"] == len(poison) + 1  # each handled once
+    assert counts.get("dispatched", 0) + outcomes == counts["received"]
+    assert counts["dropped.too_deep"] == 2
+    assert counts["dropped.too_large"] == 1
+    assert counts["dropped.malformed_json"] >= 2
+    assert not [k for k in counts if k.startswith("dropped.error_")]  # no unforeseen crash
+    # Whatever the wrong types caused, nothing reached the engine for a made-up router except
+    # what a well-typed part of the message asked for.
+    assert all(e.resource.id for e in control.events)
+
+
+def test_dropped_messages_go_to_the_dead_letter_exchange_when_one_is_set(neutron, start_listener):
+    dlx = f"astara-dlx-{uuid.uuid4().hex[:6]}"
+    with kombu.Connection(rabbit.amqp_url(neutron.vhost)) as conn:
+        exchange = kombu.Exchange(dlx, type="fanout", durable=False)
+        dead = kombu.Queue(dlx, exchange=exchange, durable=False)
+        dead(conn.default_channel).declare()
+    listener, control = start_listener(intake_dead_letter_exchange=dlx)
+    good_id = str(uuid.uuid4())
+    publish(neutron.vhost, "[" * 100_000, "\xff not json", router_created(good_id))
+    control.wait_for(lambda e: e.resource.id == good_id)
+    listener.stop()
+    with kombu.Connection(rabbit.amqp_url(neutron.vhost)) as conn:
+        _, in_pool, _ = conn.default_channel.queue_declare(listener.pool, passive=True)
+        _, dead_lettered, _ = conn.default_channel.queue_declare(dlx, passive=True)
+        conn.default_channel.queue_delete(dlx)
+        conn.default_channel.exchange_delete(dlx)
+    assert (in_pool, dead_lettered) == (0, 2)
+    assert listener.counters()["dead_lettered"] == 2

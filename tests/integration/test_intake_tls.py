@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kombu
 import pytest
@@ -97,8 +98,8 @@ def tls_conf(**options: str | bool) -> cfg.ConfigOpts:
 
 def listener_through(conf: cfg.ConfigOpts, port: int, vhost: str) -> NotificationListener:
     url = f"rabbit://{rabbit.USER}:{rabbit.PASSWORD}@127.0.0.1:{port}/{vhost}"
-    lookup = object()  # operator commands need no Neutron lookup
-    return NotificationListener(conf, RecordingControl(), url, lookup=lookup)  # type: ignore[arg-type]
+    lookup: Any = object()  # operator commands need no Neutron lookup
+    return NotificationListener(conf, RecordingControl(), url, lookup=lookup, accept_commands=True)
 
 
 def test_notifications_arrive_over_tls(certs, terminator, rabbitmq, rabbit_vhost):

@@ -129,3 +129,21 @@ def test_ssh_execs_ssh_to_the_management_address(api: Served, tmp_path: Path):
     no_address = ctl("ssh", "r-err", url=api.server.url, env={"PATH": path})
     assert no_address.returncode == 1
     assert "has no management address" in no_address.stderr
+
+
+def test_resync_and_forced_resync_from_the_cli(api: Served, tmp_path: Path):
+    done = ctl("resync", "-f", "json", url=api.server.url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["forced"] is False
+    forced = ctl("resync", "--force", "-f", "json", url=api.server.url)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["forced"] is True
+    assert api.control.resyncs == [False, True]
+
+
+def test_token_from_a_file_given_to_the_cli(serve: Callable[..., Served], tmp_path: Path):
+    api = serve(token="s3cret")
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    done = ctl("--token-file", str(token_file), "poll", url=api.server.url)
+    assert done.returncode == 0, done.stderr

@@ -185,3 +185,38 @@ def test_an_unreachable_database_is_503_in_one_line(tmp_path: Path):
     assert response.status_code == 503
     detail = response.json()["detail"]
     assert detail.startswith("debug-mode database: ") and "\n" not in detail
+
+
+def test_no_token_no_api_off_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("ASTARA_API_TOKEN", raising=False)
+    conf = make_conf(tmp_path)
+    conf.set_override("api_listen", "::")
+    with pytest.raises(ApiServerError, match="refusing to serve the management API on :: "):
+        ManagementServer(conf, FakeControl()).start()
+    conf.set_override("api_listen", "192.0.2.1")
+    with pytest.raises(ApiServerError, match="without a token"):
+        ManagementServer(conf, FakeControl()).start()
+
+
+def test_token_from_a_file_guards_every_request(tmp_path: Path):
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    token_file.chmod(0o600)
+    conf = make_conf(tmp_path)
+    conf.set_override("api_token_file", str(token_file))
+    server = ManagementServer(conf, FakeControl())
+    server.start()
+    try:
+        assert httpx.get(f"{server.url}/v1/health").status_code == 401
+        ok = httpx.get(f"{server.url}/v1/health", headers={"X-Auth-Token": "from-file"})
+        assert ok.status_code == 200
+    finally:
+        server.stop()
+
+
+def test_resync_and_forced_resync(serve: Callable[..., Served]):
+    api = serve()
+    assert api.http.post("/v1/resync").json()["forced"] is False
+    forced = api.http.post("/v1/resync", json={"force": True})
+    assert forced.status_code == 200 and forced.json()["forced"] is True
+    assert api.control.resyncs == [False, True]

@@ -93,8 +93,10 @@ def main() -> None:
         out["path"] = [t.to_state for t in view.transitions] if view else []
         out["last_error"] = view.last_error if view else "no view"
         out["statuses"] = driver.statuses
-        driver.exists = False  # deleted from the backend: the next resync deletes it
-        engine.resync()
+        driver.exists = False  # deleted from the backend: the operator's resync deletes it
+        held = engine.resync()  # an empty listing alone deletes nothing (the resync guard)
+        out["held_back"] = held.held_back
+        engine.resync(force=True)
         out["deleted"] = engine.wait_for(lambda e: e.summary("e2e-router") is None, 60)
         out["instances_left"] = len(provider.list_instances())
     finally:

@@ -37,4 +37,5 @@ def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
     assert out["path"][:4] == ["Alive", "CreateInstance", "CheckBoot", "ConfigureInstance"], out
     assert out["last_error"] is None, out
     assert out["statuses"][-1] == "ACTIVE" and "BUILD" in out["statuses"]
+    assert out["held_back"] and "listed no resources" in out["held_back"], out
     assert out["deleted"] and out["instances_left"] == 0, out

@@ -130,3 +130,21 @@ def test_debug_machine_steps_one_router_in_the_foreground(neutron, tmp_path: Pat
     assert steps[0] == ("CalcAction", "Alive")
     assert steps[-1] == ("ConfigureInstance", "CalcAction")
     assert machine.instance.state == "configured"
+
+
+def test_no_token_no_start_off_loopback(neutron, tmp_path: Path):
+    ini = tmp_path / "orchestrator.ini"
+    ini.write_text(
+        f"[DEFAULT]\nstate_dir = {tmp_path}\ncompute_provider = fake\napi_listen = ::\n"
+        f"neutron_endpoint = {neutron.endpoint}\n"
+        f"transport_url = {rabbit.transport_url(neutron.vhost)}\n"
+    )
+    import subprocess
+
+    env = {"PATH": "/usr/bin:/bin"}  # no ASTARA_API_TOKEN
+    done = subprocess.run(
+        [sys.executable, "-m", "astara.orchestrator.service", "--config-file", str(ini)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "refusing to serve the management API on :: without a token" in done.stderr

@@ -56,6 +56,7 @@ class FakeControl:
         self.events: list[Event] = []
         self.polls = 0
         self.reloads = 0
+        self.resyncs: list[bool] = []
         self._lock = threading.Lock()
 
     def submit(self, event: Event) -> None:
@@ -86,6 +87,10 @@ class FakeControl:
 
     def reload_config(self) -> None:
         self.reloads += 1
+
+    def request_resync(self, force: bool = False) -> Mapping[str, Any]:
+        self.resyncs.append(force)
+        return {"listed": len(self.views), "deleted": 0, "held_back": None, "forced": force}
 
     def health(self) -> Mapping[str, Any]:
         return {"ok": True, "listener": {"messages": 42, "dropped": 3}, "status": "running"}

@@ -42,3 +42,33 @@ def test_require_names_the_unset_option(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"^option \[router\] image_uuid must be set to boot"):
         require(conf, "router", "image_uuid", "to boot appliances")
     assert require(conf, None, "api_listen", "to serve the API") == "::1"
+
+
+def test_api_token_from_option_environment_or_a_private_file(tmp_path: Path):
+    from astara.orchestrator.settings import api_token
+
+    conf = load_config([])
+    assert api_token(conf, environ={}) is None
+    assert api_token(conf, environ={"ASTARA_API_TOKEN": "from-env"}) == "from-env"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\nignored\n")
+    token_file.chmod(0o600)
+    conf.set_override("api_token_file", str(token_file))
+    assert api_token(conf, environ={}) == "from-file"
+    conf.set_override("api_token", "from-option")
+    assert api_token(conf, environ={}) == "from-option"
+
+
+def test_api_token_file_readable_by_others_or_missing_is_refused(tmp_path: Path):
+    from astara.orchestrator.settings import api_token
+
+    conf = load_config([])
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    token_file.chmod(0o644)
+    conf.set_override("api_token_file", str(token_file))
+    with pytest.raises(ConfigError, match=r"readable by others.*0600"):
+        api_token(conf, environ={})
+    conf.set_override("api_token_file", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match=r"^option \[DEFAULT\] api_token_file: cannot read"):
+        api_token(conf, environ={})

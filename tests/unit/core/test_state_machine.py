@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from astara.core.events import Action, Event
 from astara.core.instance import InstanceState as I
+from astara.core.settings import MachineSettings
 from astara.core.state_machine import Machine, State
 from astara.providers.fake import Fault
 from tests.unit.core.conftest import World, path, send_run
@@ -566,3 +567,39 @@ def test_nics_that_are_not_our_ports_do_not_trigger_a_replug(world: World):
     done = send_run(machine, Action.UPDATE)
     assert S.REPLUG_INSTANCE not in path(done)
     assert machine.instance.state is I.CONFIGURED and world.provider.calls["plug"] == 0
+
+
+# -- drift repair ------------------------------------------------------------------------------
+def test_a_change_whose_event_was_lost_is_pushed_by_the_drift_check(world: World):
+    world.settings = MachineSettings(drift_check_period=300, max_retries=1)
+    machine = configured(world)
+    address = machine.instance.management_address
+    assert address is not None
+    applied = world.fleet.appliances[address].configs_applied
+    world.driver.routers["r1"].floating_ips.append("172.24.4.77")  # no event: it was lost
+    assert path(send_run(machine, Action.POLL)) == [S.CALC_ACTION, S.ALIVE, S.CALC_ACTION]
+    world.clock.advance(331)  # past the period and its jitter
+    done = send_run(machine, Action.POLL)
+    assert path(done) == [S.CALC_ACTION, S.ALIVE, S.CONFIGURE_INSTANCE, S.CALC_ACTION]
+    assert world.fleet.appliances[address].configs_applied == applied + 1
+    assert machine.instance.floating_ips == ("172.24.4.77",)
+    world.clock.advance(331)  # checked again: nothing differs, nothing pushed
+    assert path(send_run(machine, Action.POLL)) == [S.CALC_ACTION, S.ALIVE, S.CALC_ACTION]
+    assert world.fleet.appliances[address].configs_applied == applied + 1
+
+
+def test_the_drift_check_names_the_sections_that_differ(world: World):
+    world.settings = MachineSettings(drift_check_period=10)
+    machine = configured(world)
+    world.driver.routers["r1"].floating_ips.append("172.24.4.78")
+    world.clock.advance(12)
+    assert machine.instance.drift() == "floating_ips differ from the last pushed document"
+
+
+def test_no_drift_check_when_disabled(world: World):
+    world.settings = MachineSettings(drift_check_period=0)
+    machine = configured(world)
+    world.driver.routers["r1"].floating_ips.append("172.24.4.79")
+    world.clock.advance(100_000)
+    assert path(send_run(machine, Action.POLL)) == [S.CALC_ACTION, S.ALIVE, S.CALC_ACTION]
+    assert machine.instance.floating_ips == ()

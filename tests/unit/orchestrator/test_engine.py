@@ -229,3 +229,63 @@ def test_health_includes_registered_parts_and_degrades_with_them(engine: Engine)
 
     engine.add_health_part("listener", broken)
     assert engine.health()["listener"] == {"ok": False, "error": "listener thread died"}
+
+
+# -- the resync guard --------------------------------------------------------------------------
+def test_a_resync_with_an_empty_listing_deletes_nothing_until_forced(
+    engine: Engine, backends: Backends
+):
+    driver, provider = backends.driver, backends.provider
+    assert isinstance(driver, FakeRouterDriver) and isinstance(provider, FakeComputeProvider)
+    assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+    saved = dict(driver.routers)
+    driver.routers.clear()  # Neutron answers an empty list
+    report = engine.resync()
+    assert report.deleted == 0 and report.held_back
+    assert "listed no resources while 6 are known" in report.held_back
+    assert engine.health()["status"] == "degraded"
+    assert engine.health()["resync"]["held_back"] == report.held_back
+    time.sleep(0.3)
+    assert engine.resource_count() == 6 and len(provider.instances) == 6
+    driver.routers.update(saved)  # the listing is back: the guard lets go by itself
+    assert engine.resync().held_back is None and engine.health()["status"] == "ok"
+    driver.routers.clear()
+    forced = engine.request_resync(force=True)
+    assert forced["deleted"] == 6 and forced["forced"] and forced["held_back"] is None
+    assert engine.wait_for(lambda e: e.resource_count() == 0, 10)
+
+
+def test_a_resync_dropping_more_than_the_allowed_share_deletes_nothing(backends: Backends):
+    driver = backends.driver
+    assert isinstance(driver, FakeRouterDriver)
+    engine = Engine(lambda: backends, settings(resync_max_delete_fraction=0.4))
+    engine.start()
+    try:
+        assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+        for rid in ("router-0", "router-1", "router-2"):  # 3 of 6 > 0.4
+            del driver.routers[rid]
+        report = engine.resync()
+        assert report.deleted == 0 and "3 of 6" in (report.held_back or "")
+        driver.routers["router-2"] = driver.routers["router-3"]  # 2 of 6 <= 0.4
+        report = engine.resync()
+        assert report.deleted == 2 and report.held_back is None
+    finally:
+        engine.stop()
+
+
+def test_a_start_up_with_an_empty_listing_stops_no_running_appliance(backends: Backends):
+    driver, provider = backends.driver, backends.provider
+    assert isinstance(driver, FakeRouterDriver) and isinstance(provider, FakeComputeProvider)
+    first = Engine(lambda: backends, settings())
+    first.start()
+    assert first.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+    first.stop()
+    driver.routers.clear()
+    second = Engine(lambda: backends, settings())
+    second.start()
+    try:
+        assert second.resync_report.orphans_stopped == 0
+        assert "orphan appliances" in (second.resync_report.held_back or "")
+        assert len(provider.instances) == 6
+    finally:
+        second.stop()

@@ -32,6 +32,7 @@ class FakeLookup:
         self.networks: dict[str, list[str]] = {NETWORK: [ROUTER, OTHER_ROUTER]}  # interfaces
         self.gateways: dict[str, list[str]] = {EXTERNAL: [ROUTER]}
         self.forgotten: list[str] = []
+        self.deleted: set[str] = set()  # routers Neutron no longer has (delete confirmed)
         self.down = False
 
     def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
@@ -46,6 +47,11 @@ class FakeLookup:
         if self.down:
             raise LookupUnavailable("connection refused")
         return self.tenants.get(router_id)
+
+    def router_exists(self, router_id: str) -> bool:
+        if self.down:
+            raise LookupUnavailable("connection refused")
+        return router_id in self.tenants and router_id not in self.deleted
 
     def forget_network(self, network_id: str) -> None:
         self.forgotten.append(network_id)
@@ -95,12 +101,41 @@ def test_router_update_end_is_update(control, lookup):
 
 
 def test_router_delete_end_uses_router_id(control, lookup):
+    lookup.deleted.add(ROUTER)
     payload = {"router_id": ROUTER, **router_payload()}
     got = events(note("router.delete.end", payload), control, lookup)
     assert got == [Event(Resource(ROUTER, TENANT), Action.DELETE)]
 
 
+def test_router_delete_for_a_router_neutron_still_has_is_dropped(control, lookup):
+    payload = {"router_id": ROUTER, **router_payload()}
+    with pytest.raises(Dropped) as err:
+        events(note("router.delete.end", payload), control, lookup)
+    assert err.value.reason == "router_still_exists"
+
+
+def test_router_delete_while_neutron_is_down_is_dropped_not_obeyed(control, lookup):
+    lookup.down = True
+    payload = {"router_id": ROUTER, **router_payload()}
+    with pytest.raises(Dropped) as err:
+        events(note("router.delete.end", payload), control, lookup)
+    assert err.value.reason == "neutron_unavailable"
+
+
+def test_command_body_keeps_only_short_scalars(control, lookup):
+    body = {
+        "command": "router-update",
+        "router_id": ROUTER,
+        "reason": "x",
+        "nested": {"a": [1, 2]},
+        "huge": "y" * 10_000,
+    }
+    [event] = events(note("astara.command", body), control, lookup)
+    assert dict(event.body) == {"command": "update", "router_id": ROUTER, "reason": "x"}
+
+
 def test_router_delete_without_router_body_uses_the_known_tenant(control, lookup):
+    lookup.deleted.add(ROUTER)
     control.resources[ROUTER] = TENANT
     got = events(note("router.delete.end", {"router_id": ROUTER}), control, lookup)
     assert got == [Event(Resource(ROUTER, TENANT), Action.DELETE)]

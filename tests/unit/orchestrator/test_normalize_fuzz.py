@@ -149,10 +149,16 @@ bodies = st.one_of(
 )
 
 
-def listener(control: RecordingControl) -> NotificationListener:
+def listener(
+    control: RecordingControl, accept_commands: bool = True, lookup: Any = None
+) -> NotificationListener:
     conf = cfg.ConfigOpts()
     return NotificationListener(
-        conf, control, "rabbit://guest:guest@127.0.0.1:5672/", lookup=FakeLookup()
+        conf,
+        control,
+        "rabbit://guest:guest@127.0.0.1:5672/",
+        lookup=lookup or FakeLookup(),
+        accept_commands=accept_commands,
     )
 
 
@@ -236,3 +242,54 @@ def test_a_failing_control_is_counted_not_fatal() -> None:
     }
     assert intake.handle(envelope(body)) == 1
     assert intake.counters()["submit_errors"] == 1
+
+
+# -- the poison guard --------------------------------------------------------------------------
+def test_poison_bodies_are_each_counted_under_their_reason() -> None:
+    control = RecordingControl()
+    intake = listener(control)
+    deep = "[" * 100_000 + "]" * 100_000
+    inner_deep = json.dumps({"oslo.version": "2.0", "oslo.message": deep}).encode()
+    for body in [
+        deep.encode(),  # RecursionError in json.loads today
+        inner_deep,  # the same inside the envelope
+        b"x" * (10 * 1024 * 1024),  # 10 MB
+        b'{"event_type": "router.create.end", "payload": "\xff\xfe"}' + b"\xff",
+        envelope({"event_type": ["router.create.end"], "payload": {"router": []}}),
+    ]:
+        assert intake.handle(body) == 0
+    assert intake.counters() == {
+        "received": 5,
+        "dropped.too_deep": 2,
+        "dropped.too_large": 1,
+        "dropped.malformed_json": 1,
+        "dropped.missing_event_type": 1,
+    }
+    assert control.events == []
+
+
+def test_an_unforeseen_exception_is_counted_by_its_type_and_the_next_message_handled() -> None:
+    class Exploding(FakeLookup):
+        def router_tenant(self, router_id: str) -> str | None:
+            raise KeyError("a bug somewhere below normalize")
+
+    control = RecordingControl()
+    intake = listener(control, lookup=Exploding())
+    iface = {"router_interface": {"id": ROUTER, "network_id": NETWORK}}
+    good = {
+        "event_type": "router.create.end",
+        "payload": {"router": {"id": ROUTER, "tenant_id": TENANT}},
+    }
+    intake.handle(envelope({"event_type": "router.interface.create", "payload": iface}))
+    assert intake.handle(envelope(good)) == 1
+    counts = intake.counters()
+    assert counts["dropped.normalize_error"] == 1
+    assert counts["events"] == 1
+
+
+def test_bus_commands_are_refused_unless_enabled() -> None:
+    control = RecordingControl()
+    intake = listener(control, accept_commands=False)
+    command = {"event_type": "astara.command", "payload": {"command": "poll"}}
+    assert intake.handle(envelope(command)) == 0
+    assert intake.counters()["dropped.bus_commands_disabled"] == 1
