@@ -10,9 +10,14 @@ is applied in a namespace with 100 real NICs (veths). Printed, never asserted:
   proxy process, dnsmasq, bird)
 
     sudo .venv/bin/python benchmarks/appliance_apply.py [--networks 100] [--hosts 5000]
-        [--fips 1000] [--rounds 5]
+        [--fips 1000] [--rounds 5] [--tls]
 
-Targets (issue 3): full < 0.3 s, one floating IP < 20 ms, <= 1.5x raw nft, < 40 MB RSS.
+``--tls``: the API with mutual TLS (the default in production; ``ssl`` loaded in the API), the
+certificates made by ``tests/harness/tls.py``. Memory is printed three ways (RSS, PSS, and the
+pages the appliance's processes hold between them alone: :mod:`procmem`).
+
+Targets (issue 3): full < 0.3 s, one floating IP < 20 ms, <= 1.5x raw nft, < 40 MB PSS over
+every process of the appliance.
 """
 
 from __future__ import annotations
@@ -247,36 +252,10 @@ def inside(args: argparse.Namespace) -> None:
 
 
 # -- outside: topology, then the measurements inside, then memory of the real API ------------
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (children, their children, ...)."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            kids = [int(k) for k in task.read_text().split()]
-            found += kids
-            todo += kids
-    return found
-
-
-def pss_kb(pid: int) -> int:
-    """Proportional set size: each shared page (libc, ...) counted once across processes, so
-    the sum over the appliance's processes is what they hold together."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0
-
-
 def outside(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
+    import procmem
+
     from astara.localcloud.netns import Topology
 
     topo = Topology(f"apb{uuid.uuid4().hex[:5]}")
@@ -301,21 +280,33 @@ def outside(args: argparse.Namespace) -> None:
                         "--rounds", str(args.rounds), *(["--profile"] if args.profile else [])],
                        check=True)  # fmt: skip
         # Memory: the real API process and the daemons it runs, after a full PUT over HTTP.
+        tls: list[str] = []  # curl's options for the API's TLS (mutual: a client certificate)
+        api_tls: list[str] = []
+        if args.tls:
+            from tests.harness.tls import make_certificates
+
+            certs = work / "tls"
+            certs.mkdir()
+            make_certificates(certs, f"IP:{MGMT_ADDR}")
+            api_tls = ["--tls-cert", str(certs / "server.pem"), "--tls-key",
+                       str(certs / "server.key"), "--tls-ca", str(certs / "ca.pem")]  # fmt: skip
+            tls = ["--cacert", str(certs / "ca.pem"), "--cert", str(certs / "client.pem"),
+                   "--key", str(certs / "client.key")]  # fmt: skip
         api = subprocess.Popen(["ip", "netns", "exec", app, str(BIN / "astara-appliance-api"),
-                                "--state-dir", str(state)], stdout=subprocess.DEVNULL,
+                                "--state-dir", str(state), *api_tls], stdout=subprocess.DEVNULL,
                                stderr=(work / "api.log").open("wb"),
                                start_new_session=True)  # fmt: skip
         body = work / "doc.json"
         body.write_text(json.dumps(document(args.networks, args.hosts, args.fips)))
-        url = f"http://[{MGMT_ADDR}]:5000/v1/system/config/"
+        url = f"{'https' if args.tls else 'http'}://[{MGMT_ADDR}]:5000/v1/system/config/"
         for _ in range(200):
-            probe = subprocess.run(["ip", "netns", "exec", app, "curl", "-sfg", url],
+            probe = subprocess.run(["ip", "netns", "exec", app, "curl", *tls, "-sfg", url],
                                    capture_output=True)  # fmt: skip
             if probe.returncode == 0:
                 break
             time.sleep(0.1)
         start = time.perf_counter()
-        subprocess.run(["ip", "netns", "exec", app, "curl", "-sfg", "-X", "PUT", "-H",
+        subprocess.run(["ip", "netns", "exec", app, "curl", *tls, "-sfg", "-X", "PUT", "-H",
                         "Content-Type: application/json", "--data-binary", f"@{body}", url],
                        check=True, capture_output=True)  # fmt: skip
         put_s = time.perf_counter() - start
@@ -327,9 +318,9 @@ def outside(args: argparse.Namespace) -> None:
 
         def put(path: Path, ctype: str = "application/json") -> float:
             begin = time.perf_counter()
-            subprocess.run(["ip", "netns", "exec", app, "curl", "-sg", "-o", "/dev/null", "-X",
-                            "PUT", "-H", f"Content-Type: {ctype}", "--data-binary", f"@{path}",
-                            url], check=True, capture_output=True)  # fmt: skip
+            subprocess.run(["ip", "netns", "exec", app, "curl", *tls, "-sg", "-o", "/dev/null",
+                            "-X", "PUT", "-H", f"Content-Type: {ctype}", "--data-binary",
+                            f"@{path}", url], check=True, capture_output=True)  # fmt: skip
             return time.perf_counter() - begin
 
         http_add, http_remove, http_415 = [], [], []
@@ -345,18 +336,16 @@ def outside(args: argparse.Namespace) -> None:
         fips_less.write_text(json.dumps({"floating_ips": json.loads(body.read_text())[
             "configuration"]["floating_ips"]}))  # fmt: skip
         client = subprocess.run(["ip", "netns", "exec", app, sys.executable, str(HERE),
-                                 "--keepalive-client", str(work), "--rounds", str(args.rounds)],
+                                 "--keepalive-client", str(work), "--rounds", str(args.rounds),
+                                 *(["--tls"] if args.tls else [])],
                                 capture_output=True, text=True, check=True)  # fmt: skip
         print(client.stdout, end="")
         records = {p.name.split(".")[0]: json.loads(p.read_text())["pid"]
                    for p in (state / "run").glob("*.proc.json")}  # fmt: skip
-        # and the API's other descendants: the zygote that forks the metadata proxy
+        # and the API's other descendants, if any (a helper it forked)
         known = set(records.values())
-        records.update({"proxy-zygote" if i == 0 else f"proxy-zygote-{i}": pid
-                        for i, pid in enumerate(p for p in descendants(api.pid)
-                                                if p not in known)})  # fmt: skip
-        rss = {"api": rss_kb(api.pid), **{n: rss_kb(pid) for n, pid in records.items()}}
-        pss = {"api": pss_kb(api.pid), **{n: pss_kb(pid) for n, pid in records.items()}}
+        records.update({f"other-{i}": pid for i, pid in enumerate(
+            p for p in procmem.descendants(api.pid) if p not in known)})  # fmt: skip
         print(f"  full PUT over HTTP (API restart restored it first){ms(put_s)}")
         print(f"  one floating IP over HTTP added/removed {ms(min(http_add))} /"
               f"{ms(min(http_remove))} (best of {args.rounds})")  # fmt: skip
@@ -364,16 +353,10 @@ def outside(args: argparse.Namespace) -> None:
         applied = [line for line in (work / "api.log").read_text().splitlines()
                    if "configuration applied" in line]  # fmt: skip
         print("  the API's log of the last two:\n    " + "\n    ".join(applied[-2:]))
-        print("resident memory (MB): " + ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in
-                                                     sorted(rss.items())))  # fmt: skip
-        print(
-            f"  total {sum(rss.values()) / 1024:.1f} MB; Python processes "
-            f"{(rss['api'] + rss.get('metadata-proxy', 0)) / 1024:.1f} MB (the metadata proxy "
-            "is a process of its own, as the user nobody)"
-        )
-        print("proportional memory, PSS (MB): " + ", ".join(f"{n} {kb / 1024:.1f}" for n, kb in
-                                                            sorted(pss.items())))  # fmt: skip
-        print(f"  total {sum(pss.values()) / 1024:.1f} MB (shared pages counted once)")
+        print(f"memory of the appliance's processes (API {'with' if args.tls else 'without'} "
+              "TLS; the metadata proxy a process of its own, as the user nobody):")  # fmt: skip
+        for line in procmem.report({"api": api.pid, **records}):
+            print("  " + line)
     finally:
         if api is not None:
             os.killpg(api.pid, 15)
@@ -382,11 +365,19 @@ def outside(args: argparse.Namespace) -> None:
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
-def keepalive_client(work: Path, rounds: int) -> None:
+def keepalive_client(work: Path, rounds: int, tls: bool) -> None:
     """Inside the namespace: one floating IP by PUT over one kept-alive connection."""
     import http.client
 
-    conn = http.client.HTTPConnection(MGMT_ADDR, 5000, timeout=60)
+    conn: http.client.HTTPConnection
+    if tls:  # mutual TLS, as the orchestrator
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(work / "tls" / "ca.pem"))
+        context.load_cert_chain(work / "tls" / "client.pem", work / "tls" / "client.key")
+        conn = http.client.HTTPSConnection(MGMT_ADDR, 5000, timeout=60, context=context)
+    else:
+        conn = http.client.HTTPConnection(MGMT_ADDR, 5000, timeout=60)
     bodies = {n: (work / f"{n}.json").read_bytes() for n in ("doc", "more", "fips", "fips-less")}
 
     def put(path: str, body: bytes, ctype: str = "application/json") -> float:
@@ -428,12 +419,17 @@ def main() -> None:
     parser.add_argument("--fips", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print cProfile of the applies")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the API with mutual TLS, as in production (certificates made here)",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keepalive-client", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.keepalive_client:
-        keepalive_client(Path(args.keepalive_client), args.rounds)
+        keepalive_client(Path(args.keepalive_client), args.rounds, args.tls)
     elif args.inside:
         inside(args)
     else:
