@@ -18,6 +18,8 @@ MAX_BODY = 4 * 1024 * 1024
 
 @dataclass
 class Request:
+    """A request as the application sees it (head parsed, body read)."""
+
     method: str
     path: str  # percent-decoded, without the query
     headers: dict[str, str]  # names in lower case; repeated headers joined with ", "
@@ -32,6 +34,8 @@ class Request:
 
 @dataclass
 class Response:
+    """What the application answers (a docstring: ``dataclasses`` then needs no ``inspect``)."""
+
     status: int
     body: bytes | str = b""
     headers: dict[str, str] = field(default_factory=dict)

@@ -11,13 +11,14 @@ document the box runs (:func:`_answer`): a port added costs the proxy nothing, a
 copy of the allocations (1.7 MB for 5,000 addresses).
 
 Memory: the proxy is a second interpreter, started isolated (``-I -S -B``: no site, so none of
-the packages' ``.pth`` hooks) with only astara's and h11's directories on its path, and it
-loads only what it needs (h11, logging, json, sockets, threads: no argparse, pathlib or
-document models). Forking it from the API instead was measured and is worse: CPython writes
-to every object it touches (reference counts, the collector's headers, malloc reusing free
-space), so the pages a fork shares with the API are copied within seconds, and the child ends
-up holding a private copy of the API's image at the time of the fork (a zygote forked at the
-API's start: 6.8 MB of its own, plus the proxy's 7.9; this way the proxy alone is less).
+the packages' ``.pth`` hooks) with only astara's and h11's directories on its path, and it loads
+only what it needs (h11, logging, json, sockets, threads: no argparse, pathlib, ``inspect``,
+``urllib`` or document models: :mod:`astara.appliance.proxy_start`). Forking it from the API
+instead was measured and is worse: CPython writes to every object it touches (reference counts,
+the collector's headers, malloc reusing free space), so the pages a fork shares with the API are
+copied within seconds, and the child ends up holding a private copy of the API's image at the
+time of the fork (a zygote forked at the API's start: 6.8 MB of its own, plus the proxy's 7.9;
+this way the proxy alone is less).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _argv(control: int, lookups: int, user: str | None) -> list[str]:
     path = [str(Path(m.__file__ or "").resolve().parents[1]) for m in (astara, h11)]
     code = (
         "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); "
-        "from astara.appliance.metadata_proxy import run_fd; run_fd(*sys.argv[2:5])"
+        "from astara.appliance.proxy_start import main; main(sys.argv[2:5])"
     )
     return [sys.executable, "-I", "-S", "-B", "-c", code, os.pathsep.join(dict.fromkeys(path)),
             str(control), str(lookups), user or ""]  # fmt: skip
