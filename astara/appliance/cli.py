@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from astara.appliance import malloc
+from astara.appliance import malloc, slim
 from astara.appliance.state import StateDir
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ def _tls(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext | 
 
 def api(argv: list[str] | None = None) -> int:
     """Run the appliance REST API."""
+    slim.without_inspect()  # before dataclasses is first imported (the HTTP layer, h11)
     malloc.one_arena()  # before any thread starts
     parser = argparse.ArgumentParser(prog="astara-appliance-api", description=api.__doc__)
     parser.add_argument("--state-dir", required=True)

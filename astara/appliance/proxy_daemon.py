@@ -13,7 +13,7 @@ copy of the allocations (1.7 MB for 5,000 addresses).
 Memory: the proxy is a second interpreter, started isolated (``-I -S -B``: no site, so none of
 the packages' ``.pth`` hooks) with only astara's and h11's directories on its path, and it loads
 only what it needs (h11, logging, json, sockets, threads: no argparse, pathlib, ``inspect``,
-``urllib`` or document models: :mod:`astara.appliance.proxy_start`). Forking it from the API
+``urllib`` or document models: :mod:`astara.appliance.slim`). Forking it from the API
 instead was measured and is worse: CPython writes to every object it touches (reference counts,
 the collector's headers, malloc reusing free space), so the pages a fork shares with the API are
 copied within seconds, and the child ends up holding a private copy of the API's image at the
@@ -55,7 +55,7 @@ def _argv(control: int, lookups: int, user: str | None) -> list[str]:
     path = [str(Path(m.__file__ or "").resolve().parents[1]) for m in (astara, h11)]
     code = (
         "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); "
-        "from astara.appliance.proxy_start import main; main(sys.argv[2:5])"
+        "from astara.appliance.slim import proxy_main; proxy_main(sys.argv[2:5])"
     )
     return [sys.executable, "-I", "-S", "-B", "-c", code, os.pathsep.join(dict.fromkeys(path)),
             str(control), str(lookups), user or ""]  # fmt: skip

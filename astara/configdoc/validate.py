@@ -519,7 +519,8 @@ class _Model(_Kind):
         if required:
             out["required"] = required
         doc = self.cls.__doc__ or ""
-        if doc and not doc.startswith(f"{self.name}("):  # not the signature dataclass made
+        # not the signature dataclasses made, nor the bare name (inspect not loaded: slim.py)
+        if doc and doc != self.name and not doc.startswith(f"{self.name}("):
             out["description"] = doc
         return out
 

@@ -1,10 +1,11 @@
-"""The first module of the metadata proxy process (what :mod:`astara.appliance.proxy_daemon`
-runs): it keeps the interpreter small, then runs :func:`astara.appliance.metadata_proxy.run_fd`.
+"""Keep the appliance's interpreters small: no ``inspect`` where nothing needs it.
 
+The API (:func:`astara.appliance.cli.api`) and the metadata proxy process (:func:`proxy_main`,
+what :mod:`astara.appliance.proxy_daemon` runs) call :func:`without_inspect` first.
 ``dataclasses`` (h11's events, :mod:`astara.appliance.httpmessages`) imports ``inspect`` for one
 call, ``inspect.signature``, made only for a class without a docstring; ``inspect`` brings
-``ast``, ``dis`` and ``opcode``: 0.8 MB of the proxy's own memory for nothing. A
-stand-in takes its place while the proxy runs: its ``signature`` raises ValueError (which
+``ast``, ``dis`` and ``opcode``: 0.8 MB of each process's own memory for nothing. A
+stand-in takes its place: its ``signature`` raises ValueError (which
 ``dataclasses`` catches), and any other name loads the real module and answers from it.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 
 def _signature(obj: Any, *args: Any, **kwargs: Any) -> Any:
-    raise ValueError("no signatures in the metadata proxy (inspect is not loaded)")
+    raise ValueError("no signatures here (inspect is not loaded)")
 
 
 def _real(name: str) -> Any:
@@ -36,14 +37,15 @@ def without_inspect() -> None:
     """Put the stand-in for ``inspect`` in ``sys.modules`` if nothing loaded the module yet."""
     if "inspect" in sys.modules:
         return
-    stand = _Stand("inspect", "A stand-in for inspect (astara.appliance.proxy_start).")
+    stand = _Stand("inspect", "A stand-in for inspect (astara.appliance.slim).")
     setattr(stand, "signature", _signature)  # noqa: B010 - a module's names
     setattr(stand, "__getattr__", _real)  # noqa: B010 - PEP 562: the names it lacks
     sys.modules["inspect"] = stand
 
 
-def main(argv: list[str]) -> int:
-    """``argv``: the control and lookup sockets' descriptors and the user, as ``run_fd``'s."""
+def proxy_main(argv: list[str]) -> int:
+    """The metadata proxy process: ``argv``, the control and lookup sockets' descriptors and the
+    user, as :func:`astara.appliance.metadata_proxy.run_fd` takes them."""
     without_inspect()
     from astara.appliance.metadata_proxy import run_fd
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import urllib.parse
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from astara.appliance.proxy_daemon import _argv
 
 PROBE = """
 import json, sys
-from astara.appliance.proxy_start import without_inspect
+from astara.appliance.slim import without_inspect
 without_inspect()
 import astara.appliance.metadata_proxy, dataclasses, h11
 loaded = sorted(m for m in ("ast", "dis", "opcode", "urllib.parse", "ipaddress")
@@ -47,3 +48,26 @@ def test_the_proxy_interpreter_loads_no_inspect_and_no_urllib() -> None:
 @given(st.text(alphabet="%0123456789abcdefABCDEFgz/ ~.", max_size=24))
 def test_unquote_is_urllib_parse_unquote(target: str) -> None:
     assert unquote(target) == urllib.parse.unquote(target)
+
+
+API_PROBE = """
+import json, sys
+from astara.appliance import slim
+slim.without_inspect()
+import astara.appliance.api, astara.appliance.apply, astara.appliance.cli
+from astara.appliance.openapi import openapi_json
+loaded = sorted(m for m in ("ast", "dis", "opcode") if m in sys.modules)
+print(json.dumps([loaded, type(sys.modules["inspect"]).__name__, json.loads(openapi_json())]))
+"""
+
+
+def test_the_api_modules_load_no_inspect_and_publish_the_same_openapi() -> None:
+    """The API as ``astara-appliance-api`` runs it: the models' descriptions are their own
+    docstrings, the same with or without ``inspect``."""
+    out = subprocess.run([sys.executable, "-c", API_PROBE], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=Path(__file__).parents[3])  # fmt: skip
+    loaded, stand, spec = json.loads(out.stdout)
+    assert (loaded, stand) == ([], "_Stand")
+    assert spec == json.loads(
+        (Path(__file__).parents[3] / "docs/appliance-openapi.json").read_text()
+    )
