@@ -105,7 +105,6 @@ class Appliance:
         self.bird = bird.Bird(state)
         # tenant-facing: a process of its own, asking this one who owns an address
         self.proxy = ProxyDaemon(state, self._owner_of, proxy_user)
-        self._owners: dict[str, dict[str, list[str]]] = {}  # network -> address -> owner
         self.proxy.stop()  # the one an API before this one left running
         self._fw_live: firewall.FirewallInputs | None = None
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
@@ -115,9 +114,8 @@ class Appliance:
         self._nets_seen: dict[str, tuple[Network, int]] = {}
         self._versions_made = 0
         self._dhcp_cache: dict[str, Any] = {}  # per network: dnsmasq lines (dhcp.render)
-        self._proxy_cache: dict[str, Any] = {}  # per network: address -> device (proxy map)
-        # (key, metadata-proxy.json, the proxy's configuration line) last made
-        self._proxy_text: tuple[Any, str, str] | None = None
+        # (key, the proxy's configuration line) last made; metadata-proxy.json written then
+        self._proxy_line: tuple[Any, str] | None = None
         # the floating IPs' JSON and (floating, fixed) text pairs last made; the configuration
         # applied last and its pairs (what the next apply's clean-up compares with)
         self._fips_made: tuple[Any, frozenset[tuple[str, str]]] | None = None
@@ -290,33 +288,34 @@ class Appliance:
         return self.bird.converge(bird.render(plan.conf, plan.ifnames)) != "none"
 
     def step_metadata(self, plan: Plan) -> bool:
-        versions = self._network_versions(plan)
-        config = metadata_proxy.render(plan.conf, firewall.METADATA_PORT, self._proxy_cache,
-                                       versions)  # fmt: skip
+        listeners = metadata_proxy.render(plan.conf, firewall.METADATA_PORT, instances=False)
         path = self.state.file("metadata-proxy.json")  # what the proxy runs, for operators
-        if config is None:
+        if listeners is None:
             running = self.proxy.pid is not None
             self.proxy.stop()
-            self._owners = {}
+            self._proxy_line = None
             path.unlink(missing_ok=True)
             return running
-        # who owns each address: the proxy asks (_owner_of); its line has the listeners only
-        self._owners = {one["network_id"]: one["instances"] for one in config["listeners"]}
-        # the same networks (versions), upstream and tenant make the same file
-        key = (tuple(versions.items()), plan.conf.orchestrator, plan.conf.tenant_id)
-        if self._proxy_text is None or self._proxy_text[0] != key:
-            line = {**config, "listeners": [{k: v for k, v in one.items() if k != "instances"}
-                                            for one in config["listeners"]]}  # fmt: skip
-            self._proxy_text = (key, json.dumps(config, sort_keys=True),
-                                json.dumps(line, sort_keys=True))  # fmt: skip
-        owners_changed = write_atomic(path, self._proxy_text[1])
+        # the same networks (versions), upstream and tenant make the same file: the map of
+        # every address is made only to write it (the proxy asks the document, _owner_of)
+        key = (tuple(self._network_versions(plan).items()), plan.conf.orchestrator,
+               plan.conf.tenant_id)  # fmt: skip
+        owners_changed = False
+        if self._proxy_line is None or self._proxy_line[0] != key or not path.exists():
+            config = metadata_proxy.render(plan.conf, firewall.METADATA_PORT)
+            owners_changed = write_atomic(path, json.dumps(config, sort_keys=True))
+            del config
+            self._proxy_line = (key, json.dumps(listeners, sort_keys=True))
         # served when it returns (or OSError/DaemonError: a listener that cannot bind)
-        return self.proxy.converge(self._proxy_text[2]) or owners_changed
+        return self.proxy.converge(self._proxy_line[1]) or owners_changed
 
     def _owner_of(self, network_id: str, address: str) -> list[str] | None:
         """[device, project] of the port owning ``address`` on ``network_id`` (the proxy's
-        question; the project "" when the document does not give it)."""
-        return self._owners.get(network_id, {}).get(address)
+        question; the project "" when the document does not give it), in the document the box
+        runs."""
+        current = self.current
+        conf = current.configuration if current is not None else None
+        return metadata_proxy.owner(conf, network_id, address)
 
     def _network_versions(self, plan: Plan) -> dict[str, int]:
         """network_id -> version of each internal network of ``plan``, in order: a version

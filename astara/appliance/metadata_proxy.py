@@ -57,53 +57,32 @@ OURS = ("x-forwarded-for", "x-instance-id", "x-tenant-id", "x-neutron-network-id
         "x-instance-id-signature")  # fmt: skip
 
 
-def render(
-    conf: Configuration,
-    port: int,
-    cache: dict[str, tuple[int, dict[str, list[str]]]] | None = None,
-    versions: dict[str, int] | None = None,
-) -> dict[str, Any] | None:
+def render(conf: Configuration, port: int, instances: bool = True) -> dict[str, Any] | None:
     """The proxy's configuration for ``conf``, or None when no proxy is needed.
 
-    ``instances`` maps each address of a network to ``[device id, project]`` (the project ""
-    when the document does not give it: the top-level ``tenant_id`` stands in). ``cache`` and
-    ``versions`` as :func:`astara.appliance.dhcp.render` has them: the map of a network whose
-    version is the one of the last call is that call's (the same dict: nothing may change it).
-    The cache is left holding this call's networks only.
+    ``instances`` (unless ``instances=False``: the listeners alone, what the proxy process is
+    sent) maps each address of a network to ``[device id, project]`` (the project "" when the
+    document does not give it: the top-level ``tenant_id`` stands in): what the API answers the
+    proxy (:func:`owner`) and writes for operators, made when that file is written, not kept.
     """
     from astara.configdoc import ip_text  # the API's side, not the proxy program's
 
     if conf.orchestrator is None:
         return None
     listeners = []
-    seen: dict[str, tuple[int, dict[str, list[str]]]] = {}
     for net in conf.networks_of("internal"):
         v4 = [a for a in net.interface.addresses if a.version == 4]
         if not v4:
             continue
-        version = None if versions is None else versions.get(net.network_id)
-        hit = None if cache is None or version is None else cache.get(net.network_id)
-        if hit is not None and hit[0] == version:
-            instances = hit[1]
-        else:
-            instances = {
+        listener: dict[str, Any] = {"address": str(v4[0].ip), "port": port,
+                                    "network_id": net.network_id}  # fmt: skip
+        if instances:
+            listener["instances"] = {
                 ip_text(ip): [alloc.device_id, alloc.tenant_id]
                 for alloc in net.address_allocations
                 for ip in alloc.ip_addresses
             }
-        if version is not None:
-            seen[net.network_id] = (version, instances)
-        listeners.append(
-            {
-                "address": str(v4[0].ip),
-                "port": port,
-                "network_id": net.network_id,
-                "instances": instances,
-            }
-        )
-    if cache is not None:
-        cache.clear()
-        cache.update(seen)
+        listeners.append(listener)
     if not listeners:
         return None
     return {
@@ -114,6 +93,27 @@ def render(
         "tenant_id": conf.tenant_id,
         "listeners": listeners,
     }
+
+
+def owner(conf: Configuration | None, network_id: str, address: str) -> list[str] | None:
+    """``[device id, project]`` of the port owning ``address`` on the internal network
+    ``network_id`` of ``conf`` (None: no port): found in the document at each question (one
+    network's allocations, ~0.3 ms for 5,000), no map of every address kept beside it."""
+    import ipaddress
+
+    if conf is None:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    for net in conf.networks_of("internal"):
+        if net.network_id == network_id:
+            for alloc in net.address_allocations:
+                if ip in alloc.ip_addresses:
+                    return [alloc.device_id, alloc.tenant_id]
+            return None
+    return None
 
 
 def _text(status: int, text: str) -> Response:

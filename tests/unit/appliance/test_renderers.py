@@ -127,26 +127,40 @@ def test_metadata_proxy_config_maps_addresses_to_instances() -> None:
     assert metadata_proxy.render(conf_of(doc), 9602) is None
 
 
-def test_dnsmasq_and_proxy_reuse_a_network_only_while_its_version_holds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_dnsmasq_reuses_a_network_only_while_its_version_holds(tmp_path) -> None:  # type: ignore[no-untyped-def]
     state = StateDir(tmp_path)
     one, two = conf_of(base_document()), conf_of(with_vm2(base_document()))
     dhcp_cache: dict = {}  # type: ignore[type-arg]
-    proxy_cache: dict = {}  # type: ignore[type-arg]
     first = dhcp.render(one, IFNAMES, state, dhcp_cache, {"net-int": 1})
     assert first == dhcp.render(one, IFNAMES, state)
-    proxy = metadata_proxy.render(one, 9602, proxy_cache, {"net-int": 1})
-    assert proxy == metadata_proxy.render(one, 9602)
-    # the same version: the lines and the map last made (even for another model)
+    # the same version: the lines last made (even for another model)
     assert dhcp.render(two, IFNAMES, state, dhcp_cache, {"net-int": 1}) == first
-    again = metadata_proxy.render(two, 9602, proxy_cache, {"net-int": 1})
-    assert again is not None and proxy is not None
-    assert again["listeners"][0]["instances"] is proxy["listeners"][0]["instances"]
     # another version, or another NIC name: made again
     assert dhcp.render(two, IFNAMES, state, dhcp_cache, {"net-int": 2}) == dhcp.render(
         two, IFNAMES, state)  # fmt: skip
-    assert metadata_proxy.render(two, 9602, proxy_cache, {"net-int": 2}) == metadata_proxy.render(
-        two, 9602)  # fmt: skip
     renamed = {**IFNAMES, "net-int": "ge7"}
     assert dhcp.render(two, renamed, state, dhcp_cache, {"net-int": 2}) == dhcp.render(
         two, renamed, state)  # fmt: skip
-    assert set(dhcp_cache) == set(proxy_cache) == {"net-int"}
+    assert set(dhcp_cache) == {"net-int"}
+
+
+def test_the_proxy_owners_are_asked_of_the_document() -> None:
+    """What the API answers the proxy: the map's answers, found in the document itself."""
+    conf = conf_of(with_vm2(base_document()))
+    config = metadata_proxy.render(conf, 9602)
+    assert config is not None
+    for listener in config["listeners"]:
+        for address, found in listener["instances"].items():
+            assert metadata_proxy.owner(conf, listener["network_id"], address) == found
+    assert metadata_proxy.owner(conf, "net-int", "10.10.10.99") is None
+    assert metadata_proxy.owner(conf, "net-int", "not an address") is None
+    assert metadata_proxy.owner(conf, "net-ext", "10.10.10.5") is None  # not that network
+    assert metadata_proxy.owner(None, "net-int", "10.10.10.5") is None
+    # the proxy process is sent the listeners alone
+    alone = metadata_proxy.render(conf, 9602, instances=False)
+    assert alone == {
+        **config,
+        "listeners": [
+            {k: v for k, v in one.items() if k != "instances"} for one in config["listeners"]
+        ],
+    }
