@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
+import gc
 import ipaddress
 import logging
 import signal
 import sys
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from astara.appliance import malloc, slim
@@ -28,6 +29,8 @@ def _logging(verbose: bool = False) -> None:
 def configure_management(argv: list[str] | None = None) -> int:
     """Bring the management NIC (found by MAC) up with its address, its route in a table of its
     own; record it for the API."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="astara-configure-management", description=configure_management.__doc__
     )
@@ -81,10 +84,10 @@ def _tls(cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext | 
     return context
 
 
-def api(argv: list[str] | None = None) -> int:
-    """Run the appliance REST API."""
-    slim.without_inspect()  # before dataclasses is first imported (the HTTP layer, h11)
-    malloc.one_arena()  # before any thread starts
+def _api_options(argv: list[str] | None) -> SimpleNamespace:
+    """The API's command line, checked; ``listen`` filled in from the state dir if not given."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="astara-appliance-api", description=api.__doc__)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--listen", help="address to bind (default: the management address)")
@@ -99,20 +102,35 @@ def api(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    _logging(args.verbose)
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --tls-ca needs them")
-    state = StateDir(args.state_dir)
-    listen = args.listen
-    if listen is None:
-        mgmt = state.management
+    if args.listen is None:
+        mgmt = StateDir(args.state_dir).management
         if not mgmt:
             parser.error(
                 "no --listen and no management address recorded in the state dir "
                 "(run astara-configure-management first)"
             )
-        listen = str(ipaddress.ip_interface(mgmt["address"]).ip)
-    ipaddress.ip_address(listen)  # an address, never a name: no resolver in a namespace
+        args.listen = str(ipaddress.ip_interface(mgmt["address"]).ip)
+    ipaddress.ip_address(args.listen)  # an address, never a name: no resolver in a namespace
+    return SimpleNamespace(**vars(args))
+
+
+def api(argv: list[str] | None = None) -> int:
+    """Run the appliance REST API."""
+    slim.without_inspect()  # before dataclasses is first imported (the HTTP layer, h11)
+    malloc.one_arena()  # before any thread starts
+    loaded = set(sys.modules)
+    args = _api_options(argv)
+    # argparse and gettext served once: unloaded (if this call loaded them), their ~0.5 MB
+    # is room for what comes next
+    for name in ("argparse", "gettext"):
+        if name not in loaded:
+            sys.modules.pop(name, None)
+    gc.collect()
+    _logging(args.verbose)
+    state = StateDir(args.state_dir)
+    listen = args.listen
 
     from astara.appliance import httpserver
     from astara.appliance.api import ApplianceAPI
