@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from astara.appliance import bird, dhcp, firewall, links, malloc, metadata_proxy, netops, routes
-from astara.appliance.body import DIFFERENT, AppliedBody, floating_ips_json
+from astara.appliance.body import DIFFERENT, AppliedBody, SpilledBody, floating_ips_json
 from astara.appliance.proxy_daemon import DEFAULT_USER, ProxyDaemon
 from astara.appliance.state import StateDir, write_atomic
 from astara.configdoc import (
@@ -122,6 +122,7 @@ class Appliance:
         self._last_pairs: tuple[Configuration, frozenset[tuple[str, str]]] | None = None
         # The incremental path: what the last complete apply saw (None: take the full path).
         self._applied: AppliedBody | None = None  # the body of the document applied last
+        self._spilled: SpilledBody | None = None  # or that body left in applied.json
         self._plan: Plan | None = None  # how its networks were resolved to NICs
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
         self._link_watch: links.LinkWatch | None = None  # link events since the last apply
@@ -401,7 +402,7 @@ class Appliance:
         """
         with self.lock:
             started = self._compared = time.monotonic()
-            applied = self._applied
+            applied = self._unspill()
             if applied is not None:
                 fips = applied.floating_ips_of(raw)
                 if fips is not DIFFERENT:
@@ -421,7 +422,7 @@ class Appliance:
         """
         with self.lock:
             started = time.monotonic()
-            prev = self._applied
+            prev = self._unspill()
             # freed by release() once the answer is sent (~30,000 objects: milliseconds)
             retired = [self.current, prev, self._plan, self._nets_seen, self._done_inputs,
                        self._fips_made, self._last_pairs, self._fw_text]  # fmt: skip
@@ -702,6 +703,10 @@ class Appliance:
         with self.lock:
             full = bool(self._retired)  # else a floating-IP change since the last call
             self._retired.clear()
+            if self._applied is not None:  # its bytes are in applied.json: ~700 KB less
+                self._spilled = SpilledBody.of(self.state.path / "applied.json", self._applied)
+                if self._spilled is not None:
+                    self._applied = None
             malloc.trim()  # every apply leaves freed memory (bodies, libnftables) in the heap
             if not full or self.state.management is None:  # unclaimed: nothing is read
                 return
@@ -720,6 +725,14 @@ class Appliance:
             except Exception as exc:  # the next apply reads the box itself
                 LOG.warning("could not read the NICs after the answer: %s", exc)
                 watch.close()
+
+    def _unspill(self) -> AppliedBody | None:
+        """The body applied last, read back from ``applied.json`` if :meth:`release` left it
+        there (None if that file changed since: the full path)."""
+        spilled, self._spilled = self._spilled, None
+        if spilled is not None:
+            self._applied = spilled.load()
+        return self._applied
 
     @property
     def etag(self) -> str:
@@ -746,7 +759,7 @@ class Appliance:
             if if_match is not None and if_match.strip() not in (self.etag, "*"):
                 raise PreconditionFailed(self.etag)
             started = self._compared = time.monotonic()
-            applied = self._applied
+            applied = self._unspill()
             body = applied.with_floating_ips(floating_ips) if applied is not None else None
             if body is not None:
                 done = self._put_floating_ips(floating_ips, body, started)

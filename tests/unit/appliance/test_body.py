@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from astara.appliance.body import DIFFERENT, AppliedBody, floating_ips_json, floating_ips_span
+from astara.appliance.body import (
+    DIFFERENT,
+    AppliedBody,
+    SpilledBody,
+    floating_ips_json,
+    floating_ips_span,
+)
 from tests.functional.appliance.lab import FIP, base_document, with_fip
 
 
@@ -114,3 +121,27 @@ def test_network_versions_change_with_the_network_only(tmp_path: Path) -> None:
     changed = versions(with_vm2(base_document()))
     assert changed["net-int"] != first["net-int"]
     assert versions(base_document())["net-int"] not in (first["net-int"], changed["net-int"])
+
+
+def test_a_spilled_body_comes_back_only_while_its_file_is_unchanged(tmp_path: Path) -> None:
+    applied = _applied(with_fip(base_document()))
+    path = tmp_path / "applied.json"
+    assert SpilledBody.of(path, applied) is None  # no file
+    path.write_bytes(applied.raw + b" ")
+    assert SpilledBody.of(path, applied) is None  # not its bytes
+    path.write_bytes(applied.raw)
+    spilled = SpilledBody.of(path, applied)
+    assert spilled is not None
+    back = spilled.load()
+    assert back is not None and back.raw == applied.raw and back.span == applied.span
+    assert back.floating_ips is applied.floating_ips
+    changed = json.dumps(json.loads(applied.raw)).encode().replace(b"10.", b"11.")
+    os.replace(_write(tmp_path / "other", changed), path)  # another file, as write_atomic
+    assert spilled.load() is None
+    path.unlink()
+    assert spilled.load() is None
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
