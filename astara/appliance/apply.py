@@ -31,6 +31,7 @@ from astara.configdoc import (
     document_data,
     document_json,
     parse_document,
+    spill_networks_json,
     with_floating_ips,
 )
 
@@ -707,6 +708,10 @@ class Appliance:
                 self._spilled = SpilledBody.of(self.state.path / "applied.json", self._applied)
                 if self._spilled is not None:
                     self._applied = None
+            try:  # the networks' JSON of the answers (document_json): ~770 KB less
+                spill_networks_json(self.state.run)
+            except OSError as exc:
+                LOG.warning("could not leave the networks' JSON in %s: %s", self.state.run, exc)
             malloc.trim()  # every apply leaves freed memory (bodies, libnftables) in the heap
             if not full or self.state.management is None:  # unclaimed: nothing is read
                 return

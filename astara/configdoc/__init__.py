@@ -61,6 +61,7 @@ from astara.configdoc.parse import (
     document_errors,
     document_json,
     parse_document,
+    spill_networks_json,
     with_floating_ips,
 )
 from astara.configdoc.validate import ErrorDetails, Errors, Loc, ValidationError, json_schema
@@ -106,5 +107,6 @@ __all__ = [
     "ip_text",
     "json_schema",
     "parse_document",
+    "spill_networks_json",
     "with_floating_ips",
 ]

@@ -8,6 +8,8 @@ import dataclasses
 import itertools
 import json
 import operator
+import os
+from pathlib import Path
 from typing import Any
 
 from astara.configdoc.meaning import _fip_errors
@@ -98,7 +100,10 @@ def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) ->
 
 
 _NETWORKS = _List(_MODELS[Network], None)
-_NETWORKS_JSON: list[tuple[Any, str]] = [(None, "[]")]  # (networks last serialized, their JSON)
+# (networks last serialized, their JSON: the text, or the file spill_networks_json left it in)
+_NETWORKS_JSON: list[tuple[Any, str | Path]] = [(None, "[]")]
+_SPILLS = itertools.count()
+SPILL_ABOVE = 64 * 1024  # characters of networks' JSON worth leaving in a file
 
 
 def _json_text(data: Any) -> str:
@@ -114,8 +119,9 @@ def document_json(doc: Document) -> str:
     """``doc`` as compact JSON text, with the JSON of its networks reused while they are the
     same (a floating-IP-only change shares the networks list with the document before it)."""
     conf = doc.configuration
-    networks, text = _NETWORKS_JSON[0]  # one read: the pair stays consistent across threads
-    if networks is not conf.networks:
+    networks, kept = _NETWORKS_JSON[0]  # one read: the pair stays consistent across threads
+    text = kept if isinstance(kept, str) else _read(kept)
+    if networks is not conf.networks or text is None:
         text = _json_text(_NETWORKS.dump(conf.networks))
         _NETWORKS_JSON[0] = (conf.networks, text)
     rest = {
@@ -124,6 +130,30 @@ def document_json(doc: Document) -> str:
     }  # networks: first
     tail = _json_text(rest)[1:]
     return f'{{"version":{doc.version},"configuration":{{"networks":{text},{tail}}}'
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:  # a newer spill removed it: made again
+        return None
+
+
+def spill_networks_json(directory: Path) -> None:
+    """Leave the networks' JSON that :func:`document_json` keeps (~770 KB for 5,000 hosts) in
+    a file of ``directory`` instead of memory; read back (~0.3 ms) when asked again. Each
+    spill has a file of its own (a reader may hold the last one's name); older ones go."""
+    networks, kept = _NETWORKS_JSON[0]
+    if not isinstance(kept, str) or len(kept) < SPILL_ABOVE:
+        return
+    path = directory / f"networks-{next(_SPILLS)}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(kept)
+    os.replace(tmp, path)
+    _NETWORKS_JSON[0] = (networks, path)
+    for old in directory.glob("networks-*.json"):
+        if old != path:
+            old.unlink(missing_ok=True)
 
 
 def document_errors(exc: ValidationError) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from astara.configdoc import (
     document_errors,
     document_json,
     parse_document,
+    spill_networks_json,
     with_floating_ips,
 )
 from tests.functional.appliance.lab import base_document, with_fip
@@ -384,3 +386,27 @@ def test_json_schema_matches_what_is_validated() -> None:
     assert schemas["Document"]["properties"]["version"] == {
         "const": 1, "default": 1, "title": "Version", "type": "integer"}  # fmt: skip
     assert all(s["additionalProperties"] is False for s in schemas.values())
+
+
+def test_the_networks_json_left_in_a_file_comes_back_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """spill_networks_json: the answers' networks JSON out of memory, read back when asked;
+    made again if the file is gone; each spill a file of its own, older ones removed."""
+    from astara.configdoc import parse as parse_module
+
+    doc = parse_document(with_fip(base_document()))
+    text = document_json(doc)
+    spill_networks_json(tmp_path)  # small: kept in memory
+    assert parse_module._NETWORKS_JSON[0][1] == text.split('"networks":', 1)[1].split(
+        ',"static_routes"')[0]  # fmt: skip
+    monkeypatch.setattr(parse_module, "SPILL_ABOVE", 10)
+    spill_networks_json(tmp_path)
+    spilled = parse_module._NETWORKS_JSON[0][1]
+    assert isinstance(spilled, Path) and spilled.parent == tmp_path
+    assert document_json(doc) == text
+    assert parse_module._NETWORKS_JSON[0][1] == spilled  # read back, not kept
+    spilled.unlink()
+    assert document_json(doc) == text  # made again
+    spill_networks_json(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [parse_module._NETWORKS_JSON[0][1].name]
