@@ -134,11 +134,19 @@ class Appliance:
         self._box: tuple[links.LinkWatch, list[links.Link], frozenset[tuple[int, str]]] | None
         self._box = None
         self._fw_text: tuple[firewall.FirewallInputs, str] | None = None  # the ruleset last made
-        saved = state.read_json("applied.json")
         self.current: Document | None = None
+        # the saved document's bytes and floating IPs: restore() applies them as a PUT's, so
+        # that the same body sent again after a restart is recognised, not parsed again
+        self._saved: tuple[bytes, Any] | None = None
+        try:
+            raw = (state.path / "applied.json").read_bytes()
+            saved = json.loads(raw)
+        except (FileNotFoundError, ValueError):
+            saved = None
         if saved is not None:
             try:
                 self.current = parse_document(saved)
+                self._saved = (raw, floating_ips_json(saved))
             except ValidationError as exc:
                 LOG.error("ignoring the saved configuration, it does not validate: %s", exc)
 
@@ -792,11 +800,13 @@ class Appliance:
         if saved is None:
             return
         LOG.info("restoring the configuration applied before this restart")
+        body, self._saved = self._saved or (None, None), None
         try:
-            self.apply(saved)
+            self.apply(saved, *body)
         except (ResolveError, ApplyError) as exc:
             LOG.error("could not restore the saved configuration: %s", exc)
-        malloc.trim()
+        del body
+        self.release()  # as after an answer: the body left in its file, the heap trimmed
 
     def shutdown(self) -> None:
         if self._box is not None:
