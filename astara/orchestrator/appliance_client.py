@@ -1,4 +1,4 @@
-"""The appliance REST API (DESIGN §5, seed §1.3.2) over HTTP, as an ApplianceClient.
+"""The appliance REST API (DESIGN §5, seed §1.3.2) over HTTPS, as an ApplianceClient.
 
 - ``GET /v1/status/``: aliveness (any 200 within ``alive_timeout``);
 - ``GET /v1/system/interfaces``: NICs by MAC, to detect needed replugs;
@@ -9,17 +9,26 @@
 IPv6 management addresses are bracketed in URLs. Proxy variables in the environment are
 ignored: appliances are only reached directly on the management network.
 
+Mutual TLS (``[appliance_tls]``, :mod:`astara.orchestrator.appliance_tls`): with an
+``ssl.SSLContext`` every call is HTTPS, presents the orchestrator's client certificate and
+verifies the appliance's certificate (its management address in the SAN) against the CA. The
+context is built once and shared by httpx and the aliveness check. Without one (the explicit
+``plain_http`` opt-out) it is plain HTTP, logged at WARNING once per appliance.
+
 The aliveness check is the hot path (every router, every ``health_check_period``): it sends one
-fixed ``GET /v1/status/`` with ``Connection: close`` on a plain socket and reads only the status
-line, about five times cheaper in CPU than httpx and half of ``http.client`` (measured here);
-everything else uses httpx.
+fixed ``GET /v1/status/`` with ``Connection: close`` on a socket (TLS-wrapped with the shared
+context) and reads only the status line, about five times cheaper in CPU than httpx and half
+of ``http.client`` (measured here); everything else uses httpx.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
+import ssl
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +39,7 @@ from astara.core.interfaces import ApplianceConfigRejected, ApplianceError
 LOG = logging.getLogger(__name__)
 
 
-def base_url(address: str, port: int) -> str:
+def base_url(address: str, port: int, scheme: str = "http") -> str:
     """``http://[v6]:port`` or ``http://v4:port`` (a name is used as it is)."""
     host = address.strip("[]")
     try:
@@ -38,7 +47,7 @@ def base_url(address: str, port: int) -> str:
             host = f"[{host}]"
     except ValueError:
         pass
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"
 
 
 def _paths(detail: Any) -> list[str]:
@@ -53,15 +62,26 @@ def _paths(detail: Any) -> list[str]:
 
 
 class HttpApplianceClient:
-    """Talks to appliances over HTTP; one connection pool shared by every worker thread."""
+    """Talks to appliances over HTTPS (``tls``) or plain HTTP (None: the logged opt-out); one
+    connection pool shared by every worker thread."""
 
     def __init__(
-        self, alive_timeout: float = 3.0, config_timeout: float = 90.0, max_connections: int = 100
+        self,
+        alive_timeout: float = 3.0,
+        config_timeout: float = 90.0,
+        max_connections: int = 100,
+        *,
+        tls: ssl.SSLContext | None,
     ) -> None:
         self.alive_timeout = alive_timeout
         self.config_timeout = config_timeout
+        self.tls = tls
+        self.scheme = "https" if tls is not None else "http"
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
         self._http = httpx.Client(
             trust_env=False,
+            verify=tls if tls is not None else False,
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
@@ -69,7 +89,27 @@ class HttpApplianceClient:
 
     @classmethod
     def from_conf(cls, conf: Any) -> HttpApplianceClient:
-        return cls(alive_timeout=conf.alive_timeout, config_timeout=conf.config_timeout)
+        """From the orchestrator's options; ConfigError for an unusable ``[appliance_tls]``."""
+        from astara.orchestrator.appliance_tls import ApplianceTLS
+
+        settings = ApplianceTLS.from_conf(conf)
+        return cls(
+            alive_timeout=conf.alive_timeout,
+            config_timeout=conf.config_timeout,
+            tls=settings.client_context() if settings is not None else None,
+        )
+
+    def _plain_warning(self, address: str) -> None:
+        if self.tls is not None or address in self._warned:
+            return
+        with self._warned_lock:
+            if address in self._warned:
+                return
+            self._warned.add(address)
+        LOG.warning(
+            "appliance at %s: plain HTTP (mutual TLS turned off by [appliance_tls] plain_http)",
+            address,
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -77,7 +117,8 @@ class HttpApplianceClient:
     def _call(
         self, method: str, address: str, port: int, path: str, timeout: float, **kwargs: Any
     ) -> httpx.Response:
-        url = base_url(address, port) + path
+        self._plain_warning(address)
+        url = base_url(address, port, self.scheme) + path
         try:
             response = self._http.request(method, url, timeout=timeout, **kwargs)
         except httpx.TimeoutException:
@@ -95,9 +136,10 @@ class HttpApplianceClient:
         return response
 
     def is_alive(self, address: str, port: int) -> bool:
+        self._plain_warning(address)
         try:
-            status_line = _status_line(address.strip("[]"), port, self.alive_timeout)
-        except OSError as exc:
+            status_line = _status_line(address.strip("[]"), port, self.alive_timeout, self.tls)
+        except OSError as exc:  # ssl.SSLError (a certificate refused) is an OSError too
             LOG.debug("appliance at %s is not alive: %s", address, exc)
             return False
         alive = status_line.split(b" ", 2)[1:2] == [b"200"]
@@ -134,17 +176,22 @@ STATUS_REQUEST = (
 )
 
 
-def _status_line(host: str, port: int, timeout: float) -> bytes:
-    """The status line the appliance answers ``GET /v1/status/`` with; OSError if none."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(STATUS_REQUEST)
-        answer = b""
-        while b"\r\n" not in answer and len(answer) < 4096:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
+def _status_line(host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> bytes:
+    """The status line the appliance answers ``GET /v1/status/`` with; OSError if none.
+
+    With ``tls`` the appliance's certificate must name ``host`` (its management address)."""
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        # The handshake runs within the connect timeout; a refused certificate is an SSLError.
+        wrapped = tls.wrap_socket(raw, server_hostname=host) if tls is not None else None
+        with wrapped or contextlib.nullcontext(raw) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(STATUS_REQUEST)
+            answer = b""
+            while b"\r\n" not in answer and len(answer) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
     if not answer.startswith(b"HTTP/"):
         raise ConnectionError(f"not an HTTP answer: {answer[:40]!r}")
     return answer.split(b"\r\n", 1)[0]
