@@ -3,9 +3,10 @@
 On by default. :meth:`ApplianceTLS.from_conf` checks at start that every file is set and
 readable (a :class:`ConfigError` naming the option and the reason otherwise) and gives
 
-- :meth:`ApplianceTLS.client_context`: one ``ssl.SSLContext`` (built once, shared by httpx and
-  the aliveness check) that presents the orchestrator's client certificate and verifies the
-  appliance's certificate against ``ca_file``, its address included;
+- :meth:`ApplianceTLS.client_context`: the ``ssl.SSLContext`` that presents the
+  orchestrator's client certificate and verifies the appliance's certificate against
+  ``ca_file``, its address included (the client builds it once and shares it between httpx
+  and the aliveness check);
 - :meth:`ApplianceTLS.authority`: the CA that issues each appliance's server certificate.
 
 ``plain_http = true`` is the explicit opt-out: ``from_conf`` returns None and says so at
@@ -14,7 +15,6 @@ WARNING (once per process; the client also warns once per appliance).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import ssl
@@ -81,9 +81,9 @@ class ApplianceTLS:
         tls.client_context()  # a certificate that does not match its key fails now
         return tls
 
-    @functools.cache  # noqa: B019 -- one context per settings object, for the process's life
     def client_context(self) -> ssl.SSLContext:
-        """The client context: our certificate, the appliances' CA, hostname (address) checks."""
+        """A client context: our certificate, the appliances' CA, hostname (address) checks.
+        The appliance client builds it once and keeps it for every call."""
         try:  # with a cafile, the system's CAs are not loaded: only ca_file is trusted
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
         except (ssl.SSLError, ValueError) as exc:

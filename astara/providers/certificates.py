@@ -56,10 +56,14 @@ def _name(common_name: str) -> x509.Name:
 
 @dataclass(frozen=True)
 class Authority:
-    """A CA certificate and its key; issues the appliances' and the orchestrator's certificates."""
+    """A CA certificate and its key; issues the appliances' and the orchestrator's certificates.
+
+    ``trust_pem``: the CA file as given (during a CA rotation, the old and the new CA): what
+    each appliance is given to check its clients against; default: the CA certificate."""
 
     cert: x509.Certificate
     key: PrivateKey
+    trust_pem: bytes | None = None
 
     @property
     def cert_pem(self) -> bytes:
@@ -89,9 +93,11 @@ class Authority:
 
     @classmethod
     def load(cls, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]) -> Authority:
-        """ValueError naming the file that is not a CA certificate or an EC/RSA private key."""
+        """ValueError naming the file that is not a CA certificate or an EC private key. The
+        key must be that of the first certificate in ``cert_file`` (which may hold more)."""
+        trust = Path(cert_file).read_bytes()
         try:
-            cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+            cert = x509.load_pem_x509_certificate(trust)
         except ValueError as exc:
             raise ValueError(f"{cert_file}: not a PEM certificate ({exc})") from None
         try:
@@ -101,8 +107,8 @@ class Authority:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{key_file}: the CA key must be an EC key (P-256)")
         if key.public_key() != cert.public_key():
-            raise ValueError(f"{key_file} is not the key of {cert_file}")
-        return cls(cert, key)
+            raise ValueError(f"{key_file} is not the key of the first certificate in {cert_file}")
+        return cls(cert, key, trust)
 
     def save(self, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]) -> None:
         write_private(cert_file, self.cert_pem)
@@ -144,7 +150,7 @@ class Authority:
         """An appliance's server certificate for its management ``address`` (an IP)."""
         ip = ipaddress.ip_address(address.strip("[]"))
         cert, key = self._issue(str(ip), ExtendedKeyUsageOID.SERVER_AUTH, days, x509.IPAddress(ip))
-        return ServerFiles(cert.decode(), key.decode(), self.cert_pem.decode())
+        return ServerFiles(cert.decode(), key.decode(), (self.trust_pem or self.cert_pem).decode())
 
     def issue_client(
         self, common_name: str = "astara-orchestrator", days: float = 365

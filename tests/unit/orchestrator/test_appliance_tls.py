@@ -114,7 +114,7 @@ def test_a_certificate_with_another_key_is_refused_at_start(pki: Path) -> None:
 def test_the_ca_key_must_be_the_ca_certificates_key(pki: Path) -> None:
     tls = ApplianceTLS.from_conf(_conf(**{**_files(pki), "ca_key_file": str(pki / "client.key")}))
     assert tls is not None
-    with pytest.raises(ConfigError, match=r"ca_key_file: .*client.key is not the key of"):
+    with pytest.raises(ConfigError, match=r"ca_key_file: .*client.key is not the key of the first"):
         tls.authority()
 
 
@@ -215,3 +215,30 @@ def test_server_files_round_trip_and_are_private(pki: Path, tmp_path: Path) -> N
     for bad in ("%%%", "e30=", "eyJjZXJ0IjogMX0="):  # not base64; {}; {"cert": 1}
         with pytest.raises(ValueError, match="TLS bundle"):
             ServerFiles.decode(bad)
+
+
+def test_during_a_ca_rotation_appliances_trust_both_cas(pki: Path, tmp_path: Path) -> None:
+    """ca_file holds the new and the old CA: certificates come from the first, and each
+    appliance is given both to check the orchestrator's client certificate against."""
+    old = Authority.load(pki / "ca.pem", pki / "ca.key")
+    new = Authority.create("new-ca")
+    (tmp_path / "both.pem").write_bytes(new.cert_pem + old.cert_pem)
+    new.save(tmp_path / "unused.pem", tmp_path / "new.key")
+    issuer = Authority.load(tmp_path / "both.pem", tmp_path / "new.key")
+    issued = issuer.issue_server("127.0.0.1", days=1)
+    assert issued.ca == (new.cert_pem + old.cert_pem).decode()
+    server = TlsStandIn("127.0.0.1", issued, tmp_path)
+    try:
+        for n, client_ca in enumerate((old, new)):  # a client certificate of either CA is taken
+            cert, key = client_ca.issue_client()
+            write_private(tmp_path / f"c{n}.pem", cert)
+            write_private(tmp_path / f"c{n}.key", key)
+            tls = ApplianceTLS(str(tmp_path / "both.pem"), str(tmp_path / f"c{n}.pem"),
+                               str(tmp_path / f"c{n}.key"))  # fmt: skip
+            client = HttpApplianceClient(alive_timeout=2, tls=tls.client_context())
+            try:
+                assert client.is_alive("127.0.0.1", server.port)
+            finally:
+                client.close()
+    finally:
+        server.close()
