@@ -138,10 +138,6 @@ def outside(args: argparse.Namespace) -> None:
         subprocess.run(["ip", "-n", orch, "addr", "add", f"{ORCH_ADDR}/64", "dev", "pm",
                         "nodad"], check=True)  # fmt: skip
         subprocess.run(["ip", "-n", orch, "link", "set", "pm", "up"], check=True)
-        state = work / "state"
-        subprocess.run(["ip", "netns", "exec", app, str(BIN / "astara-configure-management"),
-                        "--state-dir", str(state), MGMT_MAC, f"{MGMT_ADDR}/64"],
-                       check=True, capture_output=True)  # fmt: skip
         ca = Authority.create("bench-ca")
         ca.save(work / "ca.pem", work / "ca.key")
         cert, key = ca.issue_client()
@@ -151,6 +147,10 @@ def outside(args: argparse.Namespace) -> None:
         tls_args = ["--tls-cert", str(server / "server.pem"), "--tls-key",
                     str(server / "server.key"), "--tls-ca", str(server / "ca.pem")]  # fmt: skip
         for mode in ("plain", "tls"):
+            state = work / f"state-{mode}"  # each starts from nothing: its first apply is one
+            subprocess.run(["ip", "netns", "exec", app, str(BIN / "astara-configure-management"),
+                            "--state-dir", str(state), MGMT_MAC, f"{MGMT_ADDR}/64"],
+                           check=True, capture_output=True)  # fmt: skip
             api = subprocess.Popen(
                 ["ip", "netns", "exec", app, str(BIN / "astara-appliance-api"), "--state-dir",
                  str(state), "--port", str(PORT), *(tls_args if mode == "tls" else [])],

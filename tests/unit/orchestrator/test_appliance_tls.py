@@ -242,3 +242,23 @@ def test_during_a_ca_rotation_appliances_trust_both_cas(pki: Path, tmp_path: Pat
                 client.close()
     finally:
         server.close()
+
+
+def test_a_kept_tls_session_does_not_let_an_impostor_pass(
+    pki: Path, appliance: TlsStandIn, tmp_path: Path
+) -> None:
+    """The aliveness check resumes an appliance's last TLS session; an impostor offered that
+    session (another key, a certificate for another address) still fails the check."""
+    ca = Authority.load(pki / "ca.pem", pki / "ca.key")
+    impostor = TlsStandIn("127.0.0.1", ca.issue_server("127.0.0.9", days=1), tmp_path)
+    client = _client(_conf(**_files(pki)))
+    try:
+        assert client.is_alive("127.0.0.1", appliance.port)
+        assert client.is_alive("127.0.0.1", appliance.port)  # resumed
+        kept = client._sessions[f"127.0.0.1:{appliance.port}"]
+        client._sessions[f"127.0.0.1:{impostor.port}"] = kept
+        assert not client.is_alive("127.0.0.1", impostor.port)
+    finally:
+        client.close()
+        impostor.close()
+    assert impostor.requests == []
