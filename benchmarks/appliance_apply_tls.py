@@ -220,8 +220,7 @@ def main() -> None:
         "--swap",
         type=int,
         default=100,
-        help="floating IPs removed and added "
-        "again by the large change (1000 at once: ENOBUFS in the links step)",
+        help="floating IPs removed and added again by the large change (up to --fips)",
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--tls", action="store_true", help=argparse.SUPPRESS)
