@@ -122,7 +122,11 @@ class SweepBackends:
         driver = FakeRouterDriver(
             {f"bench-{i}": FakeRouter(f"tenant-{i % 997}") for i in range(self.routers)}
         )
-        http = HttpApplianceClient(alive_timeout=5, max_connections=200) if self.http else None
+        http = (
+            HttpApplianceClient(alive_timeout=5, max_connections=200, tls=None)
+            if self.http
+            else None
+        )
         return Backends(
             driver=driver,
             provider=FakeComputeProvider(host=fleet, address_for=address_of),
@@ -191,7 +195,7 @@ def engine_sweeps(
 
 
 def raw_client(args: argparse.Namespace, port: int) -> float:
-    client = HttpApplianceClient(alive_timeout=5, max_connections=200)
+    client = HttpApplianceClient(alive_timeout=5, max_connections=200, tls=None)
     workers = args.processes * args.threads
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:

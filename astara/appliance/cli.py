@@ -37,12 +37,26 @@ def configure_management(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("mac")
     parser.add_argument("address", help="ip/prefix")
+    # mutual TLS (helper D): the appliance's server certificate, key and client CA
+    parser.add_argument(
+        "--tls-bundle",
+        help="base64 JSON {cert, key, ca} (Nova user data): "
+        "written to <state dir>/tls/ for the API (astara/appliance/tls_files.py)",
+    )
     args = parser.parse_args(argv)
     _logging()
     try:
         address = ipaddress.ip_interface(args.address)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.tls_bundle:
+        from astara.appliance.tls_files import ServerFiles
+
+        try:
+            written = ServerFiles.decode(args.tls_bundle).write(args.state_dir)
+        except ValueError as exc:
+            parser.error(str(exc))
+        LOG.info("TLS certificate, key and client CA written to %s", written)
     mac = args.mac.lower()
     from astara.appliance import links
 

@@ -96,7 +96,12 @@ def guest_of(server: Mapping[str, Any]) -> Guest | None:
     configure = boot_command(server.get("OS-EXT-SRV-ATTR:user_data"))
     if configure is None:
         return None
-    positional = [a for a in configure[1:] if not a.startswith("-") and a != "{state_dir}"]
+    positional, skip = [], False
+    for arg in configure[1:]:  # every option of the command takes a value
+        if skip or arg.startswith("-"):
+            skip = not skip and "=" not in arg
+            continue
+        positional.append(arg)
     if len(positional) < 2:
         return None
     return Guest(

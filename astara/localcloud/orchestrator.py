@@ -4,6 +4,10 @@ The orchestrator runs inside ``<prefix>-mgmt``, where it reaches every appliance
 address directly. The relay (:mod:`astara.localcloud.relay`) shows it RabbitMQ and
 neutron-server on that namespace's loopback, and shows its management API on the root
 loopback, so the root namespace gets no device and no route (docs/local-cloud.md).
+
+Mutual TLS is on, as by default: the first ``write_config`` makes the kit's CA and the
+orchestrator's client certificate in ``<state>/tls/`` (directory 0700, files 0600) and the
+config's ``[appliance_tls]`` names them; appliances get their server certificates at boot.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from astara.localcloud import rabbit
 from astara.localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
 from astara.localcloud.networks import KitNetworks
 from astara.localcloud.processes import ProcessTracker, TrackedProcess
+from astara.providers.certificates import Authority, write_private
 
 ORCHESTRATOR_BIN = Path(sys.executable).parent / "astara-orchestrator"
 API_PORT = 44250
@@ -49,7 +54,36 @@ state_dir = {provider_dir}
 namespace_prefix = {prefix}
 fabric_namespace = {fabric_ns}
 namespace_registry = {registry}
+
+[appliance_tls]
+ca_file = {tls.ca_file}
+ca_key_file = {tls.ca_key_file}
+cert_file = {tls.cert_file}
+key_file = {tls.key_file}
 """
+
+
+class KitCertificates:
+    """The kit's CA and the orchestrator's client certificate in ``directory`` (made once)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.ca_file = directory / "ca.pem"
+        self.ca_key_file = directory / "ca.key"
+        self.cert_file = directory / "orchestrator.pem"
+        self.key_file = directory / "orchestrator.key"
+
+    def ensure(self) -> KitCertificates:
+        """Make whatever is missing (all four files 0600, the directory 0700)."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not (self.ca_file.exists() and self.ca_key_file.exists()):
+            Authority.create("astara-local-ca").save(self.ca_file, self.ca_key_file)
+            self.cert_file.unlink(missing_ok=True)  # a new CA: the old client cert is void
+        if not (self.cert_file.exists() and self.key_file.exists()):
+            cert, key = Authority.load(self.ca_file, self.ca_key_file).issue_client()
+            write_private(self.key_file, key)
+            write_private(self.cert_file, cert)
+        return self
 
 
 class KitOrchestrator:
@@ -64,6 +98,7 @@ class KitOrchestrator:
     ) -> None:
         self.dir = state_dir / "orchestrator"
         self.state_dir = state_dir
+        self.certificates = KitCertificates(state_dir / "tls")
         self.tracker = tracker
         self.namespace = management_namespace
         self.say = say
@@ -101,6 +136,7 @@ class KitOrchestrator:
                 orchestrator_address=strip_prefix(ORCHESTRATOR_MANAGEMENT_CIDR),
                 api_port=API_PORT,
                 nets=nets,
+                tls=self.certificates.ensure(),
                 **values,
             )
         )

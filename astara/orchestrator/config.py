@@ -294,12 +294,49 @@ RABBIT_OPTS = [
     cfg.StrOpt("ssl_key_file", help="Private key (PEM) of ssl_cert_file."),
 ]
 
+# -- [appliance_tls]: mutual TLS between the orchestrator and its appliances ----------------------
+# (astara/orchestrator/appliance_tls.py reads them; docs/operators.md "Appliance certificates")
+APPLIANCE_TLS_OPTS = [
+    cfg.StrOpt(
+        "ca_file",
+        help="CA certificate (PEM) every appliance's server certificate must chain to. It is "
+        "also given to each appliance as the only CA its clients' certificates may chain to.",
+    ),
+    cfg.StrOpt(
+        "ca_key_file",
+        secret=True,
+        help="Private key (PEM, unencrypted, EC P-256, mode 0600) of ca_file; the compute "
+        "provider issues each appliance its own server certificate with it at boot.",
+    ),
+    cfg.StrOpt(
+        "cert_file",
+        help="The orchestrator's client certificate (PEM, extended key usage clientAuth), "
+        "signed by ca_file; appliances accept only clients that present it.",
+    ),
+    cfg.StrOpt("key_file", secret=True, help="Private key (PEM, mode 0600) of cert_file."),
+    cfg.IntOpt(
+        "server_cert_days",
+        default=365,
+        min=1,
+        help="Days an appliance's server certificate is valid; an appliance gets a new one "
+        "whenever it is booted or rebuilt.",
+    ),
+    cfg.BoolOpt(
+        "plain_http",
+        default=False,
+        help="Opt out of mutual TLS: talk to appliances over plain HTTP, unauthenticated "
+        "(anyone on the management network can then configure them). Logged at WARNING at "
+        "start and once per appliance.",
+    ),
+]
+
 GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
     None: [*DEFAULT_OPTS, *SAFETY_OPTS],
     "router": ROUTER_OPTS,
     "coordination": COORDINATION_OPTS,
     "database": DATABASE_OPTS,
     "oslo_messaging_rabbit": RABBIT_OPTS,
+    "appliance_tls": APPLIANCE_TLS_OPTS,
 }
 
 

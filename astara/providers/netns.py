@@ -9,6 +9,12 @@ State lives in ``<state_dir>/appliances/<resource id>/``: ``instance.json`` (por
 boot time), ``pids/`` (the appliance's processes, by PID and start time), ``logs/`` and
 ``appliance/`` (the ``--state-dir`` of the appliance programs). A new provider on the same
 state directory (an orchestrator restart) finds running appliances there and adopts them.
+
+Mutual TLS: with an issuing ``authority`` (``[appliance_tls]``), boot writes the appliance's
+own server certificate for its management address into ``appliance/tls/`` (0600) before the
+API starts. Whenever that directory holds the files (written by boot, or by
+``astara-configure-management --tls-bundle`` on a Nova guest run by the kit's hypervisor
+stand-in) the API is started with ``--tls-cert/--tls-key/--tls-ca``.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
+from astara.appliance import tls_files
 from astara.core.events import Resource
 from astara.core.interfaces import (
     Instance,
@@ -40,6 +47,9 @@ from astara.localcloud import netns
 from astara.localcloud.fabric import Fabric, port_ifname, strip_prefix
 from astara.localcloud.netns import CommandError, NamespaceRegistry
 from astara.localcloud.processes import ProcessTracker, process_start_time
+
+if TYPE_CHECKING:
+    from astara.providers.certificates import Authority
 
 LOG = logging.getLogger(__name__)
 
@@ -175,8 +185,12 @@ class NetnsProvider:
         ready_timeout: float = 60.0,
         configure_timeout: float = 60.0,
         namespace_registry: str | os.PathLike[str] | None = None,
+        authority: Authority | None = None,
+        server_cert_days: float = 365,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.authority = authority  # None: the appliance API speaks plain HTTP
+        self.server_cert_days = server_cert_days
         self.prefix = namespace_prefix
         self.registry = NamespaceRegistry(namespace_registry or self.state_dir / "namespaces.json")
         self.fabric = Fabric(namespace_prefix, self.registry, namespace=fabric_namespace)
@@ -189,9 +203,13 @@ class NetnsProvider:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
-        """Built from the ``[netns]`` options and ``[router] mgt_service_port``."""
+        """Built from the ``[netns]``, ``[appliance_tls]`` and ``[router] mgt_service_port``
+        options; ConfigError if mutual TLS is on and the CA cannot issue certificates."""
+        from astara.orchestrator.appliance_tls import ApplianceTLS
+
         register_opts(conf)
         opts = conf.netns
+        tls = ApplianceTLS.from_conf(conf)
         return cls(
             opts.state_dir,
             namespace_prefix=opts.namespace_prefix,
@@ -202,6 +220,8 @@ class NetnsProvider:
             ready_timeout=opts.ready_timeout,
             configure_timeout=opts.configure_timeout,
             namespace_registry=opts.namespace_registry,
+            authority=tls.authority() if tls is not None else None,
+            server_cert_days=tls.server_cert_days if tls is not None else 365,
         )
 
     # -- names and records -------------------------------------------------------------------
@@ -318,6 +338,9 @@ class NetnsProvider:
             self.registry.create(ns)
             for port in ports:
                 self.fabric.attach_port(ns, port.port_id, port.network_id, port.mac_address)
+            if self.authority is not None:
+                issued = self.authority.issue_server(strip_prefix(cidr), self.server_cert_days)
+                issued.write(app_dir / "appliance")
             self._configure(resource.id, ns, mgmt_port, cidr)
             self._start_api(resource.id, ns, cidr)
         except (CommandError, OSError, ProviderError) as exc:
@@ -367,6 +390,7 @@ class NetnsProvider:
             port=str(self.api_port),
             address=strip_prefix(cidr),
         )
+        argv += tls_files.api_arguments(self._dir(resource_id) / "appliance")
         log = self._dir(resource_id) / "logs" / f"{API_PROCESS}.log"
         tracker = self._tracker(resource_id)
         proc = tracker.start(API_PROCESS, argv, netns=ns, log_path=log)

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from openstack.connection import Connection
 from oslo_config import cfg
@@ -35,6 +35,9 @@ from astara.providers.nova_calls import errors, idempotent
 from astara.providers.nova_config import NovaSettings
 from astara.providers.nova_ports import PortBook
 from astara.providers.nova_ratelimit import BuildRateLimiter
+
+if TYPE_CHECKING:
+    from astara.providers.certificates import Authority
 
 LOG = logging.getLogger(__name__)
 
@@ -87,8 +90,12 @@ class NovaProvider:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        authority: Authority | None = None,
+        server_cert_days: float = 365,
     ) -> None:
         self.nova = compute.compute
+        self.authority = authority  # None: appliances get no certificate (plain HTTP)
+        self.server_cert_days = server_cert_days
         self.ports = PortBook(network, sleep=sleep)
         self.settings = settings
         self._clock = clock
@@ -99,9 +106,20 @@ class NovaProvider:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NovaProvider:
-        """Built from ``[nova]``, ``[router]`` and ``ssh_public_key``; see nova_config."""
+        """Built from ``[nova]``, ``[router]``, ``[appliance_tls]`` and ``ssh_public_key``; see
+        nova_config. ConfigError if mutual TLS is on and the CA cannot issue certificates."""
+        from astara.orchestrator.appliance_tls import ApplianceTLS
+
+        tls = ApplianceTLS.from_conf(conf)
+        authority = tls.authority() if tls is not None else None
         compute, network = nova_config.connect(conf)
-        return cls(compute, network, NovaSettings.from_conf(conf))
+        return cls(
+            compute,
+            network,
+            NovaSettings.from_conf(conf),
+            authority=authority,
+            server_cert_days=tls.server_cert_days if tls is not None else 365,
+        )
 
     def _idempotent(self, what: str, call: Callable[[], T]) -> T:
         return idempotent(what, call, pause=self.settings.poll_interval, sleep=self._sleep)
@@ -193,6 +211,7 @@ class NovaProvider:
             state_dir=self.settings.appliance_state_dir,
             ssh_public_key=self.settings.ssh_public_key,
             hostname=server_name(resource),
+            tls_bundle=self._tls_bundle(mgmt.fixed_ips[0]),
         )
         attrs: dict[str, Any] = {
             "name": server_name(resource),
@@ -214,6 +233,13 @@ class NovaProvider:
         with errors(f"appliance {resource.id}: boot (image {image_id}) failed"):
             server = self.nova.create_server(**attrs)
         return self._await_build(resource, server.id)
+
+    def _tls_bundle(self, management_cidr: str) -> str | None:
+        """This boot's server certificate for the management address, as user data carries it."""
+        if self.authority is None:
+            return None
+        address = management_cidr.split("/")[0]
+        return self.authority.issue_server(address, self.server_cert_days).encode()
 
     def _await_build(self, resource: Resource, server_id: str) -> Instance:
         """Wait up to ``active_wait`` for the server to leave BUILD; ERROR is a boot failure."""

@@ -4,6 +4,11 @@ It configures the management interface before anything else (``bootcmd`` runs ea
 boot) by running ``astara-configure-management --state-dir <dir> <mac> <ip/prefix>``, and
 creates the ``astara`` operator account with the operator's ssh key (DESIGN, seed install
 guide). The document is JSON, which is valid YAML, so it needs no YAML library to write.
+
+With mutual TLS the same command carries ``--tls-bundle <base64 JSON>``: the appliance's own
+server certificate, its key and the orchestrator's CA (about 2.5 KB, well inside Nova's 64 KiB),
+which it writes to ``<state dir>/tls/`` (0600) before the image's init starts the API with
+them. The user data is readable only by the server itself and the service project's admins.
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ def cloud_config(
     state_dir: str = "/var/lib/astara",
     ssh_public_key: str | None = None,
     hostname: str | None = None,
+    tls_bundle: str | None = None,
 ) -> str:
     """The ``#cloud-config`` document for one appliance."""
+    configure = [CONFIGURE_COMMAND, "--state-dir", state_dir]
+    if tls_bundle:
+        configure += ["--tls-bundle", tls_bundle]
     doc: dict[str, Any] = {
-        "bootcmd": [[CONFIGURE_COMMAND, "--state-dir", state_dir, management_mac, management_cidr]],
+        "bootcmd": [[*configure, management_mac, management_cidr]],
         "final_message": "Astara appliance is up after $UPTIME seconds",
     }
     if hostname:

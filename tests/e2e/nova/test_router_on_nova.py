@@ -15,9 +15,11 @@ One kit for the module; the tests run in file order. Times are recorded, never a
 
 from __future__ import annotations
 
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,6 +101,14 @@ def test_router_boots_as_nova_server_and_vm_reaches_internet(
     lease = kit.cloud.vms.get("n1").lease  # type: ignore[union-attr]
     assert lease is not None and lease["routers"] == "10.61.0.1"
     assert kit.ping("n1")
+    # ... over mutual TLS: the user data carried the appliance's own certificate, which
+    # astara-configure-management wrote (0600) and the appliance API serves with.
+    api = kit.appliance_api(router.id)
+    assert api is not None and "--tls-cert" in api.argv, api
+    tls_dir = Path(api.argv[api.argv.index("--tls-cert") + 1]).parent
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tls_dir.iterdir()}
+    assert modes == dict.fromkeys(("server.pem", "server.key", "ca.pem"), 0o600)
+    assert "plain HTTP" not in kit.log_tail(10**7)
 
 
 def test_second_network_hot_plugged_through_nova(kit: NovaE2EKit, main_router: MainRouter) -> None:

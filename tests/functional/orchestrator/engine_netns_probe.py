@@ -67,7 +67,9 @@ def main() -> None:
     resource = Resource("e2e-router", "tenant")
     driver = OneRouterDriver(resource, ports)
     provider = NetnsProvider(state_dir, namespace_prefix=prefix, namespace_registry=registry)
-    backends = Backends(driver, provider, HttpApplianceClient(alive_timeout=5, config_timeout=60))
+    backends = Backends(
+        driver, provider, HttpApplianceClient(alive_timeout=5, config_timeout=60, tls=None)
+    )
     settings = EngineSettings(
         machine=MachineSettings(boot_timeout=60, boot_check_interval=0.2),
         num_worker_threads=2,

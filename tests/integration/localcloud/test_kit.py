@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -85,6 +86,13 @@ def check_orchestrator_config(cloud: LocalCloud, nets: KitNetworks) -> None:
     assert provider.fabric.namespace == cloud.fabric.namespace
     assert provider.registry.path == cloud.registry.path
     assert provider.state_dir == cloud.state_dir / "netns"
+    # Mutual TLS is on: the kit made its CA and the orchestrator's client certificate.
+    assert provider.authority is not None
+    tls_dir = cloud.state_dir / "tls"
+    assert stat.S_IMODE(tls_dir.stat().st_mode) == 0o700
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tls_dir.iterdir()} == dict.fromkeys(
+        ("ca.pem", "ca.key", "orchestrator.pem", "orchestrator.key"), 0o600
+    )
 
 
 def root_links() -> set[str]:

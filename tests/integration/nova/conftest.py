@@ -30,6 +30,7 @@ from astara.localcloud import rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
 from astara.localcloud.neutron_server import NeutronServer
 from astara.localcloud.nova import NEUTRON_NOAUTH_PROJECT, NovaCloud, connect, nova_installed
+from astara.localcloud.orchestrator import KitCertificates
 from astara.localcloud.processes import ProcessTracker
 from astara.orchestrator.config import register_opts
 from astara.providers import load_provider, nova_config
@@ -151,6 +152,7 @@ class Appliances:
         self.net = NeutronBuilder(nova.neutron.endpoint).net
         self.key_path = tmp_path / "astara.pub"
         self.key_path.write_text(OPERATOR_KEY + "\n")
+        self.certificates = KitCertificates(tmp_path / "tls").ensure()  # mutual TLS, as the kit
         self.resources: list[Resource] = []
         self.port_ids: list[str] = []
 
@@ -165,6 +167,10 @@ class Appliances:
         conf.set_override("ssh_public_key", str(self.key_path))
         conf.set_override("image_uuid", self.nova.image_id, group="router")
         conf.set_override("instance_flavor", self.nova.flavor_id, group="router")
+        c = self.certificates
+        for name, path in (("ca_file", c.ca_file), ("ca_key_file", c.ca_key_file),
+                           ("cert_file", c.cert_file), ("key_file", c.key_file)):  # fmt: skip
+            conf.set_override(name, str(path), group="appliance_tls")
         options = {
             "auth_mode": "trusted-headers",
             "compute_endpoint": self.nova.cloud.compute_endpoint,

@@ -6,7 +6,9 @@ import base64
 
 import pytest
 import yaml
+from cryptography import x509
 
+from astara.appliance.tls_files import ServerFiles
 from astara.core.interfaces import InstanceStatus, PortRole, ProviderError
 from astara.providers.nova import server_name
 from astara.providers.nova_ratelimit import BuildRateLimiter
@@ -42,14 +44,24 @@ def test_appliance_lifecycle(appliances: Appliances) -> None:
     user_data = base64.b64decode(server["OS-EXT-SRV-ATTR:user_data"]).decode()
     assert user_data.startswith("#cloud-config\n")
     cloud_config = yaml.safe_load(user_data)
-    assert cloud_config["bootcmd"] == [
-        [
-            "astara-configure-management",
-            "--state-dir",
-            "/var/lib/astara",
-            ports[0].mac_address,
-            ports[0].fixed_ips[0],
-        ]
+    (bootcmd,) = cloud_config["bootcmd"]
+    bundle = bootcmd[bootcmd.index("--tls-bundle") + 1]
+    assert bootcmd == [
+        "astara-configure-management",
+        "--state-dir",
+        "/var/lib/astara",
+        "--tls-bundle",
+        bundle,
+        ports[0].mac_address,
+        ports[0].fixed_ips[0],
+    ]
+    # The appliance's own server certificate for its management address, by the CA.
+    issued = ServerFiles.decode(bundle)
+    assert issued.ca == appliances.certificates.ca_file.read_text()
+    cert = x509.load_pem_x509_certificate(issued.cert.encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == [
+        instance.management_address
     ]
     assert cloud_config["users"][0]["name"] == "astara"
     assert cloud_config["users"][0]["ssh_authorized_keys"] == [OPERATOR_KEY]

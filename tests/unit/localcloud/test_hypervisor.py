@@ -41,3 +41,16 @@ def test_servers_that_are_not_appliances_are_left_alone() -> None:
     assert boot_command(_encoded("#!/bin/sh\necho hi\n")) is None
     assert boot_command(_encoded('#cloud-config\n{"bootcmd": [["echo", "hi"]]}\n')) is None
     assert guest_of({"id": "s2", "OS-EXT-SRV-ATTR:user_data": None}) is None
+
+
+def test_a_tls_bundle_in_the_boot_command_is_passed_on_and_not_taken_for_the_mac() -> None:
+    from astara.providers.certificates import Authority
+
+    bundle = Authority.create().issue_server(CIDR.split("/")[0]).encode()
+    text = nova_userdata.cloud_config(MAC, CIDR, tls_bundle=bundle)
+    server = {"id": "s3", "OS-EXT-SRV-ATTR:user_data": nova_userdata.encode(text)}
+    guest = guest_of(server)
+    assert guest is not None and guest.management_mac == MAC
+    assert guest.configure == [
+        CONFIGURE_BIN, "--state-dir", "{state_dir}", "--tls-bundle", bundle, MAC, CIDR,
+    ]  # fmt: skip

@@ -95,7 +95,7 @@ def standin(request: pytest.FixtureRequest) -> Iterator[StandIn]:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[HttpApplianceClient]:
-    c = HttpApplianceClient(alive_timeout=1, config_timeout=2)
+    c = HttpApplianceClient(alive_timeout=1, config_timeout=2, tls=None)
     try:
         yield c
     finally:

@@ -254,3 +254,23 @@ def test_stop_times_out_saying_what_nova_shows() -> None:
     with pytest.raises(ProviderError, match=r"not deleted after 5s \(timeout; status ACTIVE, "
                        r"task deleting\)"):  # fmt: skip
         _provider(nova, t, delete_timeout=5).stop(Resource("r-1", "t", "router"))
+
+
+def test_the_appliances_certificate_rides_in_the_user_data_within_novas_limit() -> None:
+    from astara.appliance.tls_files import ServerFiles
+    from astara.providers.certificates import Authority
+
+    issued = Authority.create().issue_server("fdca:3ba5:a17a:acda::5")
+    text = nova_userdata.cloud_config(
+        "fa:16:3e:00:00:01",
+        "fdca:3ba5:a17a:acda::5/64",
+        ssh_public_key="ssh-ed25519 " + "A" * 700,
+        hostname="ak-router-r1",
+        tls_bundle=issued.encode(),
+    )
+    (command,) = yaml.safe_load(text)["bootcmd"]
+    bundle = command[command.index("--tls-bundle") + 1]
+    assert ServerFiles.decode(bundle) == issued
+    encoded = nova_userdata.encode(text)
+    print(f"\nuser data with the TLS bundle: {len(encoded)} bytes of Nova's 65535")
+    assert len(encoded) < 16384
