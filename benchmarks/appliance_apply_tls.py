@@ -64,7 +64,7 @@ def ms(seconds: float) -> str:
 def client_run(args: argparse.Namespace) -> None:
     """One transport's measurements, printed as JSON."""
     from astara.orchestrator.appliance_client import HttpApplianceClient
-    from astara.orchestrator.appliance_tls import ApplianceTLS
+    from astara.providers.appliance_tls import ApplianceTLS
 
     logging.disable(logging.WARNING)  # the plain run's per-appliance warning
     work = Path(args.client)

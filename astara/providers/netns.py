@@ -205,7 +205,7 @@ class NetnsProvider:
     def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
         """Built from the ``[netns]``, ``[appliance_tls]`` and ``[router] mgt_service_port``
         options; ConfigError if mutual TLS is on and the CA cannot issue certificates."""
-        from astara.orchestrator.appliance_tls import ApplianceTLS
+        from astara.providers.appliance_tls import ApplianceTLS
 
         register_opts(conf)
         opts = conf.netns
