@@ -277,7 +277,7 @@ def pss_kb(pid: int) -> int:
 
 def outside(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
-    from astara.localcloud.netns import Topology
+    from astara.linux.netns import Topology
 
     topo = Topology(f"apb{uuid.uuid4().hex[:5]}")
     work = Path(tempfile.mkdtemp(prefix="astara-bench-"))

@@ -121,7 +121,7 @@ def wait_listening(pid: int, deadline: float) -> None:
 
 
 def outside(args: argparse.Namespace) -> None:
-    from astara.localcloud.netns import Topology
+    from astara.linux.netns import Topology
     from astara.providers.certificates import Authority, write_private
 
     topo = Topology(f"apt{uuid.uuid4().hex[:5]}")

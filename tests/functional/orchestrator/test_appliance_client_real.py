@@ -14,7 +14,7 @@ from pathlib import Path
 
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole
-from astara.localcloud import netns
+from astara.linux import netns
 from astara.providers.certificates import Authority, write_private
 from tests.functional.localcloud.netns_kit import NetnsKit, netns_kit, port
 
