@@ -259,7 +259,7 @@ def outside(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     import procmem
 
-    from astara.localcloud.netns import Topology
+    from astara.linux.netns import Topology
 
     if args.bytecode:  # as an installed appliance has them (pip and Debian compile at install)
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "astara")],

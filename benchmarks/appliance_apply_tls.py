@@ -64,7 +64,7 @@ def ms(seconds: float) -> str:
 def client_run(args: argparse.Namespace) -> None:
     """One transport's measurements, printed as JSON."""
     from astara.orchestrator.appliance_client import HttpApplianceClient
-    from astara.orchestrator.appliance_tls import ApplianceTLS
+    from astara.providers.appliance_tls import ApplianceTLS
 
     logging.disable(logging.WARNING)  # the plain run's per-appliance warning
     work = Path(args.client)
@@ -121,7 +121,7 @@ def wait_listening(pid: int, deadline: float) -> None:
 
 
 def outside(args: argparse.Namespace) -> None:
-    from astara.localcloud.netns import Topology
+    from astara.linux.netns import Topology
     from astara.providers.certificates import Authority, write_private
 
     topo = Topology(f"apt{uuid.uuid4().hex[:5]}")

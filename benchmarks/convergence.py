@@ -43,7 +43,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the e2e kit, and netns_b
 
 from netns_boot import bare_kernel_work, ports  # noqa: E402
 
-from astara.localcloud import netns  # noqa: E402
+from astara.linux import netns  # noqa: E402
 from tests.e2e.kit import INTERNET, E2EKit  # noqa: E402
 
 PROJECT = "bench"

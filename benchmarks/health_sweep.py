@@ -31,10 +31,10 @@ from astara.core.events import Resource
 from astara.core.settings import MachineSettings
 from astara.orchestrator.appliance_client import HttpApplianceClient
 from astara.orchestrator.engine import Engine, EngineSettings
-from astara.orchestrator.fake_appliance import FakeApplianceFleet
 from astara.orchestrator.fakes import FakeRouter, FakeRouterDriver
 from astara.orchestrator.worker import Backends
 from astara.providers.fake import FakeComputeProvider
+from astara.providers.fake_appliance import FakeApplianceFleet
 
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\r\n"

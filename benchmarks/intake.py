@@ -84,9 +84,9 @@ class MemoryLookup:
 # -- payloads ----------------------------------------------------------------------------------
 def capture(path: Path) -> None:
     """Record the notifications a real neutron-server sends for a tenant workload."""
+    from astara.linux.processes import ProcessTracker
     from astara.localcloud.cloud_api import NeutronBuilder
     from astara.localcloud.neutron_server import NeutronServer
-    from astara.localcloud.processes import ProcessTracker
     from tests.harness.notifications import NotificationTap
 
     vhost = f"astara-bench-capture-{uuid.uuid4().hex[:8]}"

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole, PortSpec
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric, port_ifname
-from astara.localcloud.netns import NamespaceRegistry
+from astara.linux import netns
+from astara.linux.fabric import Fabric, port_ifname
+from astara.linux.netns import NamespaceRegistry
 from astara.providers.netns import NetnsProvider
 
 

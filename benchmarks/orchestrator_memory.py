@@ -29,7 +29,7 @@ from astara.core.settings import MachineSettings
 from astara.orchestrator.engine import Engine, EngineSettings
 from astara.orchestrator.fakes import FakeBackends
 
-FAKE_FILES = ("providers/fake.py", "fake_appliance.py", "orchestrator/fakes.py")
+FAKE_FILES = ("providers/fake.py", "providers/fake_appliance.py", "orchestrator/fakes.py")
 ENGINE_FILES = ("astara/core/", "orchestrator/worker.py", "orchestrator/engine.py",
                 "orchestrator/dispatcher.py")  # fmt: skip
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need, then run every quality gate and the whole test suite.
 #
-#   scripts/test.sh                 lint, format check, type check, all test tiers
+#   scripts/test.sh                 lint, format check, type check, layer contracts, all test tiers
 #   scripts/test.sh -m unit         one tier (unit | functional | integration | e2e)
 #   scripts/test.sh tests/unit -k x any pytest arguments
 #
@@ -14,6 +14,7 @@ scripts/setup.sh test
 echo "==> ruff (lint)";         .venv/bin/ruff check .
 echo "==> ruff (format)";       .venv/bin/ruff format --check .
 echo "==> mypy";                .venv/bin/mypy
+echo "==> import-linter (layers)"; .venv/bin/lint-imports
 echo "==> pytest"
 set +e
 .venv/bin/pytest "$@"

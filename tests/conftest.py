@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from astara.localcloud import netns, rabbit
+from astara.linux import netns
+from astara.linux.processes import ProcessTracker, process_start_time
+from astara.localcloud import rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
 from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.processes import ProcessTracker, process_start_time
 from tests.harness import log_digest
 from tests.harness.notifications import NotificationTap
 

@@ -43,7 +43,8 @@ def default_token(
             raise ClientError(f"cannot read the token file {token_file}: {err.strerror}") from None
     if os.environ.get("ASTARA_TOKEN"):
         return os.environ["ASTARA_TOKEN"]
-    from astara.orchestrator.settings import ConfigError, api_token, load_config
+    from astara.core.settings import ConfigError
+    from astara.orchestrator.settings import api_token, load_config
 
     try:
         return api_token(load_config(config_files))

@@ -10,9 +10,10 @@ from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from astara.core.settings import ConfigError
 from astara.db import migration
 from astara.db.engine import database_url
-from astara.orchestrator.settings import ConfigError, load_config
+from astara.orchestrator.settings import load_config
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,9 +21,10 @@ from typing import TextIO
 from astara.cli.client import ApiClient, ClientError, default_token, default_url
 from astara.cli.explain import format_transition
 from astara.core.events import Action, Event, Resource
+from astara.core.settings import ConfigError
 from astara.core.state_machine import MAX_STEPS_PER_RUN, Machine, State
 from astara.orchestrator.service import WiringError, debug_machine
-from astara.orchestrator.settings import ConfigError, load_config
+from astara.orchestrator.settings import load_config
 
 PROG = "astara-debug-router"
 ACTIONS = (Action.UPDATE, Action.POLL, Action.REBUILD, Action.READ, Action.CREATE)

@@ -40,6 +40,9 @@ class Command(enum.StrEnum):
     WORKERS_DEBUG = "workers_debug"
 
 
+ROUTER_KIND = "router"  # Resource.kind of a Neutron router
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """One managed resource (a Neutron router, later a load balancer)."""

@@ -128,6 +128,37 @@ class ApplianceClient(Protocol):
         ...
 
 
+class LookupUnavailable(Exception):
+    """The Neutron API could not be asked (down, timed out, refused)."""
+
+
+class RouterLookup(Protocol):
+    """What normalization (:mod:`astara.orchestrator.normalize`) asks the Neutron API;
+    :class:`astara.neutron.lookup.CachedRouterLookup` answers it."""
+
+    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
+        """Every router with an interface on ``network_id`` (with ``gateways``, also every
+        router whose external gateway is on it)."""
+        ...
+
+    def router_tenant(self, router_id: str) -> str | None:
+        """The tenant owning ``router_id``, or None if Neutron has no such router."""
+        ...
+
+    def router_exists(self, router_id: str) -> bool:
+        """Whether Neutron lists ``router_id`` now (asked anew, never from a cache)."""
+        ...
+
+    def forget_network(self, network_id: str) -> None:
+        """Routers on ``network_id`` changed (an interface came or went): drop cached answers."""
+        ...
+
+    def forget_gateways(self) -> None:
+        """A router was created, changed or deleted (its gateway may have moved): drop cached
+        answers that include gateways."""
+        ...
+
+
 class ResourceGone(LookupError):
     """The resource no longer exists in the backend (raised by a driver while reading it)."""
 

@@ -1,8 +1,13 @@
-"""The tunables the state machine needs, as plain values (built from oslo.config outside)."""
+"""The tunables the state machine needs, as plain values (built from oslo.config outside), and
+the error every layer raises for an unusable option."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message is one line naming the file and option."""
 
 
 @dataclass(frozen=True, slots=True)

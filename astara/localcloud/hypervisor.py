@@ -39,7 +39,7 @@ from typing import Any
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec, ProviderError
-from astara.localcloud.netns import CommandError
+from astara.linux.netns import CommandError
 from astara.localcloud.services import json_request
 from astara.providers.netns import DEFAULT_CONFIGURE_COMMAND, NetnsProvider
 from astara.providers.nova_config import trusted_headers

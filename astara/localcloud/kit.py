@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from astara.core.events import Resource
+from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, Fabric
+from astara.linux.netns import NamespaceRegistry
+from astara.linux.processes import ProcessTracker
 from astara.localcloud import rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, Fabric
-from astara.localcloud.netns import NamespaceRegistry
 from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS, KitNetworks, create_networks
 from astara.localcloud.neutron_server import NeutronServer
 from astara.localcloud.nova import KitNova, nova_orchestrator_ini
 from astara.localcloud.orchestrator import KitOrchestrator
-from astara.localcloud.processes import ProcessTracker
 from astara.localcloud.vms import Vm, VmError, VmStandIns
 from astara.providers.netns import NetnsProvider
 

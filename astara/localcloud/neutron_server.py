@@ -20,7 +20,7 @@ import urllib.error
 from pathlib import Path
 from typing import Any
 
-from astara.localcloud.processes import ProcessTracker
+from astara.linux.processes import ProcessTracker
 from astara.localcloud.services import (
     CACHE_DIR,
     SQLITE_LOCK_AT_BEGIN,

@@ -35,9 +35,9 @@ from typing import Any
 
 import openstack
 
+from astara.linux.processes import ProcessTracker
 from astara.localcloud import rabbit
 from astara.localcloud.hypervisor import HypervisorStandIn
-from astara.localcloud.processes import ProcessTracker
 from astara.localcloud.services import (
     CACHE_DIR,
     SQLITE_LOCK_AT_BEGIN,

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
+from astara.linux.processes import ProcessTracker, TrackedProcess
 from astara.localcloud import rabbit
-from astara.localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
 from astara.localcloud.networks import KitNetworks
-from astara.localcloud.processes import ProcessTracker, TrackedProcess
 from astara.providers.certificates import Authority, write_private
 
 ORCHESTRATOR_BIN = Path(sys.executable).parent / "astara-orchestrator"

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric, port_ifname
-from astara.localcloud.processes import ProcessTracker
+from astara.linux import netns
+from astara.linux.fabric import Fabric, port_ifname
+from astara.linux.processes import ProcessTracker
 
 LOG = logging.getLogger(__name__)
 

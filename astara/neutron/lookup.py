@@ -18,16 +18,16 @@ from collections import OrderedDict
 
 from oslo_config import cfg
 
-from astara.core.events import Resource
+from astara.core.events import ROUTER_KIND, Resource
+from astara.core.interfaces import LookupUnavailable
 from astara.neutron.client import NeutronClient, NeutronUnavailable
-from astara.orchestrator.normalize import ROUTER_KIND, LookupUnavailable
 
 NETWORK_TTL = 5.0
 MAX_ROUTERS = 100_000
 
 
 class CachedRouterLookup:
-    """Implements :class:`astara.orchestrator.normalize.RouterLookup` over a NeutronClient."""
+    """Implements :class:`astara.core.interfaces.RouterLookup` over a NeutronClient."""
 
     def __init__(
         self,

@@ -30,11 +30,12 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from astara.core.control import Control, ResourceView
+from astara.core.settings import ConfigError
 from astara.db.api import DebugStore
 from astara.db.models import DebugScope
 from astara.orchestrator.commands import CommandResult, OperatorCommands, UnknownResource
 from astara.orchestrator.metrics import new_registry
-from astara.orchestrator.settings import ConfigError, api_token
+from astara.orchestrator.settings import api_token
 
 LOG = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0

@@ -9,7 +9,7 @@
 IPv6 management addresses are bracketed in URLs. Proxy variables in the environment are
 ignored: appliances are only reached directly on the management network.
 
-Mutual TLS (``[appliance_tls]``, :mod:`astara.orchestrator.appliance_tls`): with an
+Mutual TLS (``[appliance_tls]``, :mod:`astara.providers.appliance_tls`): with an
 ``ssl.SSLContext`` every call is HTTPS, presents the orchestrator's client certificate and
 verifies the appliance's certificate (its management address in the SAN) against the CA. The
 context is built once and shared by httpx and the aliveness check. Without one (the explicit
@@ -90,7 +90,7 @@ class HttpApplianceClient:
     @classmethod
     def from_conf(cls, conf: Any) -> HttpApplianceClient:
         """From the orchestrator's options; ConfigError for an unusable ``[appliance_tls]``."""
-        from astara.orchestrator.appliance_tls import ApplianceTLS
+        from astara.providers.appliance_tls import ApplianceTLS
 
         settings = ApplianceTLS.from_conf(conf)
         return cls(

@@ -295,7 +295,7 @@ RABBIT_OPTS = [
 ]
 
 # -- [appliance_tls]: mutual TLS between the orchestrator and its appliances ----------------------
-# (astara/orchestrator/appliance_tls.py reads them; docs/operators.md "Appliance certificates")
+# (astara/providers/appliance_tls.py reads them; docs/operators.md "Appliance certificates")
 APPLIANCE_TLS_OPTS = [
     cfg.StrOpt(
         "ca_file",

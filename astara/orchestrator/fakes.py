@@ -15,9 +15,9 @@ from typing import Any
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec, ResourceGone
-from astara.orchestrator.fake_appliance import FakeApplianceFleet
 from astara.orchestrator.worker import Backends
 from astara.providers.fake import FakeComputeProvider
+from astara.providers.fake_appliance import FakeApplianceFleet
 
 
 def fake_mac(*parts: str) -> str:

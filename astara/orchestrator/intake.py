@@ -43,12 +43,12 @@ from oslo_config import cfg
 
 from astara.core.control import Control
 from astara.core.events import Command, Event
+from astara.core.interfaces import RouterLookup
 from astara.orchestrator.normalize import (
     COMMAND_EVENT,
     WILDCARD,
     Dropped,
     Ignored,
-    RouterLookup,
     normalize,
 )
 

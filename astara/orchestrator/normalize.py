@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from astara.core.control import Control
-from astara.core.events import Action, Command, Event, Resource
+from astara.core.events import ROUTER_KIND, Action, Command, Event, Resource
+from astara.core.interfaces import LookupUnavailable, RouterLookup
 
-ROUTER_KIND = "router"
 COMMAND_EVENT = "astara.command"
 ASTARA_PORT_PREFIX = "ASTARA:"  # the appliance's own ports (ASTARA:MGT:<id>, ASTARA:VRRP:<id>)
 NETWORK_OWNER_PREFIX = "network:"  # router interfaces, gateways, DHCP, floating IPs
@@ -46,36 +46,6 @@ class Ignored(Skipped):
 
 class Dropped(Skipped):
     """Malformed, or its router could not be resolved."""
-
-
-class LookupUnavailable(Exception):
-    """The Neutron API could not be asked (down, timed out, refused)."""
-
-
-class RouterLookup(Protocol):
-    """What normalization asks the Neutron API."""
-
-    def routers_on_network(self, network_id: str, *, gateways: bool = False) -> list[Resource]:
-        """Every router with an interface on ``network_id`` (with ``gateways``, also every
-        router whose external gateway is on it)."""
-        ...
-
-    def router_tenant(self, router_id: str) -> str | None:
-        """The tenant owning ``router_id``, or None if Neutron has no such router."""
-        ...
-
-    def router_exists(self, router_id: str) -> bool:
-        """Whether Neutron lists ``router_id`` now (asked anew, never from a cache)."""
-        ...
-
-    def forget_network(self, network_id: str) -> None:
-        """Routers on ``network_id`` changed (an interface came or went): drop cached answers."""
-        ...
-
-    def forget_gateways(self) -> None:
-        """A router was created, changed or deleted (its gateway may have moved): drop cached
-        answers that include gateways."""
-        ...
 
 
 Handler = Callable[[str, Mapping[str, Any], Control, RouterLookup], list[Event]]

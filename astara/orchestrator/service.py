@@ -89,7 +89,7 @@ def build_backends(conf: cfg.ConfigOpts, *, in_worker: bool = False) -> Backends
 
 
 def _build(what: str, dotted: str, conf: cfg.ConfigOpts, **options: Any) -> Any:
-    from astara.orchestrator.settings import ConfigError
+    from astara.core.settings import ConfigError
 
     try:
         return front_door(dotted).from_conf(conf, **options)
@@ -188,7 +188,8 @@ def _config_files(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from astara.orchestrator.settings import ConfigError, default_config_files
+    from astara.core.settings import ConfigError
+    from astara.orchestrator.settings import default_config_files
 
     try:
         # Without --config-file: $ASTARA_CONFIG, else /etc/astara/orchestrator.ini if present.

@@ -8,13 +8,10 @@ from collections.abc import Mapping, Sequence
 
 from oslo_config import cfg
 
+from astara.core.settings import ConfigError
 from astara.orchestrator.config import list_opts, register_opts
 
 DEFAULT_CONFIG_FILE = "/etc/astara/orchestrator.ini"
-
-
-class ConfigError(Exception):
-    """The configuration is unusable; the message is one line naming the file and option."""
 
 
 def default_config_files() -> list[str]:

@@ -1,7 +1,7 @@
 """An in-memory compute provider with fault injection, for unit tests and benchmarks.
 
 Appliances "run" in an :class:`ApplianceHost` (e.g. the fake appliance fleet of
-:mod:`astara.orchestrator.fake_appliance`): booting starts one there with the ports' MACs,
+:mod:`astara.providers.fake_appliance`): booting starts one there with the ports' MACs,
 stopping removes it, plug/unplug change its interfaces. Faults are injected per resource:
 
 - ``BOOT_FAILS``: :meth:`boot` raises ProviderError;
@@ -80,7 +80,7 @@ class FakeComputeProvider:
     @classmethod
     def from_conf(cls, conf: object) -> FakeComputeProvider:
         """For ``compute_provider = fake``: appliances answer from memory (no network)."""
-        from astara.orchestrator.fake_appliance import FakeApplianceFleet
+        from astara.providers.fake_appliance import FakeApplianceFleet
 
         fleet = FakeApplianceFleet()
         provider = cls(host=fleet)

@@ -2,7 +2,7 @@
 
 ``boot`` makes namespace ``<prefix>-<resource id>``, plugs one veth per port (``tap`` + 11
 characters of the port id, carrying the port's MAC) into the port's network bridge in the
-fabric namespace (:mod:`astara.localcloud.fabric`), runs ``astara-configure-management`` inside
+fabric namespace (:mod:`astara.linux.fabric`), runs ``astara-configure-management`` inside
 it, then starts ``astara-appliance-api`` and waits until it listens (or exits: a real failure).
 
 State lives in ``<state_dir>/appliances/<resource id>/``: ``instance.json`` (ports, image,
@@ -43,10 +43,10 @@ from astara.core.interfaces import (
     PortSpec,
     ProviderError,
 )
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric, port_ifname, strip_prefix
-from astara.localcloud.netns import CommandError, NamespaceRegistry
-from astara.localcloud.processes import ProcessTracker, process_start_time
+from astara.linux import netns
+from astara.linux.fabric import Fabric, port_ifname, strip_prefix
+from astara.linux.netns import CommandError, NamespaceRegistry
+from astara.linux.processes import ProcessTracker, process_start_time
 
 if TYPE_CHECKING:
     from astara.providers.certificates import Authority
@@ -205,7 +205,7 @@ class NetnsProvider:
     def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
         """Built from the ``[netns]``, ``[appliance_tls]`` and ``[router] mgt_service_port``
         options; ConfigError if mutual TLS is on and the CA cannot issue certificates."""
-        from astara.orchestrator.appliance_tls import ApplianceTLS
+        from astara.providers.appliance_tls import ApplianceTLS
 
         register_opts(conf)
         opts = conf.netns

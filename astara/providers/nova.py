@@ -108,7 +108,7 @@ class NovaProvider:
     def from_conf(cls, conf: cfg.ConfigOpts) -> NovaProvider:
         """Built from ``[nova]``, ``[router]``, ``[appliance_tls]`` and ``ssh_public_key``; see
         nova_config. ConfigError if mutual TLS is on and the CA cannot issue certificates."""
-        from astara.orchestrator.appliance_tls import ApplianceTLS
+        from astara.providers.appliance_tls import ApplianceTLS
 
         tls = ApplianceTLS.from_conf(conf)
         authority = tls.authority() if tls is not None else None

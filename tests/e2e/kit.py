@@ -27,12 +27,13 @@ from typing import Any, TypeVar
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
-from astara.localcloud import netns, rabbit
-from astara.localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
+from astara.linux import netns
+from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
+from astara.linux.processes import ProcessTracker, TrackedProcess, process_start_time
+from astara.localcloud import rabbit
 from astara.localcloud.kit import LocalCloud
 from astara.localcloud.networks import KitNetworks
 from astara.localcloud.orchestrator import API_PORT
-from astara.localcloud.processes import ProcessTracker, TrackedProcess, process_start_time
 from astara.providers.netns import API_PROCESS
 from tests.conftest import RUN_DIR
 

@@ -24,7 +24,8 @@ from typing import Any
 import kombu
 import pytest
 
-from astara.localcloud import netns, rabbit
+from astara.linux import netns
+from astara.localcloud import rabbit
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit, ProbeLoop, alive
 
 PROJECT = "e2e-safety"

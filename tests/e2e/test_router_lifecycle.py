@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import port_ifname
+from astara.linux import netns
+from astara.linux.fabric import port_ifname
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, E2EKit, ProbeLoop, alive, kill_namespace
 
 PROJECT = "e2e-tenant"

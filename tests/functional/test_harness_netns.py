@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 import uuid
 
-from astara.localcloud import netns
-from astara.localcloud.processes import ProcessTracker
+from astara.linux import netns
+from astara.linux.processes import ProcessTracker
 from tests.conftest import RUN_DIR, _cleanup_recorded
 
 

@@ -7,7 +7,7 @@ import subprocess
 import time
 from dataclasses import asdict
 
-from astara.localcloud.processes import ProcessTracker, TrackedProcess, process_start_time
+from astara.linux.processes import ProcessTracker, TrackedProcess, process_start_time
 
 
 def test_start_and_stop_with_children(tmp_path):

@@ -23,3 +23,19 @@ def test_core_is_free_of_openstack_and_linux_adapters():
     loaded = _modules_after_import("astara.core")
     forbidden = (*ORCHESTRATOR_ONLY, "pyroute2", "astara.localcloud", "astara.providers")
     assert not {m for m in loaded if m.startswith(forbidden)}
+
+
+def test_the_appliance_contract_names_every_other_package():
+    """import-linter's appliance contract lists what it forbids (every package but configdoc),
+    so a new package must be added there; the other contracts say ``astara.*``."""
+    import pkgutil
+    import tomllib
+    from pathlib import Path
+
+    import astara
+
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    contracts = {c["id"]: c for c in config["tool"]["importlinter"]["contracts"]}
+    packages = {f"astara.{m.name}" for m in pkgutil.iter_modules(astara.__path__) if m.ispkg}
+    forbidden = set(contracts["appliance"]["forbidden_modules"])
+    assert forbidden == packages - {"astara.appliance", "astara.configdoc"}

@@ -22,8 +22,8 @@ from openstack.exceptions import HttpException
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
+from astara.linux.processes import ProcessTracker, TrackedProcess
 from astara.localcloud.nova import HYPERVISOR
-from astara.localcloud.processes import ProcessTracker, TrackedProcess
 from astara.providers.netns import API_PROCESS
 from tests.e2e.kit import E2EKit
 

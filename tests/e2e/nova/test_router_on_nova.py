@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import port_ifname
+from astara.linux import netns
+from astara.linux.fabric import port_ifname
 from tests.e2e.kit import alive
 from tests.e2e.nova.kit import BOOT_TIMEOUT, REBOOT_ERROR_THRESHOLD, NovaE2EKit
 

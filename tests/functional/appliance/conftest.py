@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from astara.localcloud.netns import Topology
-from astara.localcloud.processes import ProcessTracker
+from astara.linux.netns import Topology
+from astara.linux.processes import ProcessTracker
 from tests.conftest import RUN_DIR
 from tests.functional.appliance.lab import Lab
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from astara.localcloud.netns import Topology
-from astara.localcloud.processes import ProcessTracker
+from astara.linux.netns import Topology
+from astara.linux.processes import ProcessTracker
 
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[3]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from astara.localcloud import netns
+from astara.linux import netns
 
 REMOVED = [f"172.24.4.{100 + i}" for i in range(30)]
 KEPT = [f"172.24.4.{200 + i}" for i in range(10)]

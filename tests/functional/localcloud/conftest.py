@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from astara.localcloud.fabric import Fabric
-from astara.localcloud.netns import NamespaceRegistry
+from astara.linux.fabric import Fabric
+from astara.linux.netns import NamespaceRegistry
 from tests.conftest import RUN_DIR
 from tests.functional.localcloud.netns_kit import netns_kit
 

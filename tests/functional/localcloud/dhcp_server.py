@@ -6,9 +6,9 @@ import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric
-from astara.localcloud.processes import ProcessTracker
+from astara.linux import netns
+from astara.linux.fabric import Fabric
+from astara.linux.processes import ProcessTracker
 
 
 def start_dnsmasq(

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from astara.core.interfaces import PortRole, PortSpec
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric
-from astara.localcloud.netns import NamespaceRegistry
+from astara.linux import netns
+from astara.linux.fabric import Fabric
+from astara.linux.netns import NamespaceRegistry
 from astara.providers.netns import (
     DEFAULT_APPLIANCE_COMMAND,
     DEFAULT_CONFIGURE_COMMAND,

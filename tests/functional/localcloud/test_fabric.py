@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric, bridge_name
+from astara.linux import netns
+from astara.linux.fabric import Fabric, bridge_name
 from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole, PortSpec
-from astara.localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
+from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
 from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS
 from astara.localcloud.vms import VmStandIns
 from tests.functional.localcloud.netns_kit import NetnsKit, random_mac

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import Fabric
+from astara.linux import netns
+from astara.linux.fabric import Fabric
 from astara.localcloud.services import free_port
 
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from astara.localcloud import netns
-from astara.localcloud.fabric import port_ifname
+from astara.linux import netns
+from astara.linux.fabric import port_ifname
 from astara.localcloud.vms import VmError, VmStandIns
 from tests.functional.localcloud.dhcp_server import start_dnsmasq
 

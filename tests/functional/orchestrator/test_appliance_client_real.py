@@ -14,7 +14,7 @@ from pathlib import Path
 
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole
-from astara.localcloud import netns
+from astara.linux import netns
 from astara.providers.certificates import Authority, write_private
 from tests.functional.localcloud.netns_kit import NetnsKit, netns_kit, port
 
@@ -24,7 +24,7 @@ PROBE = """
 import json, sys
 from astara.core.interfaces import ApplianceConfigRejected
 from astara.orchestrator.appliance_client import HttpApplianceClient
-from astara.orchestrator.appliance_tls import ApplianceTLS
+from astara.providers.appliance_tls import ApplianceTLS
 address, port, ca, cert, key = sys.argv[1], int(sys.argv[2]), *sys.argv[3:6]
 client = HttpApplianceClient(alive_timeout=5, config_timeout=60,
                              tls=ApplianceTLS(ca, cert, key).client_context())

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from astara.core.interfaces import PortRole
-from astara.localcloud import netns
+from astara.linux import netns
 from tests.functional.localcloud.netns_kit import NetnsKit, netns_kit, port
 
 __all__ = ["netns_kit"]

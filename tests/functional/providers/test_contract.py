@@ -23,10 +23,10 @@ from astara.core.interfaces import (
     PortSpec,
     ProviderError,
 )
-from astara.localcloud import netns
-from astara.localcloud.fabric import bridge_name, port_ifname
-from astara.orchestrator.fake_appliance import FakeApplianceFleet
+from astara.linux import netns
+from astara.linux.fabric import bridge_name, port_ifname
 from astara.providers.fake import FakeComputeProvider, Fault
+from astara.providers.fake_appliance import FakeApplianceFleet
 from tests.functional.localcloud.netns_kit import NetnsKit, port
 
 API_PORT = 5000

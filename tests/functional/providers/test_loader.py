@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from oslo_config import cfg
 
+from astara.core.settings import ConfigError
 from astara.orchestrator.config import register_opts
-from astara.orchestrator.settings import ConfigError
 from astara.providers import available, load_provider
 from astara.providers.certificates import Authority, write_private
 from astara.providers.netns import NetnsProvider

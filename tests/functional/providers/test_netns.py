@@ -12,9 +12,9 @@ import pytest
 
 from astara.core.events import Resource
 from astara.core.interfaces import InstanceStatus, PortRole, PortSpec, ProviderError
-from astara.localcloud import netns
-from astara.localcloud.fabric import bridge_name, port_ifname
-from astara.localcloud.processes import process_start_time
+from astara.linux import netns
+from astara.linux.fabric import bridge_name, port_ifname
+from astara.linux.processes import process_start_time
 from astara.providers.netns import API_PROCESS
 from tests.functional.localcloud.netns_kit import NetnsKit, port
 

@@ -14,9 +14,10 @@ from oslo_config import cfg
 
 from astara.core.events import Resource
 from astara.core.interfaces import InstanceStatus
-from astara.localcloud import netns, rabbit
+from astara.linux import netns
+from astara.linux.fabric import bridge_name
+from astara.localcloud import rabbit
 from astara.localcloud.cli import main
-from astara.localcloud.fabric import bridge_name
 from astara.localcloud.kit import LocalCloud
 from astara.localcloud.networks import KitNetworks
 from astara.orchestrator.config import register_opts

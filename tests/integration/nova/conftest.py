@@ -26,12 +26,12 @@ from oslo_config import cfg
 
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec
+from astara.linux.processes import ProcessTracker
 from astara.localcloud import rabbit
 from astara.localcloud.cloud_api import NeutronBuilder
 from astara.localcloud.neutron_server import NeutronServer
 from astara.localcloud.nova import NEUTRON_NOAUTH_PROJECT, NovaCloud, connect, nova_installed
 from astara.localcloud.orchestrator import KitCertificates
-from astara.localcloud.processes import ProcessTracker
 from astara.orchestrator.config import register_opts
 from astara.providers import load_provider, nova_config
 from astara.providers.nova import NovaProvider

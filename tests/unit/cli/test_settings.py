@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from astara.orchestrator.settings import ConfigError, load_config, require
+from astara.core.settings import ConfigError
+from astara.orchestrator.settings import load_config, require
 
 
 def _ini(tmp_path: Path, text: str) -> str:

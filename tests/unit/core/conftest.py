@@ -10,9 +10,9 @@ from astara.core.control import Transition
 from astara.core.events import Action, Event, Resource
 from astara.core.settings import MachineSettings
 from astara.core.state_machine import Machine
-from astara.orchestrator.fake_appliance import FakeApplianceFleet
 from astara.orchestrator.fakes import FakeRouterDriver
 from astara.providers.fake import FakeComputeProvider
+from astara.providers.fake_appliance import FakeApplianceFleet
 
 
 class FakeClock:

@@ -11,13 +11,13 @@ import time
 import pytest
 from oslo_config import cfg
 
+from astara.core.interfaces import LookupUnavailable
 from astara.neutron import client as neutron_client
 from astara.neutron.client import KEYSTONE_GROUP, NeutronUnavailable, connect, list_opts
 from astara.neutron.lookup import CachedRouterLookup
 from astara.neutron.models import Router
 from astara.neutron.status import BackgroundStatusReporter, StatusReporter
 from astara.orchestrator import config
-from astara.orchestrator.normalize import LookupUnavailable
 
 
 def make_conf(**overrides: str) -> cfg.ConfigOpts:

@@ -10,10 +10,10 @@ import pytest
 from astara.core.events import Action, Command, Event, Resource
 from astara.core.settings import MachineSettings
 from astara.orchestrator.engine import Engine, EngineSettings
-from astara.orchestrator.fake_appliance import FakeApplianceFleet
 from astara.orchestrator.fakes import FakeBackends, FakeDebugModes, FakeRouterDriver
 from astara.orchestrator.worker import Backends
 from astara.providers.fake import FakeComputeProvider
+from astara.providers.fake_appliance import FakeApplianceFleet
 
 ROUTERS = [(f"router-{n}", f"tenant-{n % 3}") for n in range(6)]
 

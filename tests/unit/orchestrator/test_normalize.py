@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from astara.core.events import Action, Event, Resource
+from astara.core.interfaces import LookupUnavailable
 from astara.orchestrator.normalize import (
     Dropped,
     Ignored,
-    LookupUnavailable,
     normalize,
 )
 from tests.harness.recording_control import RecordingControl

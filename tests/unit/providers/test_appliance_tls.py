@@ -19,11 +19,11 @@ from oslo_config import cfg
 
 from astara.appliance.tls_files import ServerFiles, api_arguments
 from astara.core.interfaces import ApplianceError
-from astara.orchestrator import appliance_tls
+from astara.core.settings import ConfigError
 from astara.orchestrator.appliance_client import HttpApplianceClient
-from astara.orchestrator.appliance_tls import ApplianceTLS
 from astara.orchestrator.config import register_opts
-from astara.orchestrator.settings import ConfigError
+from astara.providers import appliance_tls
+from astara.providers.appliance_tls import ApplianceTLS
 from astara.providers.certificates import Authority, write_private
 from tests.unit.orchestrator.test_appliance_client import StandIn
 

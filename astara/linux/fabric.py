@@ -1,4 +1,5 @@
-"""The kit's L2 fabric: one Linux bridge per Neutron network, all inside one namespace.
+"""The L2 fabric the netns provider plugs appliances into (and the local cloud kit builds on):
+one Linux bridge per Neutron network, all inside one namespace.
 
 Layout (``<prefix>`` is ``astara`` for the local cloud, a unique string in tests):
 
@@ -13,7 +14,7 @@ Layout (``<prefix>`` is ``astara`` for the local cloud, a unique string in tests
   internet host ``<prefix>-internet`` (203.0.113.10, 2001:db8:ff::10: documentation ranges).
   The internet host has routes to the external subnets only, so no route leads off the host.
 
-Every namespace is recorded in a :class:`~astara.localcloud.netns.NamespaceRegistry` before it
+Every namespace is recorded in a :class:`~astara.linux.netns.NamespaceRegistry` before it
 is created, so ``astara-local down`` and the test harness remove all of it.
 """
 
@@ -23,8 +24,8 @@ import ipaddress
 import logging
 from collections.abc import Sequence
 
-from astara.localcloud import netns
-from astara.localcloud.netns import NamespaceRegistry
+from astara.linux import netns
+from astara.linux.netns import NamespaceRegistry
 
 LOG = logging.getLogger(__name__)
 

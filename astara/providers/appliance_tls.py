@@ -21,7 +21,7 @@ import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from astara.orchestrator.settings import ConfigError
+from astara.core.settings import ConfigError
 
 if TYPE_CHECKING:
     from astara.providers.certificates import Authority
