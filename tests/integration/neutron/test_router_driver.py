@@ -49,7 +49,7 @@ def shared(api) -> Shared:
     n = uuid.uuid4().int % 200 + 20
     mgmt = api.network(f"mgmt-{n}", "admin")
     api.subnet(mgmt, f"fdca:3ba5:a17a:{n:x}::/64", "admin", ip_version=6)
-    ext = api.network(f"ext-{n}", "admin", external=True)
+    ext = api.network(f"ext-{uuid.uuid4().hex[:12]}", "admin", external=True)  # a flat physnet each
     return Shared(mgmt, ext, api.subnet(ext, f"172.{n % 16 + 16}.{n}.0/24", "admin"))
 
 

@@ -52,7 +52,7 @@ def orchestrator(neutron, process_tracker, tmp_path: Path) -> Any:
     n = uuid.uuid4().int % 200 + 20
     mgmt = api.network(f"mgmt-{n}", "admin")
     api.subnet(mgmt, f"fdca:3ba5:a17a:{n:x}::/64", "admin", ip_version=6)
-    ext = api.network(f"ext-{n}", "admin", external=True)
+    ext = api.network(f"ext-{uuid.uuid4().hex[:12]}", "admin", external=True)  # a flat physnet each
     api.subnet(ext, f"172.{n % 16 + 16}.{n}.0/24", "admin")
     port = free_port()
     host = f"test-{uuid.uuid4().hex[:8]}"
