@@ -255,6 +255,18 @@ def inside(args: argparse.Namespace) -> None:
 
 
 # -- outside: topology, then the measurements inside, then memory of the real API ------------
+def plug_nics(app: str, peer: str, networks: int, work: Path) -> None:
+    """The appliance namespace ``app``'s NICs: ``tapm`` (management, ``MGMT_MAC``) and ``tap<i>``
+    for each network (``nic_mac(i)``), each a veth whose peer (``pm``, ``p<i>``) is in ``peer``."""
+    batch = [f"link add tapm address {MGMT_MAC} type veth peer name pm netns {peer}"]
+    batch += [f"link add tap{i} address {nic_mac(i)} type veth peer name p{i} netns {peer}"
+              for i in range(networks)]  # fmt: skip
+    batch += ["link set tapm up"] + [f"link set tap{i} up" for i in range(networks)]
+    (work / "batch").write_text("\n".join(batch) + "\n")
+    subprocess.run(["ip", "-n", app, "-batch", str(work / "batch")], check=True)
+    subprocess.run(["ip", "-n", peer, "link", "set", "pm", "up"], check=True)
+
+
 def outside(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     import procmem
@@ -269,13 +281,7 @@ def outside(args: argparse.Namespace) -> None:
     api = None
     try:
         app, peer = topo.add_netns("app"), topo.add_netns("peer")
-        batch = [f"link add tapm address {MGMT_MAC} type veth peer name pm netns {peer}"]
-        batch += [f"link add tap{i} address {nic_mac(i)} type veth peer name p{i} netns {peer}"
-                  for i in range(args.networks)]  # fmt: skip
-        batch += ["link set tapm up"] + [f"link set tap{i} up" for i in range(args.networks)]
-        (work / "batch").write_text("\n".join(batch) + "\n")
-        subprocess.run(["ip", "-n", app, "-batch", str(work / "batch")], check=True)
-        subprocess.run(["ip", "-n", peer, "link", "set", "pm", "up"], check=True)
+        plug_nics(app, peer, args.networks, work)
         state = work / "state"
         subprocess.run(["ip", "netns", "exec", app, str(BIN / "astara-configure-management"),
                         "--state-dir", str(state), MGMT_MAC, f"{MGMT_ADDR}/64"],

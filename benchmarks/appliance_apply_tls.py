@@ -45,11 +45,10 @@ from appliance_apply import (  # noqa: E402
     MGMT_ADDR,
     MGMT_MAC,
     document,
-    nic_mac,
-    pss_kb,
-    rss_kb,
+    plug_nics,
     with_one_more_fip,
 )
+from procmem import pss_kb, rss_kb  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ORCH_ADDR = "fdca:3ba5:a17a:acda::1"
@@ -129,15 +128,9 @@ def outside(args: argparse.Namespace) -> None:
     results: dict[str, dict[str, float]] = {}
     try:
         app, orch = topo.add_netns("app"), topo.add_netns("orch")
-        batch = [f"link add tapm address {MGMT_MAC} type veth peer name pm netns {orch}"]
-        batch += [f"link add tap{i} address {nic_mac(i)} type veth peer name p{i} netns {orch}"
-                  for i in range(args.networks)]  # fmt: skip
-        batch += ["link set tapm up"] + [f"link set tap{i} up" for i in range(args.networks)]
-        (work / "batch").write_text("\n".join(batch) + "\n")
-        subprocess.run(["ip", "-n", app, "-batch", str(work / "batch")], check=True)
+        plug_nics(app, orch, args.networks, work)
         subprocess.run(["ip", "-n", orch, "addr", "add", f"{ORCH_ADDR}/64", "dev", "pm",
                         "nodad"], check=True)  # fmt: skip
-        subprocess.run(["ip", "-n", orch, "link", "set", "pm", "up"], check=True)
         ca = Authority.create("bench-ca")
         ca.save(work / "ca.pem", work / "ca.key")
         cert, key = ca.issue_client()
