@@ -153,8 +153,8 @@ def test_the_client_speaks_mutual_tls_on_both_paths(pki: Path, appliance: TlsSta
     ]  # fmt: skip
 
 
-def test_a_client_certificate_of_another_ca_is_refused(pki: Path, appliance: TlsStandIn) -> None:
-    client = _client(_conf(**_files(pki, client="rogue-client")))
+def _assert_refused(client: HttpApplianceClient, appliance: TlsStandIn) -> None:
+    """Neither the aliveness check nor a read gets through, and the appliance saw no request."""
     try:
         assert not client.is_alive("127.0.0.1", appliance.port)
         with pytest.raises(ApplianceError):
@@ -162,17 +162,14 @@ def test_a_client_certificate_of_another_ca_is_refused(pki: Path, appliance: Tls
     finally:
         client.close()
     assert appliance.requests == []
+
+
+def test_a_client_certificate_of_another_ca_is_refused(pki: Path, appliance: TlsStandIn) -> None:
+    _assert_refused(_client(_conf(**_files(pki, client="rogue-client"))), appliance)
 
 
 def test_plain_http_to_a_tls_appliance_gets_no_answer(pki: Path, appliance: TlsStandIn) -> None:
-    client = HttpApplianceClient(alive_timeout=2, tls=None)
-    try:
-        assert not client.is_alive("127.0.0.1", appliance.port)
-        with pytest.raises(ApplianceError):
-            client.get_config("127.0.0.1", appliance.port)
-    finally:
-        client.close()
-    assert appliance.requests == []
+    _assert_refused(HttpApplianceClient(alive_timeout=2, tls=None), appliance)
 
 
 def test_an_appliance_certificate_for_another_address_is_refused(pki: Path, tmp_path: Path) -> None:
