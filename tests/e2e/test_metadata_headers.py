@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,6 @@ with socket.create_connection(("169.254.169.254", 80), timeout=10) as s:
 print(answer.split(b"\\r\\n")[0].decode())
 """
 GET = b"GET /openstack/latest/meta_data.json HTTP/1.1\r\nHost: 169.254.169.254\r\n"
-
-
-@pytest.fixture(scope="module")
-def kit(rabbitmq: None) -> Iterator[E2EKit]:
-    kit = E2EKit()
-    try:
-        kit.up()
-        yield kit
-    finally:
-        kit.down()
 
 
 @pytest.fixture(scope="module")

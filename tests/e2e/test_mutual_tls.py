@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,6 @@ from astara.providers.certificates import Authority, write_private
 from tests.e2e.kit import E2EKit
 
 PROJECT = "e2e-tls-tenant"
-
-
-@pytest.fixture(scope="module")
-def kit(rabbitmq: None) -> Iterator[E2EKit]:
-    kit = E2EKit()
-    try:
-        kit.up()
-        yield kit
-    finally:
-        kit.down()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,16 +23,6 @@ PROJECT = "e2e-tenant"
 
 def listening(kit: E2EKit, vm: str, port: int) -> bool:
     return "LISTEN" in kit.cloud.vms.exec(vm, ["ss", "-ltn", f"sport = :{port}"]).stdout
-
-
-@pytest.fixture(scope="module")
-def kit(rabbitmq: None) -> Iterator[E2EKit]:
-    kit = E2EKit()
-    try:
-        kit.up()
-        yield kit
-    finally:
-        kit.down()
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,16 +67,6 @@ class Tenant:
     vm: str
     v6_prefix: str
     management_address: str = ""
-
-
-@pytest.fixture(scope="module")
-def kit(rabbitmq: None) -> Iterator[E2EKit]:
-    kit = E2EKit()
-    try:
-        kit.up()
-        yield kit
-    finally:
-        kit.down()
 
 
 def _dual_stack_tenant(kit: E2EKit, n: int) -> Tenant:
