@@ -38,7 +38,6 @@ from oslo_config import cfg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from astara.core.events import Event, Resource
-from astara.localcloud import rabbit
 from astara.orchestrator.intake import (
     ACK_BATCH,
     EXCHANGE,
@@ -46,6 +45,7 @@ from astara.orchestrator.intake import (
     ROUTING_KEY,
     NotificationListener,
 )
+from astara_localcloud import rabbit
 from tests.harness.recording_control import RecordingControl
 
 DATA = Path(__file__).parent / "data" / "neutron_notifications.json"
@@ -85,8 +85,8 @@ class MemoryLookup:
 def capture(path: Path) -> None:
     """Record the notifications a real neutron-server sends for a tenant workload."""
     from astara.linux.processes import ProcessTracker
-    from astara.localcloud.cloud_api import NeutronBuilder
-    from astara.localcloud.neutron_server import NeutronServer
+    from astara_localcloud.cloud_api import NeutronBuilder
+    from astara_localcloud.neutron_server import NeutronServer
     from tests.harness.notifications import NotificationTap
 
     vhost = f"astara-bench-capture-{uuid.uuid4().hex[:8]}"

@@ -21,9 +21,9 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.processes import ProcessTracker, process_start_time
-from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.neutron_server import NeutronServer
+from astara_localcloud import rabbit
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.neutron_server import NeutronServer
 from tests.harness import log_digest
 from tests.harness.notifications import NotificationTap
 

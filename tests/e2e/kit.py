@@ -30,11 +30,11 @@ from astara.core.interfaces import Instance, InstanceStatus
 from astara.linux import netns
 from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
 from astara.linux.processes import ProcessTracker, TrackedProcess, process_start_time
-from astara.localcloud import rabbit
-from astara.localcloud.kit import LocalCloud
-from astara.localcloud.networks import KitNetworks
-from astara.localcloud.orchestrator import API_PORT
 from astara.providers.netns import API_PROCESS
+from astara_localcloud import rabbit
+from astara_localcloud.kit import LocalCloud
+from astara_localcloud.networks import KitNetworks
+from astara_localcloud.orchestrator import API_PORT
 from tests.conftest import RUN_DIR
 
 T = TypeVar("T")

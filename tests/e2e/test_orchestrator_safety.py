@@ -25,7 +25,7 @@ import kombu
 import pytest
 
 from astara.linux import netns
-from astara.localcloud import rabbit
+from astara_localcloud import rabbit
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit, ProbeLoop, alive
 
 PROJECT = "e2e-safety"

@@ -22,9 +22,9 @@ import kombu
 import pytest
 from oslo_config import cfg
 
-from astara.localcloud import rabbit
 from astara.orchestrator import config
 from astara.orchestrator.intake import NotificationListener, rabbit_ssl
+from astara_localcloud import rabbit
 from tests.harness.recording_control import RecordingControl
 from tests.harness.tls import make_certificates
 

@@ -6,7 +6,7 @@ import uuid
 
 from astara.linux import netns
 from astara.linux.fabric import Fabric, bridge_name
-from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS
+from astara_localcloud.networks import EXTERNAL_GATEWAY_CIDRS
 
 
 def ping(ns: str, address: str) -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.fabric import Fabric
-from astara.localcloud.services import free_port
+from astara_localcloud.services import free_port
 
 
 class _Echo(socketserver.StreamRequestHandler):
@@ -37,7 +37,7 @@ def root_echo() -> Iterator[int]:
 
 def start_relay(tracker, tmp_path, *forwards: list[str], optional=()) -> None:  # type: ignore[no-untyped-def]
     ready = tmp_path / "ready"
-    argv = [sys.executable, "-m", "astara.localcloud.relay", "--ready-file", str(ready)]
+    argv = [sys.executable, "-m", "astara_localcloud.relay", "--ready-file", str(ready)]
     for forward in forwards:
         argv += ["--forward", *forward]
     for forward in optional:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
-from astara.localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.cloud_api import NeutronBuilder
 
 SERVICE_PROJECT = "astara"
 EXTERNAL_V4 = ("172.24.4.0/24", "172.24.4.1")

@@ -1,7 +1,7 @@
 """Nova, Placement and Glance (Debian's packages) in a state directory: SQLite, loopback.
 
 The services run on the system Python (``/usr/bin/python3``), apart from the project's
-virtualenv, like :mod:`astara.localcloud.neutron_server`. Nova boots servers with the fake virt
+virtualenv, like :mod:`astara_localcloud.neutron_server`. Nova boots servers with the fake virt
 driver (no hypervisor); its ports live in the real neutron-server given by ``neutron_endpoint``.
 
 Auth without Keystone: Nova keeps ``auth_strategy = keystone`` but its paste pipelines have no
@@ -36,9 +36,10 @@ from typing import Any
 import openstack
 
 from astara.linux.processes import ProcessTracker
-from astara.localcloud import rabbit
-from astara.localcloud.hypervisor import HypervisorStandIn
-from astara.localcloud.services import (
+from astara.providers.nova_config import trusted_headers
+from astara_localcloud import rabbit
+from astara_localcloud.hypervisor import HypervisorStandIn
+from astara_localcloud.services import (
     CACHE_DIR,
     SQLITE_LOCK_AT_BEGIN,
     SYSTEM_PYTHON,
@@ -48,7 +49,6 @@ from astara.localcloud.services import (
     python_service,
     tail_file,
 )
-from astara.providers.nova_config import trusted_headers
 
 NOVA_PACKAGES = ("python3-nova", "placement-api", "glance-api")
 DATABASES = ("nova_api", "nova_cell0", "nova", "placement", "glance")
@@ -532,7 +532,7 @@ def nova_orchestrator_ini(
 class KitNova:
     """The local kit's Nova (``astara-local up --nova``): :class:`NovaCloud` on its own RabbitMQ
     virtual host, an appliance image and flavor, and the hypervisor stand-in
-    (:mod:`astara.localcloud.hypervisor`) that runs its ACTIVE servers as namespaces.
+    (:mod:`astara_localcloud.hypervisor`) that runs its ACTIVE servers as namespaces.
 
     Ports, image and flavor are kept in ``<state>/nova.json`` so later commands find them.
     """
@@ -630,7 +630,7 @@ class KitNova:
         self.tracker.start(
             HYPERVISOR,
             [
-                sys.executable, "-m", "astara.localcloud.hypervisor",
+                sys.executable, "-m", "astara_localcloud.hypervisor",
                 "--state-dir", str(self.hypervisor_dir),
                 "--compute-endpoint", self.cloud.compute_endpoint,
                 "--neutron-endpoint", self.neutron_endpoint,
