@@ -38,6 +38,7 @@ from oslo_config import cfg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from astara.core.events import Event, Resource
+from astara.core.fakes import RecordingControl
 from astara.orchestrator.intake import (
     ACK_BATCH,
     EXCHANGE,
@@ -46,7 +47,6 @@ from astara.orchestrator.intake import (
     NotificationListener,
 )
 from astara_localcloud import rabbit
-from tests.harness.recording_control import RecordingControl
 
 DATA = Path(__file__).parent / "data" / "neutron_notifications.json"
 
@@ -87,7 +87,7 @@ def capture(path: Path) -> None:
     from astara.linux.processes import ProcessTracker
     from astara_localcloud.cloud_api import NeutronBuilder
     from astara_localcloud.neutron_server import NeutronServer
-    from tests.harness.notifications import NotificationTap
+    from astara_localcloud.notifications import NotificationTap
 
     vhost = f"astara-bench-capture-{uuid.uuid4().hex[:8]}"
     url = rabbit.add_vhost(vhost)

@@ -18,10 +18,10 @@ import pytest
 from oslo_config import cfg
 
 from astara.core.events import Action, Event
+from astara.core.fakes import RecordingControl
 from astara.orchestrator import config
 from astara.orchestrator.intake import NotificationListener, kombu_urls
 from astara_localcloud import rabbit
-from tests.harness.recording_control import RecordingControl
 
 Factory = Callable[..., tuple[NotificationListener, RecordingControl]]
 
