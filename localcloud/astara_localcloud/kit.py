@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from astara.core.events import Resource
-from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, Fabric
 from astara.linux.netns import NamespaceRegistry
 from astara.linux.processes import ProcessTracker
 from astara.providers.netns import NetnsProvider
 from astara_localcloud import rabbit
 from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, KitFabric
 from astara_localcloud.networks import EXTERNAL_GATEWAY_CIDRS, KitNetworks, create_networks
 from astara_localcloud.neutron_server import NeutronServer
 from astara_localcloud.nova import KitNova, nova_orchestrator_ini
@@ -62,7 +62,7 @@ class LocalCloud:
         self.say = progress
         self.tracker = ProcessTracker(state_dir / "pids")
         self.registry = NamespaceRegistry(state_dir / "namespaces.json")
-        self.fabric = Fabric(prefix, self.registry)
+        self.fabric = KitFabric(prefix, self.registry)
         self.vms = VmStandIns(self.fabric, state_dir)
         self.orchestrator = KitOrchestrator(
             state_dir, self.tracker, self.fabric.management_namespace, progress

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
+from astara.linux.fabric import strip_prefix
 from astara.linux.processes import ProcessTracker, TrackedProcess
 from astara.providers.certificates import Authority, write_private
 from astara_localcloud import rabbit
+from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR
 from astara_localcloud.networks import KitNetworks
 
 ORCHESTRATOR_BIN = Path(sys.executable).parent / "astara-orchestrator"

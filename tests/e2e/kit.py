@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from astara.linux import netns
-from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
 from astara_localcloud import e2e
 from astara_localcloud.e2e import HEALTH_CHECK_PERIOD, INTERNET, RESYNC_PERIOD
+from astara_localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
 from tests.conftest import RUN_DIR
 
 __all__ = [

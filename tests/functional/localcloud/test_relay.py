@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from astara.linux import netns
-from astara.linux.fabric import Fabric
+from astara_localcloud.fabric import KitFabric
 from astara_localcloud.services import free_port
 
 
@@ -59,7 +59,7 @@ ECHO_CLIENT = (
 
 
 def test_root_service_appears_inside_a_namespace(
-    fabric: Fabric, process_tracker, tmp_path, root_echo
+    fabric: KitFabric, process_tracker, tmp_path, root_echo
 ):
     ns = fabric.ns_name("client")
     fabric.registry.create(ns)
@@ -77,7 +77,9 @@ def test_root_service_appears_inside_a_namespace(
         process_tracker.stop(f"relay-{tmp_path.name}")
 
 
-def test_namespace_service_appears_on_the_root_loopback(fabric: Fabric, process_tracker, tmp_path):
+def test_namespace_service_appears_on_the_root_loopback(
+    fabric: KitFabric, process_tracker, tmp_path
+):
     ns = fabric.ns_name("server")
     fabric.registry.create(ns)
     server = (
@@ -108,7 +110,7 @@ def test_namespace_service_appears_on_the_root_loopback(fabric: Fabric, process_
 
 
 def test_a_taken_optional_port_does_not_stop_the_relay(
-    fabric: Fabric, process_tracker, tmp_path, root_echo
+    fabric: KitFabric, process_tracker, tmp_path, root_echo
 ):
     ns = fabric.ns_name("client")
     fabric.registry.create(ns)
