@@ -35,7 +35,7 @@ from astara.providers.nova_config import trusted_headers
 from astara_localcloud import rabbit
 from astara_localcloud.cloud_api import NeutronBuilder
 from astara_localcloud.neutron_server import NeutronServer
-from astara_localcloud.nova import NovaCloud
+from astara_localcloud.nova_cloud import NovaCloud
 
 PROJECT = "fake_project_id"  # noauth Neutron's project: the ports' and so the servers' project
 

@@ -33,7 +33,8 @@ from astara.providers.nova import NovaProvider
 from astara_localcloud import rabbit
 from astara_localcloud.cloud_api import NeutronBuilder
 from astara_localcloud.neutron_server import NeutronServer
-from astara_localcloud.nova import NEUTRON_NOAUTH_PROJECT, NovaCloud, connect, nova_installed
+from astara_localcloud.nova import NEUTRON_NOAUTH_PROJECT, connect
+from astara_localcloud.nova_cloud import NovaCloud, nova_installed
 from astara_localcloud.orchestrator import KitCertificates
 from tests.conftest import RUN_DIR
 
