@@ -50,15 +50,6 @@ LOG = logging.getLogger(__name__)
 
 API_PROCESS = "appliance-api"
 
-__all__ = [
-    "API_PROCESS",
-    "DEFAULT_APPLIANCE_COMMAND",
-    "DEFAULT_CONFIGURE_COMMAND",
-    "NetnsProvider",
-    "listening_on",
-    "management_cidr",
-]
-
 
 def management_cidr(ports: Sequence[PortSpec]) -> tuple[PortSpec, str]:
     """The management port and its address (``ip/prefix``, IPv6 preferred)."""

@@ -40,7 +40,8 @@ from typing import Any
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec, ProviderError
 from astara.linux.netns import CommandError
-from astara.providers.netns import DEFAULT_CONFIGURE_COMMAND, NetnsProvider
+from astara.providers.netns import NetnsProvider
+from astara.providers.netns_config import DEFAULT_CONFIGURE_COMMAND
 from astara.providers.nova_config import trusted_headers
 from astara.providers.nova_userdata import CONFIGURE_COMMAND
 from astara_localcloud.services import json_request

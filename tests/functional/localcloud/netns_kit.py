@@ -16,11 +16,8 @@ import pytest
 from astara.core.interfaces import PortRole, PortSpec
 from astara.linux import netns
 from astara.linux.netns import NamespaceRegistry
-from astara.providers.netns import (
-    DEFAULT_APPLIANCE_COMMAND,
-    DEFAULT_CONFIGURE_COMMAND,
-    NetnsProvider,
-)
+from astara.providers.netns import NetnsProvider
+from astara.providers.netns_config import DEFAULT_APPLIANCE_COMMAND, DEFAULT_CONFIGURE_COMMAND
 from astara_localcloud.fabric import KitFabric
 from tests.conftest import RUN_DIR
 
