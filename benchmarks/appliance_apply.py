@@ -15,7 +15,7 @@ is applied in a namespace with 100 real NICs (veths). Printed, never asserted:
 ``--bytecode``: astara's modules compiled first, as in an image (``pip install`` compiles them;
 a checkout run with ``PYTHONDONTWRITEBYTECODE=1`` compiles them at every start, which leaves
 ~0.7 MB more in the proxy). ``--tls``: the API with mutual TLS (the default in
-production; ``ssl`` loaded in the API), the certificates made by ``tests/harness/tls.py``.
+production; ``ssl`` loaded in the API), the certificates made by ``astara_localcloud.tls``.
 Memory is printed three ways (RSS, PSS, and the pages the appliance's processes hold between
 them alone: :mod:`procmem`).
 
@@ -295,7 +295,7 @@ def outside(args: argparse.Namespace) -> None:
         tls: list[str] = []  # curl's options for the API's TLS (mutual: a client certificate)
         api_tls: list[str] = []
         if args.tls:
-            from tests.harness.tls import make_certificates
+            from astara_localcloud.tls import make_certificates
 
             certs = work / "tls"
             certs.mkdir()

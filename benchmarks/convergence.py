@@ -1,6 +1,6 @@
 """Convergence of the whole system: Neutron API call -> first packet through the appliance.
 
-Everything is real (the end-to-end tests' kit, tests/e2e/kit.py): RabbitMQ, neutron-server,
+Everything is real (the kit's end-to-end cloud, astara_localcloud.e2e): RabbitMQ, neutron-server,
 the orchestrator in the management namespace with the netns provider, appliances and VM
 stand-ins in namespaces. Printed, never asserted:
 
@@ -38,13 +38,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the e2e kit, and netns_boot's baseline
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # netns_boot's baseline
 
-from netns_boot import bare_kernel_work, ports  # noqa: E402
+from netns_boot import bare_kernel_work, ports
 
-from astara.linux import netns  # noqa: E402
-from tests.e2e.kit import INTERNET, E2EKit  # noqa: E402
+from astara.linux import netns
+from astara_localcloud.e2e import INTERNET, E2EKit
 
 PROJECT = "bench"
 

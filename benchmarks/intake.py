@@ -38,7 +38,7 @@ from oslo_config import cfg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from astara.core.events import Event, Resource
-from astara.localcloud import rabbit
+from astara.core.fakes import RecordingControl
 from astara.orchestrator.intake import (
     ACK_BATCH,
     EXCHANGE,
@@ -46,7 +46,7 @@ from astara.orchestrator.intake import (
     ROUTING_KEY,
     NotificationListener,
 )
-from tests.harness.recording_control import RecordingControl
+from astara_localcloud import rabbit
 
 DATA = Path(__file__).parent / "data" / "neutron_notifications.json"
 
@@ -85,9 +85,9 @@ class MemoryLookup:
 def capture(path: Path) -> None:
     """Record the notifications a real neutron-server sends for a tenant workload."""
     from astara.linux.processes import ProcessTracker
-    from astara.localcloud.cloud_api import NeutronBuilder
-    from astara.localcloud.neutron_server import NeutronServer
-    from tests.harness.notifications import NotificationTap
+    from astara_localcloud.cloud_api import NeutronBuilder
+    from astara_localcloud.neutron_server import NeutronServer
+    from astara_localcloud.notifications import NotificationTap
 
     vhost = f"astara-bench-capture-{uuid.uuid4().hex[:8]}"
     url = rabbit.add_vhost(vhost)

@@ -29,13 +29,13 @@ from oslo_config import cfg
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole, PortSpec
 from astara.linux.processes import ProcessTracker
-from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.nova import NovaCloud
 from astara.orchestrator.config import register_opts
 from astara.providers import load_provider, nova_config
 from astara.providers.nova_config import trusted_headers
+from astara_localcloud import rabbit
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.neutron_server import NeutronServer
+from astara_localcloud.nova_cloud import NovaCloud
 
 PROJECT = "fake_project_id"  # noauth Neutron's project: the ports' and so the servers' project
 

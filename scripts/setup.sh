@@ -69,17 +69,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="appliance,orchestrator"
 [ "$MODE" = test ] && extras="$extras,dev"
-stamp=".venv/.astara-installed-$(sha1sum pyproject.toml | cut -c1-12)-${extras//,/-}"
+# The product (astara) and, beside it, the local cloud kit (its own distribution,
+# astara-localcloud in localcloud/: the demo's `astara-local`, the harness), both editable.
+stamp=".venv/.astara-installed-$(cat pyproject.toml localcloud/pyproject.toml | sha1sum | cut -c1-12)-${extras//,/-}"
 if [ ! -e "$stamp" ]; then
-    say "installing astara[$extras] into .venv"
-    .venv/bin/pip install -q -e ".[$extras]"
+    say "installing astara[$extras] and astara-localcloud into .venv"
+    .venv/bin/pip install -q -e ".[$extras]" -e ./localcloud
     rm -f .venv/.astara-installed-*
     touch "$stamp"
 fi
 
 # RabbitMQ on loopback (started if nothing listens on 127.0.0.1:5672).
 say "checking RabbitMQ on 127.0.0.1:5672"
-.venv/bin/python -c 'from astara.localcloud import rabbit; rabbit.ensure_running()'
+.venv/bin/python -c 'from astara_localcloud import rabbit; rabbit.ensure_running()'
 
 # MariaDB and PostgreSQL for the database tests: started if stopped, and a test role that may
 # create its throwaway astara_test_* databases (tests/functional/db/conftest.py).

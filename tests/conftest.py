@@ -21,11 +21,11 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.processes import ProcessTracker, process_start_time
-from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.neutron_server import NeutronServer
+from astara_localcloud import rabbit
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.neutron_server import NeutronServer
+from astara_localcloud.notifications import NotificationTap
 from tests.harness import log_digest
-from tests.harness.notifications import NotificationTap
 
 RUNS_DIR = Path(os.environ.get("ASTARA_TEST_RUN_DIR", "/run/astara-tests"))
 # Each pytest session records what it creates in a directory of its own, named by its PID, so

@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from astara.linux.processes import process_start_time
+
 LOG = logging.getLogger(__name__)
 
 IFNAMSIZ = 15  # the kernel's limit on interface names (16 bytes with the NUL)
@@ -65,19 +67,12 @@ def _stop_pids(pids: list[int], name: str, timeout: float = 5.0) -> None:
                 os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pids = [pid for pid in pids if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+            # still there: neither gone nor a zombie
+            pids = [pid for pid in pids if process_start_time(pid) is not None]
             if not pids:
                 return
             time.sleep(0.05)
         LOG.warning("namespace %s: pids %s outlived %s", name, pids, sig.name)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
 
 
 def add_netns(name: str) -> None:

@@ -19,23 +19,33 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 LOG = logging.getLogger(__name__)
 
 
-def process_start_time(pid: int, *, allow_zombie: bool = False) -> int | None:
-    """The kernel start time (clock ticks since boot) of ``pid``, or None if it is gone.
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-    A zombie (exited, not yet reaped) counts as gone unless ``allow_zombie``.
+
+def process_start_time(pid: int, *, allow_zombie: bool = False) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (the kernel's own number), or None if it
+    is gone. A zombie (exited, not yet reaped) counts as gone unless ``allow_zombie``.
+
+    Read through psutil, whose ``create_time()`` is seconds since the epoch: boot time plus the
+    kernel's start time, so it moves when the wall clock is stepped (psutil issue 2541). A
+    process's identity must not, across restarts of whoever recorded it: the boot time read in
+    the same instant is taken off again, back to ticks since boot.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
+        booted = psutil.boot_time()
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            if not allow_zombie and proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            since_boot: float = proc.create_time() - booted
+            return round(since_boot * _CLOCK_TICKS)
+    except psutil.NoSuchProcess:  # ZombieProcess too: gone for every question but this one
         return None
-    # The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z" and not allow_zombie:
-        return None
-    return int(fields[19])
 
 
 @dataclass
@@ -188,17 +198,12 @@ def _signal_group(proc: TrackedProcess, sig: signal.Signals) -> None:
 
 
 def _session_members(sid: int) -> list[int]:
+    """The live processes (not zombies) of session ``sid``."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == sid and fields[0] != "Z":  # field 6: session id
-            members.append(int(entry.name))
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
     return members
 
 

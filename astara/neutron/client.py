@@ -3,7 +3,7 @@
 Two ways to connect (:func:`connect`):
 
 - ``neutron_endpoint`` set and ``[keystone_authtoken] auth_type`` unset or ``none``: a noauth
-  neutron-server (the local cloud, the tests), as :mod:`astara.localcloud.cloud_api` connects;
+  neutron-server (the local cloud, the tests), as :mod:`astara_localcloud.cloud_api` connects;
 - otherwise Keystone: the auth plugin and session options of ``[keystone_authtoken]``,
   registered with keystoneauth1's loading helpers (``auth_type = password``, ``auth_url``,
   ``username``, ... and ``cafile``, ``timeout``); ``neutron_endpoint`` then only overrides

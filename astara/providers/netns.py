@@ -5,10 +5,10 @@ characters of the port id, carrying the port's MAC) into the port's network brid
 fabric namespace (:mod:`astara.linux.fabric`), runs ``astara-configure-management`` inside
 it, then starts ``astara-appliance-api`` and waits until it listens (or exits: a real failure).
 
-State lives in ``<state_dir>/appliances/<resource id>/``: ``instance.json`` (ports, image,
-boot time), ``pids/`` (the appliance's processes, by PID and start time), ``logs/`` and
-``appliance/`` (the ``--state-dir`` of the appliance programs). A new provider on the same
+State lives in ``<state_dir>/appliances/<resource id>/`` (:mod:`astara.providers.netns_store`:
+the record, PIDs, logs and the appliance programs' own state). A new provider on the same
 state directory (an orchestrator restart) finds running appliances there and adopts them.
+The ``[netns]`` options and the default appliance programs: :mod:`astara.providers.netns_config`.
 
 Mutual TLS: with an issuing ``authority`` (``[appliance_tls]``), boot writes the appliance's
 own server certificate for its management address into ``appliance/tls/`` (0600) before the
@@ -19,16 +19,11 @@ stand-in) the API is started with ``--tls-cert/--tls-key/--tls-ca``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,105 +31,24 @@ from oslo_config import cfg
 
 from astara.appliance import tls_files
 from astara.core.events import Resource
-from astara.core.interfaces import (
-    Instance,
-    InstanceStatus,
-    PortRole,
-    PortSpec,
-    ProviderError,
-)
+from astara.core.interfaces import Instance, InstanceStatus, PortRole, PortSpec, ProviderError
 from astara.linux import netns
 from astara.linux.fabric import Fabric, port_ifname, strip_prefix
 from astara.linux.netns import CommandError, NamespaceRegistry
-from astara.linux.processes import ProcessTracker, process_start_time
+from astara.linux.processes import process_start_time
+from astara.providers.netns_config import (
+    DEFAULT_APPLIANCE_COMMAND,
+    DEFAULT_CONFIGURE_COMMAND,
+    register_opts,
+)
+from astara.providers.netns_store import ApplianceStore, port_from_json, port_to_json, tail
 
 if TYPE_CHECKING:
     from astara.providers.certificates import Authority
 
 LOG = logging.getLogger(__name__)
 
-_BIN = Path(sys.executable).parent
-DEFAULT_CONFIGURE_COMMAND = (
-    str(_BIN / "astara-configure-management"),
-    "--state-dir",
-    "{state_dir}",
-    "{mac}",
-    "{cidr}",
-)
-DEFAULT_APPLIANCE_COMMAND = (
-    str(_BIN / "astara-appliance-api"),
-    "--state-dir",
-    "{state_dir}",
-    "--port",
-    "{port}",
-)
 API_PROCESS = "appliance-api"
-SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")  # a directory and namespace name
-
-OPTS = [
-    cfg.StrOpt(
-        "state_dir",
-        default="/var/lib/astara/netns",
-        help="Where the netns provider keeps each appliance's record, PIDs and logs.",
-    ),
-    cfg.StrOpt("namespace_prefix", default="astara", help="Appliances are <prefix>-<resource id>."),
-    cfg.StrOpt(
-        "fabric_namespace",
-        help="Namespace holding the network bridges (default: <namespace_prefix>-fabric).",
-    ),
-    cfg.ListOpt(
-        "configure_command",
-        default=list(DEFAULT_CONFIGURE_COMMAND),
-        help="Run once inside the namespace to set up the management NIC; {state_dir}, {mac}, "
-        "{cidr} and {address} are filled in.",
-    ),
-    cfg.ListOpt(
-        "appliance_command",
-        default=list(DEFAULT_APPLIANCE_COMMAND),
-        help="The appliance API server started inside the namespace; {state_dir}, {port} and "
-        "{address} are filled in.",
-    ),
-    cfg.StrOpt(
-        "namespace_registry",
-        help="File recording every namespace the provider makes, so a kit can remove them all "
-        "(default: <state_dir>/namespaces.json).",
-    ),
-    cfg.FloatOpt(
-        "ready_timeout",
-        default=60.0,
-        help="Seconds boot waits for the appliance API to listen before it fails.",
-    ),
-    cfg.FloatOpt(
-        "configure_timeout",
-        default=60.0,
-        help="Seconds the management configure program may take before boot fails.",
-    ),
-]
-
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(OPTS, group="netns")
-
-
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    return [("netns", list(OPTS))]
-
-
-def _port_to_json(port: PortSpec) -> dict[str, Any]:
-    data = asdict(port)
-    data["role"] = port.role.value
-    data["fixed_ips"] = list(port.fixed_ips)
-    return data
-
-
-def _port_from_json(data: dict[str, Any]) -> PortSpec:
-    return PortSpec(
-        port_id=data["port_id"],
-        network_id=data["network_id"],
-        mac_address=data["mac_address"],
-        fixed_ips=tuple(data["fixed_ips"]),
-        role=PortRole(data["role"]),
-    )
 
 
 def management_cidr(ports: Sequence[PortSpec]) -> tuple[PortSpec, str]:
@@ -160,14 +74,6 @@ def listening_on(pid: int, port: int) -> bool:
             if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 return True
     return False
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log)"
-    return "\n".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
 
 class NetnsProvider:
@@ -199,7 +105,7 @@ class NetnsProvider:
         self.api_port = api_port
         self.ready_timeout = ready_timeout
         self.configure_timeout = configure_timeout
-        self._trackers: dict[str, ProcessTracker] = {}
+        self.store = ApplianceStore(self.state_dir)
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NetnsProvider:
@@ -224,41 +130,13 @@ class NetnsProvider:
             server_cert_days=tls.server_cert_days if tls is not None else 365,
         )
 
-    # -- names and records -------------------------------------------------------------------
+    # -- names and instances -----------------------------------------------------------------
     def namespace(self, resource_id: str) -> str:
         return f"{self.prefix}-{resource_id}"
 
-    def _dir(self, resource_id: str) -> Path:
-        if not SAFE_ID.fullmatch(resource_id):
-            raise ProviderError(f"resource id {resource_id!r} cannot name a namespace")
-        return self.state_dir / "appliances" / resource_id
-
-    def _tracker(self, resource_id: str) -> ProcessTracker:
-        # One tracker per appliance for this provider's life: the tracker that started a
-        # process also reaps it when it stops (no zombies in a long-running orchestrator).
-        tracker = self._trackers.get(resource_id)
-        if tracker is None:
-            tracker = self._trackers[resource_id] = ProcessTracker(self._dir(resource_id) / "pids")
-        return tracker
-
-    def _load(self, resource_id: str) -> dict[str, Any] | None:
-        try:
-            record: dict[str, Any] = json.loads(
-                (self._dir(resource_id) / "instance.json").read_text()
-            )
-        except (FileNotFoundError, ValueError):
-            return None
-        return record
-
-    def _save(self, resource_id: str, record: dict[str, Any]) -> None:
-        path = self._dir(resource_id) / "instance.json"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, path)
-
     def _instance(self, record: dict[str, Any]) -> Instance:
         resource_id = record["resource_id"]
-        ports = [_port_from_json(p) for p in record["ports"]]
+        ports = [port_from_json(p) for p in record["ports"]]
         status, fault = self._status(resource_id, record["namespace"], record.get("booting"))
         return Instance(
             instance_id=record["namespace"],
@@ -281,28 +159,23 @@ class NetnsProvider:
             return InstanceStatus.ERROR, f"boot interrupted (booting process {pid} is gone)"
         if not netns.netns_exists(ns):
             return InstanceStatus.ERROR, f"namespace {ns} is gone"
-        if not (self._dir(resource_id) / "pids").is_dir():  # stopped meanwhile by another process
+        if not (self.store.dir(resource_id) / "pids").is_dir():  # stopped by another process
             return InstanceStatus.SHUTOFF, "appliance stopped"
-        proc = self._tracker(resource_id).get(API_PROCESS)
-        log = self._dir(resource_id) / "logs" / f"{API_PROCESS}.log"
+        proc = self.store.tracker(resource_id).get(API_PROCESS)
+        log = self.store.log(resource_id, API_PROCESS)
         if proc is None:
-            return InstanceStatus.SHUTOFF, f"appliance API is not running: {_tail(log)}"
+            return InstanceStatus.SHUTOFF, f"appliance API is not running: {tail(log)}"
         if not listening_on(proc.pid, self.api_port):
             return InstanceStatus.BUILD, None
         return InstanceStatus.ACTIVE, None
 
     # -- ComputeProvider ---------------------------------------------------------------------
     def get(self, resource: Resource) -> Instance | None:
-        record = self._load(resource.id)
+        record = self.store.load(resource.id)
         return self._instance(record) if record else None
 
     def list_instances(self) -> list[Instance]:
-        found = []
-        for path in sorted((self.state_dir / "appliances").glob("*/instance.json")):
-            record = self._load(path.parent.name)
-            if record:
-                found.append(self._instance(record))
-        return found
+        return [self._instance(record) for record in self.store.records()]
 
     def boot(self, resource: Resource, ports: Sequence[PortSpec], image: str | None) -> Instance:
         mgmt_port, cidr = management_cidr(ports)
@@ -317,7 +190,7 @@ class NetnsProvider:
             LOG.info("appliance %s: replacing the existing instance (%s)", resource.id, reason)
             self.stop(resource)
         ns = self.namespace(resource.id)
-        app_dir = self._dir(resource.id)
+        app_dir = self.store.dir(resource.id)
         for sub in ("pids", "logs", "appliance"):
             (app_dir / sub).mkdir(parents=True, exist_ok=True)
         record = {
@@ -326,13 +199,13 @@ class NetnsProvider:
             "kind": resource.kind,
             "namespace": ns,
             "management_cidr": cidr,
-            "ports": [_port_to_json(p) for p in ports],
+            "ports": [port_to_json(p) for p in ports],
             "image": image,
             "booted_at": time.time(),
             # Who is booting it: until boot returns, others see BUILD (not a broken instance).
             "booting": [os.getpid(), process_start_time(os.getpid())],
         }
-        self._save(resource.id, record)
+        self.store.save(resource.id, record)
         LOG.info("appliance %s: booting in namespace %s (%d ports)", resource.id, ns, len(ports))
         try:
             self.registry.create(ns)
@@ -349,12 +222,12 @@ class NetnsProvider:
             self.stop(resource)
             raise ProviderError(f"appliance {resource.id}: boot failed: {reason}") from exc
         record["booting"] = None
-        self._save(resource.id, record)
+        self.store.save(resource.id, record)
         LOG.info("appliance %s: up at [%s]:%d", resource.id, strip_prefix(cidr), self.api_port)
         return self._instance(record)
 
     def _fill(self, template: Sequence[str], resource_id: str, **extra: str) -> list[str]:
-        values = {"state_dir": str(self._dir(resource_id) / "appliance"), **extra}
+        values = {"state_dir": str(self.store.dir(resource_id) / "appliance"), **extra}
         return [part.format(**values) for part in template]
 
     def _configure(self, resource_id: str, ns: str, mgmt: PortSpec, cidr: str) -> None:
@@ -365,7 +238,7 @@ class NetnsProvider:
             cidr=cidr,
             address=strip_prefix(cidr),
         )
-        log = self._dir(resource_id) / "logs" / "configure-management.log"
+        log = self.store.log(resource_id, "configure-management")
         try:
             result = subprocess.run(
                 ["ip", "netns", "exec", ns, *argv],
@@ -390,33 +263,32 @@ class NetnsProvider:
             port=str(self.api_port),
             address=strip_prefix(cidr),
         )
-        argv += tls_files.api_arguments(self._dir(resource_id) / "appliance")
-        log = self._dir(resource_id) / "logs" / f"{API_PROCESS}.log"
-        tracker = self._tracker(resource_id)
+        argv += tls_files.api_arguments(self.store.dir(resource_id) / "appliance")
+        log = self.store.log(resource_id, API_PROCESS)
+        tracker = self.store.tracker(resource_id)
         proc = tracker.start(API_PROCESS, argv, netns=ns, log_path=log)
         deadline = time.monotonic() + self.ready_timeout
         while not listening_on(proc.pid, self.api_port):
             if tracker.get(API_PROCESS) is None:
-                raise ProviderError(f"{argv[0]} exited during start-up: {_tail(log)}")
+                raise ProviderError(f"{argv[0]} exited during start-up: {tail(log)}")
             if time.monotonic() > deadline:
                 raise ProviderError(
                     f"{argv[0]} did not listen on port {self.api_port} within "
-                    f"{self.ready_timeout:.0f}s (timeout): {_tail(log)}"
+                    f"{self.ready_timeout:.0f}s (timeout): {tail(log)}"
                 )
             time.sleep(0.05)
 
     def stop(self, resource: Resource) -> None:
-        app_dir = self._dir(resource.id)
+        app_dir = self.store.dir(resource.id)
         ns = self.namespace(resource.id)
-        stopped = self._tracker(resource.id).stop_all() if app_dir.exists() else []
-        self._trackers.pop(resource.id, None)
+        stopped = self.store.tracker(resource.id).stop_all() if app_dir.exists() else []
         # Remove the fabric ends first: the kernel deletes a namespace's veths asynchronously,
         # after `ip netns delete` returns, and stop() must return with the veths gone.
-        for port in (self._load(resource.id) or {}).get("ports", []):
+        for port in (self.store.load(resource.id) or {}).get("ports", []):
             self.fabric.detach(port_ifname(port["port_id"]))
         had_ns = netns.netns_exists(ns)
         self.registry.delete(ns)
-        shutil.rmtree(app_dir, ignore_errors=True)
+        self.store.remove(resource.id)
         if stopped or had_ns:
             LOG.info("appliance %s: stopped %s, namespace %s deleted", resource.id, stopped, ns)
 
@@ -430,8 +302,8 @@ class NetnsProvider:
             self.fabric.attach_port(ns, port.port_id, port.network_id, port.mac_address)
         except CommandError as exc:
             raise ProviderError(f"appliance {resource.id}: plug {port.port_id}: {exc}") from exc
-        record["ports"].append(_port_to_json(port))
-        self._save(resource.id, record)
+        record["ports"].append(port_to_json(port))
+        self.store.save(resource.id, record)
         LOG.info("appliance %s: plugged port %s (%s)", resource.id, port.port_id, port.mac_address)
 
     def unplug(self, resource: Resource, port_id: str) -> None:
@@ -440,11 +312,11 @@ class NetnsProvider:
         kept = [p for p in record["ports"] if p["port_id"] != port_id]
         if len(kept) != len(record["ports"]):
             record["ports"] = kept
-            self._save(resource.id, record)
+            self.store.save(resource.id, record)
             LOG.info("appliance %s: unplugged port %s", resource.id, port_id)
 
     def _running(self, resource: Resource, what: str) -> tuple[dict[str, Any], str]:
-        record = self._load(resource.id)
+        record = self.store.load(resource.id)
         if record is None or not netns.netns_exists(record["namespace"]):
             raise ProviderError(f"appliance {resource.id}: cannot {what}: it has no namespace")
         return record, record["namespace"]

@@ -1,69 +1,30 @@
-"""One local cloud for the end-to-end tests, built from the kit's own classes.
-
-Everything is real: RabbitMQ, neutron-server, the fabric, ``astara-orchestrator`` in the
-management namespace with the netns provider, appliances and VM stand-ins in namespaces. The
-kit gets a unique prefix, state directory and RabbitMQ virtual host, and is taken down by PID
-(:meth:`LocalCloud.down`) however the tests end.
-
-The orchestrator is started here rather than by :meth:`LocalCloud.up` only to shorten its
-periods (health check, resync) for the tests; the config is the kit's own
-(:meth:`KitOrchestrator.write_config`) with those values replaced.
-"""
+"""The end-to-end tests' kit: :class:`astara_localcloud.e2e.E2EKit` under the test run's state
+directory, with what only the tests use (the metadata stand-in, probes, killing a namespace)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
-from astara.core.events import Resource
-from astara.core.interfaces import Instance, InstanceStatus
 from astara.linux import netns
-from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
-from astara.linux.processes import ProcessTracker, TrackedProcess, process_start_time
-from astara.localcloud import rabbit
-from astara.localcloud.kit import LocalCloud
-from astara.localcloud.networks import KitNetworks
-from astara.localcloud.orchestrator import API_PORT
-from astara.providers.netns import API_PROCESS
+from astara_localcloud import e2e
+from astara_localcloud.e2e import HEALTH_CHECK_PERIOD, INTERNET, RESYNC_PERIOD
+from astara_localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
 from tests.conftest import RUN_DIR
 
-T = TypeVar("T")
-
-INTERNET = "203.0.113.10"
-HEALTH_CHECK_PERIOD = 2
-RESYNC_PERIOD = 15
-CTL_BIN = Path(sys.executable).parent / "astara-ctl"
-RESPONDER = """
-import socket, sys
-name = sys.argv[1].encode()
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    c.sendall(name + b"\\n")
-    c.close()
-"""
-ASK = """
-import socket, sys
-try:
-    with socket.create_connection((sys.argv[1], 8080), timeout=1.5) as c:
-        c.settimeout(1.5)
-        print(c.recv(100).decode().strip())
-except OSError as exc:
-    print("ERROR", exc)
-"""
+__all__ = [
+    "HEALTH_CHECK_PERIOD",
+    "INTERNET",
+    "RESYNC_PERIOD",
+    "E2EKit",
+    "ProbeLoop",
+    "kill_namespace",
+]
 
 # Stands in for the orchestrator's metadata service (and Nova's behind it): records each
 # request's line and headers, as received (order, case, repeats), one JSON line each.
@@ -94,187 +55,12 @@ while True:
 """
 
 
-class E2EKit:
-    def __init__(self, state_dir: Path | None = None) -> None:
-        self.prefix = f"at{uuid.uuid4().hex[:6]}"
-        self.state_dir = state_dir or RUN_DIR / "state" / f"e2e-{self.prefix}"
-        self.vhost = f"astara-test-e2e-{self.prefix}"
-        self.cloud = LocalCloud(
-            self.state_dir,
-            prefix=self.prefix,
-            neutron_port=0,
-            vhost=self.vhost,
-            progress=lambda _msg: None,
-        )
-        self.nets: KitNetworks | None = None
-        self._api: Any = None
-        self.responders = ProcessTracker(self.state_dir / "responders")
+class E2EKit(e2e.E2EKit):
+    """The kit in the test run's state directory (``RUN_DIR/state/e2e-<prefix>``)."""
 
-    # -- life --------------------------------------------------------------------------------
-    def up(self) -> None:
-        self.nets = self.cloud.up(orchestrator=False)
-        self.start_orchestrator()
-
-    def down(self) -> None:
-        self.responders.stop_all()
-        keep = os.environ.get("ASTARA_E2E_KEEP_LOGS")  # a directory to copy the logs into
-        if keep and self.state_dir.exists():
-            for log in self.state_dir.rglob("*.log"):
-                target = Path(keep) / self.prefix / log.relative_to(self.state_dir)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(log, target)
-        if self.state_dir.exists():
-            self.cloud.down()
-
-    def start_orchestrator(
-        self,
-        *,
-        extra_ports: Sequence[int] = (),
-        edit: Callable[[str], str] | None = None,
-        settings: str = "",
-    ) -> TrackedProcess:
-        """The kit's orchestrator with the tests' shorter periods. A variant kit adds relay
-        ports, its own edit of the config and more ``[DEFAULT]`` ``settings`` lines."""
-        assert self.nets is not None
-        orch = self.cloud.orchestrator
-        orch.start_relay(self.cloud.neutron.port, extra_ports=extra_ports)
-        ini = orch.write_config(
-            self.nets,
-            transport_url=rabbit.transport_url(self.vhost),
-            neutron_port=self.cloud.neutron.port,
-            provider_dir=self.state_dir / "netns",
-            prefix=self.prefix,
-            fabric_ns=self.cloud.fabric.namespace,
-            registry=self.cloud.registry.path,
-        )
-        text = edit(ini.read_text()) if edit else ini.read_text()
-        assert "health_check_period = 10\n" in text, "the kit's config changed: update this"
-        text = text.replace(
-            "health_check_period = 10\n",
-            f"health_check_period = {HEALTH_CHECK_PERIOD}\nresync_period = {RESYNC_PERIOD}\n"
-            + settings,
-        )
-        ini.write_text(text)
-        return orch.run(ini)
-
-    def stop_orchestrator(self) -> None:
-        self.cloud.tracker.stop("orchestrator")
-
-    # -- looking -----------------------------------------------------------------------------
-    @property
-    def api(self) -> Any:
-        """One Neutron connection for the kit's life (it reconnects after a server restart).
-
-        A connection per call leaks: each keeps an idle keep-alive socket until the garbage
-        collector breaks its reference cycles, and neutron-server (100 green threads per
-        worker) stops answering once those hold them all.
-        """
-        if self._api is None:
-            self._api = self.cloud.api()
-        return self._api
-
-    def log_tail(self, chars: int = 4000) -> str:
-        log = self.state_dir / "orchestrator" / "orchestrator.log"
-        return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
-
-    def instance(self, router_id: str) -> Instance | None:
-        return self.cloud.provider().get(Resource(router_id, "unknown"))
-
-    def appliance_api(self, router_id: str) -> TrackedProcess | None:
-        pids = self.state_dir / "netns" / "appliances" / router_id / "pids"
-        return ProcessTracker(pids).get(API_PROCESS) if pids.is_dir() else None
-
-    def appliance_namespace(self, router_id: str) -> str:
-        return f"{self.prefix}-{router_id}"
-
-    def ctl(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        """astara-ctl inside the management namespace (the API there is always this kit's)."""
-        return subprocess.run(
-            [
-                "ip", "netns", "exec", self.cloud.fabric.management_namespace, str(CTL_BIN),
-                "--url", f"http://127.0.0.1:{API_PORT}", *argv,
-            ],
-            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def show(self, router_id: str) -> dict[str, Any] | None:
-        result = self.ctl("show", router_id, "-f", "json")
-        if result.returncode != 0:
-            return None
-        shown: dict[str, Any] = json.loads(result.stdout)
-        return shown
-
-    def wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{what} not within {timeout:.0f}s; orchestrator log:\n{self.log_tail()}"
-                )
-            time.sleep(0.2)
-
-    def wait_error(self, router_id: str, timeout: float, what: str) -> dict[str, Any]:
-        """``astara-ctl show`` of the router once its instance is in ERROR."""
-
-        def in_error() -> dict[str, Any] | None:
-            shown = self.show(router_id)
-            return shown if shown and shown["instance_status"] == "error" else None
-
-        return self.wait(in_error, timeout, what)
-
-    def wait_active(self, router_id: str, timeout: float = 90) -> Instance:
-        def check() -> Instance | None:
-            found = self.instance(router_id)
-            return found if found and found.status is InstanceStatus.ACTIVE else None
-
-        return self.wait(check, timeout, f"an ACTIVE appliance for router {router_id}")
-
-    def router_with_vm(
-        self, names: tuple[str, str], cidr: str, vm: str, project: str, active_timeout: float = 90
-    ) -> tuple[Any, Any, Any, float]:
-        """A network and a router (``names``), the router's interface on the network and its
-        public gateway, and VM stand-in ``vm`` there with its lease and traffic to the internet
-        stand-in: (router, network, subnet, seconds from the first API call to traffic)."""
-        api = self.api
-        assert self.nets is not None
-        public = api.net.get_network(self.nets.external_network_id)
-        started = time.monotonic()
-        net = api.network(names[0], project)
-        subnet = api.subnet(net, cidr, project)
-        router = api.router(names[1], project)
-        api.add_interface(router, subnet)
-        api.set_gateway(router, public)
-        self.cloud.vm_create(net.id, vm, wait=None)
-        self.wait_active(router.id, timeout=active_timeout)
-        self.cloud.vms.wait_for_lease(vm, timeout=90)
-        self.wait_ping(vm, timeout=60)
-        return router, net, subnet, time.monotonic() - started
-
-    # -- traffic -----------------------------------------------------------------------------
-    def ping(self, vm: str, address: str = INTERNET, wait: float = 1) -> bool:
-        result = self.cloud.vms.exec(vm, ["ping", "-c", "1", "-W", str(wait), address])
-        return result.returncode == 0
-
-    def wait_ping(self, vm: str, timeout: float = 60, address: str = INTERNET) -> bool:
-        return self.wait(lambda: self.ping(vm, address), timeout, f"{vm} reaching {address}")
-
-    def vm(self, network: Any, name: str, timeout: float = 90) -> dict[str, str]:
-        """A VM stand-in on ``network`` with its DHCP lease (from the router's appliance)."""
-        self.cloud.vm_create(network.id, name, wait=None)
-        return self.cloud.vms.wait_for_lease(name, timeout=timeout)
-
-    def serve_name(self, vm: str) -> None:
-        """A tiny TCP responder on port 8080 in the VM, answering its own name."""
-        vm_ns = self.cloud.vms.namespace(vm)
-        self.responders.start(
-            f"responder-{vm}",
-            [sys.executable, "-c", RESPONDER, vm],
-            netns=vm_ns,
-            log_path=self.state_dir / f"responder-{vm}.log",
-        )
+    def __init__(self) -> None:
+        prefix = e2e.new_prefix()
+        super().__init__(RUN_DIR / "state" / f"e2e-{prefix}", prefix)
 
     def serve_metadata(self, log: Path, port: int = 9697) -> None:
         """A metadata stand-in on the orchestrator's management address (``port``), writing
@@ -287,13 +73,6 @@ class E2EKit:
             log_path=self.state_dir / "metadata-standin.log",
         )  # fmt: skip
 
-    def ask(self, address: str) -> str:
-        """What answers on ``address``:8080, asked from the internet stand-in."""
-        out = netns.exec_in(
-            self.cloud.fabric.internet_namespace, [sys.executable, "-c", ASK, address]
-        )
-        return out.strip()
-
 
 def kill_namespace(ns: str) -> list[int]:
     """SIGKILL every process in namespace ``ns``, by the PIDs the kernel lists for it."""
@@ -302,10 +81,6 @@ def kill_namespace(ns: str) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return pids
-
-
-def alive(proc: TrackedProcess) -> bool:
-    return process_start_time(proc.pid) == proc.start_time
 
 
 class ProbeLoop:

@@ -25,8 +25,8 @@ import kombu
 import pytest
 
 from astara.linux import netns
-from astara.localcloud import rabbit
-from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit, ProbeLoop, alive
+from astara_localcloud import rabbit
+from tests.e2e.kit import HEALTH_CHECK_PERIOD, RESYNC_PERIOD, E2EKit, ProbeLoop
 
 PROJECT = "e2e-safety"
 DRIFT_CHECK_PERIOD = 3
@@ -184,7 +184,7 @@ def listener_count(kit: E2EKit, name: str) -> int:
 
 def test_a_forged_delete_for_a_live_router_stops_nothing(kit: E2EKit, router: Any) -> None:
     before = kit.appliance_api(router.id)
-    assert before is not None and alive(before)
+    assert before is not None and before.alive()
     received = listener_count(kit, "received")
     with ProbeLoop(lambda: kit.ping("s1", wait=2)) as loop:
         forged = {"router_id": router.id, "router": {"id": router.id, "tenant_id": PROJECT}}
@@ -192,7 +192,7 @@ def test_a_forged_delete_for_a_live_router_stops_nothing(kit: E2EKit, router: An
         kit.wait(lambda: listener_count(kit, "received") > received, 30, "the forged delete")
         time.sleep(3 * HEALTH_CHECK_PERIOD)  # health checks go by: nothing changes
     after = kit.appliance_api(router.id)
-    assert after == before and alive(after), "the appliance was stopped or replaced"
+    assert after == before and after.alive(), "the appliance was stopped or replaced"
     shown = kit.show(router.id)
     assert shown is not None and shown["instance_status"] == "configured", shown
     print(f"\nforged delete: {loop.sent} pings through the router, lost at {loop.lost}")
@@ -218,7 +218,7 @@ def test_a_resync_whose_listing_lacks_every_router_deletes_nothing(
         time.sleep(2 * HEALTH_CHECK_PERIOD)
         assert kit.ping("s1")
         after = kit.appliance_api(router.id)
-        assert after == before and alive(after)
+        assert after == before and after.alive()
     finally:
         faulty.mode = "normal"
     kit.wait(

@@ -16,7 +16,7 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.fabric import port_ifname
-from tests.e2e.kit import HEALTH_CHECK_PERIOD, E2EKit, ProbeLoop, alive, kill_namespace
+from tests.e2e.kit import HEALTH_CHECK_PERIOD, E2EKit, ProbeLoop, kill_namespace
 
 PROJECT = "e2e-tenant"
 
@@ -82,7 +82,7 @@ def test_second_network_hot_plugged(kit: E2EKit, main_router: MainRouter) -> Non
     kit.wait_ping("b1", timeout=15, address=a1.lease["ip_address"])
     # Hot-plugged: the same appliance API process throughout.
     api_after = kit.appliance_api(router.id)
-    assert api_after == api_before and alive(api_after)
+    assert api_after == api_before and api_after.alive()
     instance = kit.instance(router.id)
     assert instance is not None
     assert net.id in {p.network_id for p in instance.ports}
@@ -121,14 +121,14 @@ def test_killed_appliance_is_rebuilt(
 ) -> None:
     router = main_router.router
     before = kit.appliance_api(router.id)
-    assert before is not None and alive(before)
+    assert before is not None and before.alive()
     started = time.monotonic()
     killed = kill_namespace(kit.appliance_namespace(router.id))
     assert before.pid in killed, (before, killed)
 
     def rebuilt() -> bool:
         now = kit.appliance_api(router.id)
-        return now is not None and now.pid != before.pid and alive(now)
+        return now is not None and now.pid != before.pid and now.alive()
 
     kit.wait(rebuilt, 90, "a new appliance API process")
     for vm in kit.cloud.vms.list():  # every VM behind the router (b1 if the test before ran)
@@ -159,7 +159,7 @@ def test_orchestrator_restart_adopts_appliances(
         time.sleep(3 * HEALTH_CHECK_PERIOD)
     assert shown["management_address"]
     after = kit.appliance_api(router.id)
-    assert after == before and alive(after), "the appliance was rebuilt, not adopted"
+    assert after == before and after.alive(), "the appliance was rebuilt, not adopted"
     record_property("restart_probes_sent", loop.sent)
     record_property("restart_probes_lost", len(loop.lost))
     print(f"\norchestrator restart: {loop.sent} pings, lost at {loop.lost}")
@@ -264,7 +264,7 @@ def test_neutron_outage_then_converges(
     kit.cloud.neutron.stop()
     stopped = time.monotonic()
     try:
-        assert not alive(neutron_pid)
+        assert not neutron_pid.alive()
         with ProbeLoop(lambda: kit.ping("a1", wait=2), interval=0.5) as loop:
             while time.monotonic() - stopped < 30:
                 time.sleep(0.5)

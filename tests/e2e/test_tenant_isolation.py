@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from astara.linux import netns
-from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
+from astara.linux.fabric import strip_prefix
+from astara_localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
 from tests.e2e.kit import E2EKit
 
 ORCHESTRATOR = strip_prefix(ORCHESTRATOR_MANAGEMENT_CIDR)

@@ -40,8 +40,8 @@ def test_the_launcher_gives_neutron_one_pooled_sqlite_connection(tmp_path):
     session); the kit's launcher patch makes it the QueuePool of one that neutron.conf asks for."""
     import subprocess
 
-    from astara.localcloud.neutron_server import ONE_POOLED_CONNECTION as patch
-    from astara.localcloud.services import SYSTEM_PYTHON
+    from astara_localcloud.neutron_server import ONE_POOLED_CONNECTION as patch
+    from astara_localcloud.services import SYSTEM_PYTHON
 
     probe = (
         "from oslo_db.sqlalchemy import engines\n"
@@ -80,7 +80,7 @@ def test_writes_succeed_while_another_process_commits(neutron, neutron_api, proc
     import uuid
     from concurrent.futures import ThreadPoolExecutor
 
-    from astara.localcloud.services import SYSTEM_PYTHON
+    from astara_localcloud.services import SYSTEM_PYTHON
 
     tenant = f"tenant-{uuid.uuid4().hex[:6]}"
     name = f"committer-{uuid.uuid4().hex[:6]}"

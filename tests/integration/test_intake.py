@@ -18,10 +18,10 @@ import pytest
 from oslo_config import cfg
 
 from astara.core.events import Action, Event
-from astara.localcloud import rabbit
+from astara.core.fakes import RecordingControl
 from astara.orchestrator import config
 from astara.orchestrator.intake import NotificationListener, kombu_urls
-from tests.harness.recording_control import RecordingControl
+from astara_localcloud import rabbit
 
 Factory = Callable[..., tuple[NotificationListener, RecordingControl]]
 

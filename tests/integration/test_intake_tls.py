@@ -22,11 +22,11 @@ import kombu
 import pytest
 from oslo_config import cfg
 
-from astara.localcloud import rabbit
+from astara.core.fakes import RecordingControl
 from astara.orchestrator import config
 from astara.orchestrator.intake import NotificationListener, rabbit_ssl
-from tests.harness.recording_control import RecordingControl
-from tests.harness.tls import make_certificates
+from astara_localcloud import rabbit
+from astara_localcloud.tls import make_certificates
 
 
 class TlsTerminator:

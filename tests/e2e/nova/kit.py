@@ -2,7 +2,7 @@
 
 Everything of :class:`tests.e2e.kit.E2EKit` (neutron-server, RabbitMQ, fabric, VM stand-ins,
 ``astara-orchestrator`` in the management namespace), plus Nova, Placement and Glance (fake virt
-driver) and the hypervisor stand-in (:mod:`astara.localcloud.hypervisor`) that runs ACTIVE
+driver) and the hypervisor stand-in (:mod:`astara_localcloud.hypervisor`) that runs ACTIVE
 appliance servers as namespaces. The orchestrator runs with ``compute_provider = nova``: every
 appliance is booted, found, hot-plugged and deleted through the real Nova API.
 """
@@ -23,8 +23,8 @@ from openstack.exceptions import HttpException
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus
 from astara.linux.processes import ProcessTracker, TrackedProcess
-from astara.localcloud.nova import HYPERVISOR
 from astara.providers.netns import API_PROCESS
+from astara_localcloud.nova import HYPERVISOR
 from tests.e2e.kit import E2EKit
 
 # Small, so the fault tests reach ERROR quickly; boot_timeout stays generous (a server goes

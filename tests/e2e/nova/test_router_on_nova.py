@@ -26,7 +26,6 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.fabric import port_ifname
-from tests.e2e.kit import alive
 from tests.e2e.nova.kit import BOOT_TIMEOUT, REBOOT_ERROR_THRESHOLD, NovaE2EKit
 
 PROJECT = "e2e-nova-tenant"
@@ -134,7 +133,7 @@ def test_second_network_hot_plugged_through_nova(kit: NovaE2EKit, main_router: M
     )
     assert any(p.network_id == net.id for p in kit.api.net.ports(device_id=server_after["id"]))
     api_after = kit.appliance_api(router.id)
-    assert api_after == api_before and alive(api_after)
+    assert api_after == api_before and api_after.alive()
     assert kit.ping("n1")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+from astara_localcloud.tls import make_certificates
 from tests.functional.appliance.lab import API_PORT, MGMT_ADDR, VENV_BIN, Lab, wait_for
-from tests.harness.tls import make_certificates
 
 
 def test_08_schemathesis_finds_no_server_error(lab: Lab) -> None:

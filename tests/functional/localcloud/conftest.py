@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from astara.linux.fabric import Fabric
 from astara.linux.netns import NamespaceRegistry
+from astara_localcloud.fabric import KitFabric
 from tests.conftest import RUN_DIR
 from tests.functional.localcloud.netns_kit import netns_kit
 
@@ -28,10 +28,10 @@ def kit_state_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def fabric() -> Iterator[Fabric]:
+def fabric() -> Iterator[KitFabric]:
     prefix = f"at{uuid.uuid4().hex[:6]}"
     registry = NamespaceRegistry(RUN_DIR / "topologies" / f"{prefix}.json")
-    kit_fabric = Fabric(prefix, registry)
+    kit_fabric = KitFabric(prefix, registry)
     try:
         yield kit_fabric
     finally:

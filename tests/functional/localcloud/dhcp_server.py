@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from astara.linux import netns
-from astara.linux.fabric import Fabric
 from astara.linux.processes import ProcessTracker
+from astara_localcloud.fabric import KitFabric
 
 
 def start_dnsmasq(
-    fabric: Fabric,
+    fabric: KitFabric,
     tracker: ProcessTracker,
     network_id: str,
     state: Path,

@@ -15,13 +15,10 @@ import pytest
 
 from astara.core.interfaces import PortRole, PortSpec
 from astara.linux import netns
-from astara.linux.fabric import Fabric
 from astara.linux.netns import NamespaceRegistry
-from astara.providers.netns import (
-    DEFAULT_APPLIANCE_COMMAND,
-    DEFAULT_CONFIGURE_COMMAND,
-    NetnsProvider,
-)
+from astara.providers.netns import NetnsProvider
+from astara.providers.netns_config import DEFAULT_APPLIANCE_COMMAND, DEFAULT_CONFIGURE_COMMAND
+from astara_localcloud.fabric import KitFabric
 from tests.conftest import RUN_DIR
 
 # The provider runs the real appliance programs of this virtualenv (its defaults).
@@ -46,7 +43,7 @@ class NetnsKit:
         self.state_dir = RUN_DIR / "state" / self.prefix
         # The harness removes what this registry lists if the test run is interrupted.
         self.registry = NamespaceRegistry(RUN_DIR / "topologies" / f"{self.prefix}.json")
-        self.fabric = Fabric(self.prefix, self.registry)
+        self.fabric = KitFabric(self.prefix, self.registry)
         self.management_network = str(uuid.uuid4())
         self.mgmt_ns = self.fabric.management_namespace
         self._next_address = 16

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 
 from astara.linux import netns
-from astara.linux.fabric import Fabric, bridge_name
-from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS
+from astara.linux.fabric import bridge_name
+from astara_localcloud.fabric import KitFabric
+from astara_localcloud.networks import EXTERNAL_GATEWAY_CIDRS
 
 
 def ping(ns: str, address: str) -> bool:
     return "1 received" in netns.exec_in(ns, ["ping", "-c", "1", "-W", "2", address], check=False)
 
 
-def test_upstream_and_management_endpoint_are_idempotent_and_repaired(fabric: Fabric) -> None:
+def test_upstream_and_management_endpoint_are_idempotent_and_repaired(fabric: KitFabric) -> None:
     ext, mgmt = str(uuid.uuid4()), str(uuid.uuid4())
     upstream, internet = fabric.ensure_upstream(ext, EXTERNAL_GATEWAY_CIDRS)
     mgmt_ns = fabric.ensure_management_endpoint(mgmt)

@@ -15,9 +15,10 @@ import pytest
 
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole, PortSpec
-from astara.linux.fabric import ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
-from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS
-from astara.localcloud.vms import VmStandIns
+from astara.linux.fabric import strip_prefix
+from astara_localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
+from astara_localcloud.networks import EXTERNAL_GATEWAY_CIDRS
+from astara_localcloud.vms import VmStandIns
 from tests.functional.localcloud.netns_kit import NetnsKit, random_mac
 
 ROUTER_EXT = ("172.24.4.10/24", "2001:db8:e::10/64")

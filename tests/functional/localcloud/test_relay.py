@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from astara.linux import netns
-from astara.linux.fabric import Fabric
-from astara.localcloud.services import free_port
+from astara_localcloud.fabric import KitFabric
+from astara_localcloud.services import free_port
 
 
 class _Echo(socketserver.StreamRequestHandler):
@@ -37,7 +37,7 @@ def root_echo() -> Iterator[int]:
 
 def start_relay(tracker, tmp_path, *forwards: list[str], optional=()) -> None:  # type: ignore[no-untyped-def]
     ready = tmp_path / "ready"
-    argv = [sys.executable, "-m", "astara.localcloud.relay", "--ready-file", str(ready)]
+    argv = [sys.executable, "-m", "astara_localcloud.relay", "--ready-file", str(ready)]
     for forward in forwards:
         argv += ["--forward", *forward]
     for forward in optional:
@@ -59,7 +59,7 @@ ECHO_CLIENT = (
 
 
 def test_root_service_appears_inside_a_namespace(
-    fabric: Fabric, process_tracker, tmp_path, root_echo
+    fabric: KitFabric, process_tracker, tmp_path, root_echo
 ):
     ns = fabric.ns_name("client")
     fabric.registry.create(ns)
@@ -77,7 +77,9 @@ def test_root_service_appears_inside_a_namespace(
         process_tracker.stop(f"relay-{tmp_path.name}")
 
 
-def test_namespace_service_appears_on_the_root_loopback(fabric: Fabric, process_tracker, tmp_path):
+def test_namespace_service_appears_on_the_root_loopback(
+    fabric: KitFabric, process_tracker, tmp_path
+):
     ns = fabric.ns_name("server")
     fabric.registry.create(ns)
     server = (
@@ -108,7 +110,7 @@ def test_namespace_service_appears_on_the_root_loopback(fabric: Fabric, process_
 
 
 def test_a_taken_optional_port_does_not_stop_the_relay(
-    fabric: Fabric, process_tracker, tmp_path, root_echo
+    fabric: KitFabric, process_tracker, tmp_path, root_echo
 ):
     ns = fabric.ns_name("client")
     fabric.registry.create(ns)

@@ -8,7 +8,7 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.fabric import port_ifname
-from astara.localcloud.vms import VmError, VmStandIns
+from astara_localcloud.vms import VmError, VmStandIns
 from tests.functional.localcloud.dhcp_server import start_dnsmasq
 
 MAC = "fa:16:3e:12:34:56"

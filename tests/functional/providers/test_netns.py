@@ -52,7 +52,7 @@ def test_two_appliances_talk_over_their_network_bridge(netns_kit: NetnsKit) -> N
 def test_a_dead_appliance_is_reported_shutoff_with_its_log(netns_kit: NetnsKit) -> None:
     provider, resource = netns_kit.provider(), Resource(str(uuid.uuid4()), "t")
     provider.boot(resource, [netns_kit.management_port()], image=None)
-    provider._tracker(resource.id).stop(API_PROCESS)
+    provider.store.tracker(resource.id).stop(API_PROCESS)
     instance = provider.get(resource)
     assert instance is not None
     assert instance.status is InstanceStatus.SHUTOFF
@@ -82,10 +82,10 @@ def test_boot_retried_as_asked_adopts_without_reboot(netns_kit: NetnsKit) -> Non
     resource = Resource(str(uuid.uuid4()), "t")
     ports = [netns_kit.management_port()]
     first = netns_kit.provider().boot(resource, ports, image="img")
-    pid = netns_kit.provider()._tracker(resource.id).get(API_PROCESS)
+    pid = netns_kit.provider().store.tracker(resource.id).get(API_PROCESS)
     again = netns_kit.provider().boot(resource, ports, image="img")  # after a restart
     assert again.booted_at == first.booted_at
-    assert netns_kit.provider()._tracker(resource.id).get(API_PROCESS) == pid
+    assert netns_kit.provider().store.tracker(resource.id).get(API_PROCESS) == pid
 
 
 def test_a_boot_in_progress_is_build_for_others_and_error_if_interrupted(
@@ -111,10 +111,10 @@ def test_a_boot_in_progress_is_build_for_others_and_error_if_interrupted(
     assert other.get(resource).status is InstanceStatus.ACTIVE
     # An orchestrator that died in the middle of a boot leaves a record no one finishes.
     gone = subprocess.Popen(["true"])
-    record = other._load(resource.id)
+    record = other.store.load(resource.id)
     record["booting"] = [gone.pid, process_start_time(gone.pid, allow_zombie=True)]
     gone.wait()
-    other._save(resource.id, record)
+    other.store.save(resource.id, record)
     interrupted = other.get(resource)
     assert interrupted.status is InstanceStatus.ERROR
     assert "boot interrupted" in interrupted.fault

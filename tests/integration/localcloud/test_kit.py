@@ -16,12 +16,12 @@ from astara.core.events import Resource
 from astara.core.interfaces import InstanceStatus
 from astara.linux import netns
 from astara.linux.fabric import bridge_name
-from astara.localcloud import rabbit
-from astara.localcloud.cli import main
-from astara.localcloud.kit import LocalCloud
-from astara.localcloud.networks import KitNetworks
 from astara.orchestrator.config import register_opts
 from astara.providers.netns import NetnsProvider
+from astara_localcloud import rabbit
+from astara_localcloud.cli import main
+from astara_localcloud.kit import LocalCloud
+from astara_localcloud.networks import KitNetworks
 from tests.conftest import RUN_DIR
 from tests.functional.localcloud.dhcp_server import start_dnsmasq
 

@@ -13,9 +13,9 @@ from astara import configdoc
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus, PortRole
 from astara.drivers.router import RouterDriver, RouterGone
-from astara.localcloud.cloud_api import NeutronBuilder
 from astara.neutron.status import TAG_PREFIX
 from astara.orchestrator import config
+from astara_localcloud.cloud_api import NeutronBuilder
 
 
 @dataclass

@@ -27,14 +27,15 @@ from oslo_config import cfg
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec
 from astara.linux.processes import ProcessTracker
-from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.nova import NEUTRON_NOAUTH_PROJECT, NovaCloud, connect, nova_installed
-from astara.localcloud.orchestrator import KitCertificates
 from astara.orchestrator.config import register_opts
 from astara.providers import load_provider, nova_config
 from astara.providers.nova import NovaProvider
+from astara_localcloud import rabbit
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.neutron_server import NeutronServer
+from astara_localcloud.nova import NEUTRON_NOAUTH_PROJECT, connect
+from astara_localcloud.nova_cloud import NovaCloud, nova_installed
+from astara_localcloud.orchestrator import KitCertificates
 from tests.conftest import RUN_DIR
 
 T = TypeVar("T")

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.services import free_port
+from astara_localcloud import rabbit
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.services import free_port
 
 
 def get(url: str) -> tuple[int, Any]:

@@ -135,7 +135,7 @@ def test_an_idle_kept_alive_connection_is_closed(
 def test_tls_with_client_certificates(tmp_path: Path) -> None:
     """Mutual TLS: the handshake in the connection's thread; a client without a certificate
     is refused, and the server goes on serving."""
-    from tests.harness.tls import make_certificates
+    from astara_localcloud.tls import make_certificates
 
     make_certificates(tmp_path, "IP:127.0.0.1")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -16,7 +16,7 @@ FORBIDDEN = (
     "kombu",
     "httpx",
     "pyroute2",
-    "astara.localcloud",
+    "astara_localcloud",
     "astara.providers",
     "astara.orchestrator",
     "astara.db",

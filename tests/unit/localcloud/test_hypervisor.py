@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from astara.localcloud.hypervisor import CONFIGURE_BIN, boot_command, guest_of
 from astara.providers import nova_userdata
+from astara_localcloud.hypervisor import CONFIGURE_BIN, boot_command, guest_of
 
 MAC = "fa:16:3e:00:00:01"
 CIDR = "fdca:3ba5:a17a:acda::12/64"

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from astara.core.events import Action, Event, Resource
+from astara.core.fakes import RecordingControl
 from astara.core.interfaces import LookupUnavailable
 from astara.orchestrator.normalize import (
     Dropped,
     Ignored,
     normalize,
 )
-from tests.harness.recording_control import RecordingControl
 
 ROUTER = str(uuid.uuid4())
 OTHER_ROUTER = str(uuid.uuid4())

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from oslo_config import cfg
 
 from astara.core.events import Action
+from astara.core.fakes import RecordingControl
 from astara.orchestrator.intake import NotificationListener
-from tests.harness.recording_control import RecordingControl
 from tests.unit.orchestrator.test_normalize import NETWORK, ROUTER, TENANT, FakeLookup
 
 FIP = "172.24.4.10"

@@ -9,8 +9,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
-from astara.localcloud.cloud_api import NeutronBuilder
+from astara.linux.fabric import strip_prefix
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR
 
 SERVICE_PROJECT = "astara"
 EXTERNAL_V4 = ("172.24.4.0/24", "172.24.4.1")

@@ -1,7 +1,7 @@
 """Nova, Placement and Glance (Debian's packages) in a state directory: SQLite, loopback.
 
 The services run on the system Python (``/usr/bin/python3``), apart from the project's
-virtualenv, like :mod:`astara.localcloud.neutron_server`. Nova boots servers with the fake virt
+virtualenv, like :mod:`astara_localcloud.neutron_server`. Nova boots servers with the fake virt
 driver (no hypervisor); its ports live in the real neutron-server given by ``neutron_endpoint``.
 
 Auth without Keystone: Nova keeps ``auth_strategy = keystone`` but its paste pipelines have no
@@ -24,7 +24,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,12 +32,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import openstack
-
 from astara.linux.processes import ProcessTracker
-from astara.localcloud import rabbit
-from astara.localcloud.hypervisor import HypervisorStandIn
-from astara.localcloud.services import (
+from astara.providers.nova_config import trusted_headers
+from astara_localcloud.nova_conf import GLANCE_CONF, NOVA_CONF, PLACEMENT_CONF
+from astara_localcloud.services import (
     CACHE_DIR,
     SQLITE_LOCK_AT_BEGIN,
     SYSTEM_PYTHON,
@@ -48,7 +45,6 @@ from astara.localcloud.services import (
     python_service,
     tail_file,
 )
-from astara.providers.nova_config import trusted_headers
 
 NOVA_PACKAGES = ("python3-nova", "placement-api", "glance-api")
 DATABASES = ("nova_api", "nova_cell0", "nova", "placement", "glance")
@@ -56,121 +52,6 @@ TEMPLATE_FORMAT = "1"  # change to rebuild cached databases made the old way
 SERVICES = ("placement", "glance", "nova-api", "nova-conductor", "nova-scheduler", "nova-compute")
 SERVICE_PROJECT = "astara-service"
 MICROVERSION = "2.90"  # Zed supports up to 2.93
-
-NOVA_CONF = """\
-[DEFAULT]
-host = {host}
-my_ip = 127.0.0.1
-state_path = {state_dir}
-instances_path = {state_dir}/instances
-log_file = {state_dir}/{{service}}.log
-use_stderr = false
-debug = false
-transport_url = {transport_url}
-compute_driver = fake.FakeDriver
-enabled_apis = osapi_compute
-osapi_compute_listen = 127.0.0.1
-osapi_compute_listen_port = {api_port}
-osapi_compute_workers = 1
-use_rootwrap_daemon = false
-heal_instance_info_cache_interval = -1
-sync_power_state_interval = -1
-# Fewer service heartbeats: fewer writers contending for the SQLite files.
-report_interval = 20
-service_down_time = 120
-instance_build_timeout = 0
-
-[api]
-auth_strategy = keystone
-
-[wsgi]
-api_paste_config = {state_dir}/nova-api-paste.ini
-
-[api_database]
-connection = {db_url_nova_api}
-
-[database]
-connection = {db_url_nova}
-
-[glance]
-api_servers = {glance_endpoint}
-endpoint_override = {glance_endpoint}
-
-[placement]
-auth_type = admin_token
-endpoint = {placement_endpoint}
-endpoint_override = {placement_endpoint}
-token = admin
-
-[neutron]
-auth_type = admin_token
-endpoint = {neutron_endpoint}
-endpoint_override = {neutron_endpoint}
-token = admin
-
-[scheduler]
-discover_hosts_in_cells_interval = -1
-workers = 1
-
-[conductor]
-workers = 1
-
-[oslo_concurrency]
-lock_path = {state_dir}/lock
-
-[oslo_messaging_notifications]
-driver = noop
-
-[vnc]
-enabled = false
-
-[quota]
-# One local cloud, no tenants to protect from each other: capacity is the only limit.
-instances = -1
-cores = -1
-ram = -1
-
-[cinder]
-os_region_name = RegionOne
-"""
-
-PLACEMENT_CONF = """\
-[DEFAULT]
-log_file = {state_dir}/placement.log
-use_stderr = false
-
-[api]
-auth_strategy = noauth2
-
-[placement_database]
-connection = {db_url_placement}
-"""
-
-GLANCE_CONF = """\
-[DEFAULT]
-bind_host = 127.0.0.1
-bind_port = {glance_port}
-workers = 1
-log_file = {state_dir}/glance.log
-use_stderr = false
-enabled_import_methods = []
-
-[database]
-connection = {db_url_glance}
-
-[glance_store]
-stores = file
-default_store = file
-filesystem_store_datadir = {state_dir}/images
-
-[paste_deploy]
-flavor =
-config_file = /etc/glance/glance-api-paste.ini
-
-[oslo_concurrency]
-lock_path = {state_dir}/lock
-"""
-
 
 # Harness only (never the product): ml2/openvswitch binds a port only to a host with a live
 # "Open vSwitch agent". This stands in for one by sending the agent's report_state RPC to
@@ -486,179 +367,3 @@ class NovaCloud:
         return json_request(
             self.compute_endpoint + path, method, body, headers=headers, timeout=timeout
         )
-
-
-# -- the local kit's Nova: the cloud, an appliance image and flavor, the hypervisor stand-in ----
-# Neutron's noauth mode puts every port it creates without a project in this one; Nova boots a
-# server only on ports of the server's own project, so the kit's orchestrator acts in it.
-NEUTRON_NOAUTH_PROJECT = "fake_project_id"
-HYPERVISOR = "hypervisor"
-# The external network's physical network (flat): cloud_api.NeutronBuilder names it ext-<name>.
-EXTERNAL_PHYSNET = "ext-public"
-
-
-def connect(cloud: NovaCloud, project_id: str) -> Any:
-    """An openstacksdk connection to the cloud's Nova and Glance as admin of ``project_id``."""
-    conn = openstack.connect(
-        auth_type="none",
-        compute_endpoint_override=cloud.compute_endpoint,
-        image_endpoint_override=cloud.image_endpoint,
-        load_yaml_config=False,
-        load_envvars=False,
-    )
-    conn.session.additional_headers.update(trusted_headers(project_id))
-    return conn
-
-
-def nova_orchestrator_ini(
-    ini: str, *, compute_endpoint: str, image_id: str, flavor_id: str, project_id: str
-) -> str:
-    """The kit's orchestrator.ini (netns provider) turned to the Nova provider."""
-    if "compute_provider = netns\n" not in ini or "[router]\n" not in ini:
-        raise ValueError("the kit's orchestrator.ini changed: update nova_orchestrator_ini")
-    ini = ini.replace("compute_provider = netns\n", "compute_provider = nova\n")
-    ini = ini.replace(
-        "[router]\n", f"[router]\nimage_uuid = {image_id}\ninstance_flavor = {flavor_id}\n"
-    )
-    return ini + (
-        "\n[nova]\n"
-        "# The local kit's Nova trusts identity headers (no Keystone): docs/nova-provider.md\n"
-        "auth_mode = trusted-headers\n"
-        f"compute_endpoint = {compute_endpoint}\n"
-        f"project_id = {project_id}\n"
-    )
-
-
-class KitNova:
-    """The local kit's Nova (``astara-local up --nova``): :class:`NovaCloud` on its own RabbitMQ
-    virtual host, an appliance image and flavor, and the hypervisor stand-in
-    (:mod:`astara.localcloud.hypervisor`) that runs its ACTIVE servers as namespaces.
-
-    Ports, image and flavor are kept in ``<state>/nova.json`` so later commands find them.
-    """
-
-    def __init__(
-        self,
-        state_dir: Path,
-        tracker: ProcessTracker,
-        *,
-        neutron_endpoint: str,
-        neutron_transport_url: str,
-        vhost: str,
-        prefix: str,
-        fabric_namespace: str,
-        registry: Path,
-        say: Any = print,
-    ) -> None:
-        self.kit_dir = state_dir
-        self.tracker = tracker
-        self.vhost = f"{vhost}-nova"
-        self.neutron_endpoint = neutron_endpoint
-        self.prefix = prefix
-        self.fabric_namespace = fabric_namespace
-        self.registry = registry
-        self.say = say
-        self.info_path = state_dir / "nova.json"
-        info = self.info()
-        self.cloud = NovaCloud(
-            state_dir / "nova",
-            rabbit.transport_url(self.vhost),
-            neutron_endpoint,
-            tracker,
-            api_port=info.get("api_port"),
-            placement_port=info.get("placement_port"),
-            glance_port=info.get("glance_port"),
-            fake_agent_transport_url=neutron_transport_url,
-            fake_agent_physnets=(EXTERNAL_PHYSNET,),
-        )
-        self.hypervisor_dir = state_dir / "hypervisor"
-
-    def info(self) -> dict[str, Any]:
-        try:
-            info: dict[str, Any] = json.loads(self.info_path.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return info
-
-    @property
-    def configured(self) -> bool:
-        return self.info_path.exists()
-
-    def up(self) -> dict[str, Any]:
-        """Start what is missing; returns nova.json (endpoint, ports, image and flavor ids)."""
-        if not nova_installed():
-            raise RuntimeError("Nova is not installed: run `sudo scripts/setup.sh nova` first")
-        self.kit_dir.mkdir(parents=True, exist_ok=True)
-        if self.vhost not in rabbit.list_vhosts():
-            rabbit.add_vhost(self.vhost)
-        info = {
-            "api_port": self.cloud.api_port,
-            "placement_port": self.cloud.placement_port,
-            "glance_port": self.cloud.glance_port,
-            **{k: v for k, v in self.info().items() if k in ("image_id", "flavor_id")},
-            "compute_endpoint": self.cloud.compute_endpoint,
-            "project_id": NEUTRON_NOAUTH_PROJECT,
-        }
-        self.info_path.write_text(json.dumps(info, indent=1))
-        if self.cloud.running():
-            self.say(f"Nova already running at {self.cloud.compute_endpoint}")
-        else:
-            self.say(f"starting Nova, Placement and Glance at {self.cloud.compute_endpoint}")
-            started = time.monotonic()
-            self.cloud.start()
-            self.say(f"Nova ready in {time.monotonic() - started:.0f}s (fake virt driver)")
-        if "image_id" not in info:
-            conn = connect(self.cloud, NEUTRON_NOAUTH_PROJECT)
-            image = conn.image.create_image(
-                name="astara-appliance",
-                data=b"\0" * 4096,
-                disk_format="raw",
-                container_format="bare",
-            )
-            flavor = conn.compute.create_flavor(name="astara-appliance", ram=64, vcpus=1, disk=0)
-            info.update(image_id=image.id, flavor_id=flavor.id)
-            self.info_path.write_text(json.dumps(info, indent=1))
-            self.say(f"appliance image {image.id}, flavor {flavor.id}")
-        self.start_hypervisor()
-        return info
-
-    def start_hypervisor(self) -> None:
-        if self.tracker.get(HYPERVISOR) is not None:
-            return
-        self.hypervisor_dir.mkdir(parents=True, exist_ok=True)
-        self.say(f"hypervisor stand-in for Nova host {self.cloud.host}")
-        self.tracker.start(
-            HYPERVISOR,
-            [
-                sys.executable, "-m", "astara.localcloud.hypervisor",
-                "--state-dir", str(self.hypervisor_dir),
-                "--compute-endpoint", self.cloud.compute_endpoint,
-                "--neutron-endpoint", self.neutron_endpoint,
-                "--host", self.cloud.host,
-                "--namespace-prefix", self.prefix,
-                "--fabric-namespace", self.fabric_namespace,
-                "--namespace-registry", str(self.registry),
-            ],
-            log_path=self.kit_dir / "hypervisor.log",
-        )  # fmt: skip
-
-    def standin(self) -> HypervisorStandIn:
-        """A :class:`HypervisorStandIn` on the running one's state (to look or to stop VMs)."""
-        return HypervisorStandIn(
-            self.hypervisor_dir,
-            compute_endpoint=self.cloud.compute_endpoint,
-            neutron_endpoint=self.neutron_endpoint,
-            host=self.cloud.host,
-            namespace_prefix=self.prefix,
-            fabric_namespace=self.fabric_namespace,
-            namespace_registry=self.registry,
-        )
-
-    def down(self) -> list[str]:
-        """Stop the stand-in, its VMs and Nova's services; returns the VMs stopped."""
-        self.tracker.stop(HYPERVISOR)
-        stopped: list[str] = self.standin().stop_all()
-        self.cloud.stop()
-        if self.vhost in rabbit.list_vhosts():
-            rabbit.delete_vhost(self.vhost)
-        return stopped

@@ -6,7 +6,7 @@ relay makes them appear on the management namespace's loopback too (and the orch
 management API on the root loopback), by opening each socket in the namespace it belongs to:
 a socket keeps the network namespace it was created in, whatever thread uses it later.
 
-    python -m astara.localcloud.relay --ready-file F \\
+    python -m astara_localcloud.relay --ready-file F \\
         --forward astara-mgmt 127.0.0.1 9696 - 127.0.0.1 9696 ... [--optional-forward ...]
 
 ``-`` is the relay's own (root) namespace. The ready file is written once every listener is

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from astara.localcloud.kit import LocalCloud
-from astara.localcloud.networks import KitNetworks
-from astara.localcloud.orchestrator import API_PORT
+from astara_localcloud.kit import LocalCloud
+from astara_localcloud.networks import KitNetworks
+from astara_localcloud.orchestrator import API_PORT
 
 INTERNET_HOST = "203.0.113.10"
 PROJECT = "demo"

@@ -15,9 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
-from astara.localcloud import demo
-from astara.localcloud.kit import DEFAULT_STATE_DIR, NEUTRON_PORT, VHOST, LocalCloud
-from astara.localcloud.vms import VmError
+from astara_localcloud import demo
+from astara_localcloud.kit import DEFAULT_STATE_DIR, NEUTRON_PORT, VHOST, LocalCloud
+from astara_localcloud.vms import VmError
 
 
 def _step(msg: str) -> None:

@@ -15,7 +15,7 @@ and recorded in the kit's namespace registry so ``astara-local down`` removes th
 
 Everything it knows comes from the Nova API (servers on its host, as admin: status, image,
 user data) and Neutron (the ports whose ``device_id`` is the server). It never asks the
-orchestrator. Run it as ``python -m astara.localcloud.hypervisor --help``.
+orchestrator. Run it as ``python -m astara_localcloud.hypervisor --help``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ from typing import Any
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortRole, PortSpec, ProviderError
 from astara.linux.netns import CommandError
-from astara.localcloud.services import json_request
-from astara.providers.netns import DEFAULT_CONFIGURE_COMMAND, NetnsProvider
+from astara.providers.netns import NetnsProvider
+from astara.providers.netns_config import DEFAULT_CONFIGURE_COMMAND
 from astara.providers.nova_config import trusted_headers
 from astara.providers.nova_userdata import CONFIGURE_COMMAND
+from astara_localcloud.services import json_request
 
 LOG = logging.getLogger(__name__)
 

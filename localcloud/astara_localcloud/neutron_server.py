@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from astara.linux.processes import ProcessTracker
-from astara.localcloud.services import (
+from astara_localcloud.services import (
     CACHE_DIR,
     SQLITE_LOCK_AT_BEGIN,
     SYSTEM_PYTHON,

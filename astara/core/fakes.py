@@ -1,4 +1,8 @@
-"""A Control that records what it is given: the sink for intake and normalization tests."""
+"""A stand-in for :class:`astara.core.control.Control`, beside the interface it fakes.
+
+:class:`RecordingControl` records what it is given: the sink of the intake and normalization
+tests and of ``benchmarks/intake.py``. Standard library only, like the rest of core.
+"""
 
 from __future__ import annotations
 

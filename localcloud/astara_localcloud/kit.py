@@ -8,7 +8,7 @@ Everything lives under one state directory (default ``/var/lib/astara-local``)::
     neutron/            neutron-server's config, SQLite database and log
     orchestrator/       the generated orchestrator.ini and its log
     netns/appliances/   one directory per appliance (see astara.providers.netns)
-    vms/                one directory per VM stand-in (see astara.localcloud.vms)
+    vms/                one directory per VM stand-in (see astara_localcloud.vms)
 
 ``up`` is idempotent: it starts or creates only what is missing.
 """
@@ -25,17 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from astara.core.events import Resource
-from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, Fabric
 from astara.linux.netns import NamespaceRegistry
 from astara.linux.processes import ProcessTracker
-from astara.localcloud import rabbit
-from astara.localcloud.cloud_api import NeutronBuilder
-from astara.localcloud.networks import EXTERNAL_GATEWAY_CIDRS, KitNetworks, create_networks
-from astara.localcloud.neutron_server import NeutronServer
-from astara.localcloud.nova import KitNova, nova_orchestrator_ini
-from astara.localcloud.orchestrator import KitOrchestrator
-from astara.localcloud.vms import Vm, VmError, VmStandIns
 from astara.providers.netns import NetnsProvider
+from astara_localcloud import rabbit
+from astara_localcloud.cloud_api import NeutronBuilder
+from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, KitFabric
+from astara_localcloud.networks import EXTERNAL_GATEWAY_CIDRS, KitNetworks, create_networks
+from astara_localcloud.neutron_server import NeutronServer
+from astara_localcloud.nova import KitNova, nova_orchestrator_ini
+from astara_localcloud.orchestrator import KitOrchestrator
+from astara_localcloud.vms import Vm, VmError, VmStandIns
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class LocalCloud:
         self.say = progress
         self.tracker = ProcessTracker(state_dir / "pids")
         self.registry = NamespaceRegistry(state_dir / "namespaces.json")
-        self.fabric = Fabric(prefix, self.registry)
+        self.fabric = KitFabric(prefix, self.registry)
         self.vms = VmStandIns(self.fabric, state_dir)
         self.orchestrator = KitOrchestrator(
             state_dir, self.tracker, self.fabric.management_namespace, progress

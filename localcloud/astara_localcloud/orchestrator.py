@@ -1,7 +1,7 @@
 """The kit's orchestrator: ``astara-orchestrator`` in the management namespace, plus a relay.
 
 The orchestrator runs inside ``<prefix>-mgmt``, where it reaches every appliance's management
-address directly. The relay (:mod:`astara.localcloud.relay`) shows it RabbitMQ and
+address directly. The relay (:mod:`astara_localcloud.relay`) shows it RabbitMQ and
 neutron-server on that namespace's loopback, and shows its management API on the root
 loopback, so the root namespace gets no device and no route (docs/local-cloud.md).
 
@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from astara.linux.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, strip_prefix
+from astara.linux.fabric import strip_prefix
 from astara.linux.processes import ProcessTracker, TrackedProcess
-from astara.localcloud import rabbit
-from astara.localcloud.networks import KitNetworks
 from astara.providers.certificates import Authority, write_private
+from astara_localcloud import rabbit
+from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR
+from astara_localcloud.networks import KitNetworks
 
 ORCHESTRATOR_BIN = Path(sys.executable).parent / "astara-orchestrator"
 API_PORT = 44250
@@ -215,7 +216,7 @@ class KitOrchestrator:
             (self.namespace, loopback, neutron_port, "-", loopback, neutron_port),
             *((self.namespace, loopback, port, "-", loopback, port) for port in extra_ports),
         ]
-        argv = [sys.executable, "-m", "astara.localcloud.relay", "--ready-file", str(ready)]
+        argv = [sys.executable, "-m", "astara_localcloud.relay", "--ready-file", str(ready)]
         for forward in forwards:
             argv += ["--forward", *map(str, forward)]
         # The management API on the root loopback is a convenience: if another program holds

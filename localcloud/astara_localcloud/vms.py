@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from astara.linux import netns
-from astara.linux.fabric import Fabric, port_ifname
+from astara.linux.fabric import port_ifname
 from astara.linux.processes import ProcessTracker
+from astara_localcloud.fabric import KitFabric
 
 LOG = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Vm:
 class VmStandIns:
     """Create, find, use and delete the VM stand-ins of one kit."""
 
-    def __init__(self, fabric: Fabric, state_dir: str | Path) -> None:
+    def __init__(self, fabric: KitFabric, state_dir: str | Path) -> None:
         self.fabric = fabric
         self.state_dir = Path(state_dir) / "vms"
 

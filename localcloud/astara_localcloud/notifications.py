@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import kombu
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 
 EXCHANGE = "neutron"
 ROUTING_KEY = "notifications.info"
@@ -35,10 +36,10 @@ class NotificationTap:
     def __init__(self, amqp_url: str) -> None:
         self.received: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
-        self._conn = kombu.Connection(amqp_url)
+        self._conn = Connection(amqp_url)  # type: ignore[no-untyped-call]
         # Same declaration as oslo.messaging's (topic, not durable), so either may come first.
-        exchange = kombu.Exchange(EXCHANGE, type="topic", durable=False)
-        self._queue = kombu.Queue(
+        exchange = Exchange(EXCHANGE, type="topic", durable=False)  # type: ignore[no-untyped-call]
+        self._queue = Queue(  # type: ignore[no-untyped-call]
             f"astara-test-tap-{uuid.uuid4().hex[:8]}",
             exchange=exchange,
             routing_key=ROUTING_KEY,
@@ -58,11 +59,12 @@ class NotificationTap:
         message.ack()
 
     def _run(self) -> None:
-        with self._conn.Consumer([self._queue], callbacks=[self._on_message]):
+        consumer = self._conn.Consumer([self._queue], callbacks=[self._on_message])  # type: ignore[no-untyped-call]
+        with consumer:
             self._ready.set()
             while not self._stop.is_set():
                 try:
-                    self._conn.drain_events(timeout=0.2)
+                    self._conn.drain_events(timeout=0.2)  # type: ignore[no-untyped-call]
                 except TimeoutError:
                     continue
 
@@ -93,4 +95,4 @@ class NotificationTap:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
-        self._conn.release()
+        self._conn.release()  # type: ignore[no-untyped-call]
