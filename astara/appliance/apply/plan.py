@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ class Plan:
     ifnames: dict[str, str] = field(default_factory=dict)  # network_id -> ifname
     index: dict[str, int] = field(default_factory=dict)  # network_id -> ifindex
     links: dict[int, links.Link] = field(default_factory=dict)  # ifindex -> NIC, as resolved
-    memo: dict[str, Any] = field(default_factory=dict)  # what steps derive from conf, once
+    memo: dict[Hashable, Any] = field(default_factory=dict)  # what steps derive from conf, once
     # (step, nft process, what to do once it succeeded): transactions still running
     pending: list[tuple[str, Any, Callable[[], None]]] = field(default_factory=list)
     defer: bool = False  # may a step leave its nft transaction running (apply waits for it)?

@@ -32,6 +32,23 @@ from astara.appliance.proxy_daemon import ProxyDaemon
 from astara.appliance.state import StateDir, write_atomic
 
 
+@dataclass(frozen=True)
+class Management:
+    """The management NIC and address astara-configure-management recorded (may change at
+    any time: read at every use, parsed again only when the record changed)."""
+
+    ifname: str | None = None
+    addresses: tuple[links.IPInterface, ...] = ()
+    record: Hashable = None  # the record as a hashable value
+
+    @classmethod
+    def of(cls, record: dict[str, str] | None) -> Management:
+        if not record:
+            return cls()
+        return cls(record["ifname"], (ipaddress.ip_interface(record["address"]),),
+                   frozen_record(record))  # fmt: skip
+
+
 @dataclass
 class Box:
     """What every step may ask: the state directory and what is derived from the document."""
@@ -39,13 +56,13 @@ class Box:
     state: StateDir
     fips: FipPairs = field(default_factory=FipPairs)
     versions: NetworkVersions = field(default_factory=NetworkVersions)
+    _mgmt: tuple[dict[str, str] | None, Management] = (None, Management())
 
-    def mgmt(self) -> tuple[str | None, list[links.IPInterface]]:
-        """The management NIC and address astara-configure-management recorded."""
-        mgmt = self.state.management
-        if not mgmt:
-            return None, []
-        return mgmt["ifname"], [ipaddress.ip_interface(mgmt["address"])]
+    def mgmt(self) -> Management:
+        record = self.state.management  # the same object while the file is unchanged
+        if record is not self._mgmt[0]:
+            self._mgmt = (record, Management.of(record))
+        return self._mgmt[1]
 
     @staticmethod
     def nics(plan: Plan) -> Hashable:
@@ -61,10 +78,10 @@ class Box:
         return plan.memo["names"]  # type: ignore[no-any-return]
 
     @staticmethod
-    def once(plan: Plan, key: str, make: Callable[[], Hashable]) -> int:
+    def once(plan: Plan, key: Hashable, make: Callable[[], Hashable]) -> int:
         """The hash of ``make()``, made once per plan (what a step wants of the document and
         its NICs; hashed again at every memo check otherwise)."""
-        key = f"hash of {key}"
+        key = ("hash of", key)
         found: int | None = plan.memo.get(key)
         if found is None:
             found = plan.memo[key] = hash(make())
@@ -95,13 +112,14 @@ class Links(Step):
         interfaces = self.box.once(plan, "links", lambda: (tuple(
             (n.network_id, frozen_interface(n.interface)) for n in plan.conf.networks),
             self.box.nics(plan)))  # fmt: skip
-        return interfaces, self.box.fips.of_plan(plan), frozen_record(self.box.state.management)
+        return interfaces, self.box.fips.of_plan(plan), self.box.mgmt().record
 
     def converge(self, plan: Plan) -> bool:
         if not plan.addresses_read:  # now: the firewall's nft runs meanwhile
             links.fill_addresses(plan.links.values())
         netops.enable_forwarding()
-        mgmt_if, keep = self.box.mgmt()
+        mgmt = self.box.mgmt()
+        mgmt_if, keep = mgmt.ifname, mgmt.addresses
         ext = plan.conf.external
         fips = [  # as text: link_changes compares "ip/prefix" strings
             f"{fip}/128" if ":" in fip else f"{fip}/32" for fip, _ in self.box.fips.of_plan(plan)
@@ -171,24 +189,25 @@ class Firewall(Step):
         self.live: firewall.FirewallInputs | None = None  # what the kernel runs
         self.text: tuple[firewall.FirewallInputs, str] | None = None  # the ruleset last made
 
-    @staticmethod
-    def _key(mgmt: tuple[str | None, list[links.IPInterface]]) -> str:
-        """Where ``plan.memo`` keeps the inputs (the management record may change any time)."""
-        return f"firewall {mgmt[0]} {mgmt[1]}"
-
-    def wants(self, plan: Plan) -> firewall.FirewallInputs:
-        mgmt_if, mgmt_addrs = mgmt = self.box.mgmt()
-        key = self._key(mgmt)
+    def inputs(self, plan: Plan) -> firewall.FirewallInputs:
+        """What the ruleset is made of, once per plan (and management record)."""
+        mgmt = self.box.mgmt()
+        key = ("firewall", mgmt.record)  # the management record may change any time
         if key not in plan.memo:
-            plan.memo[key] = firewall.inputs_from(plan.conf, plan.ifnames, self.api_port,
-                                                  (mgmt_if,) if mgmt_if else (),
-                                                  self.api_address,
-                                                  self.box.fips.of_plan(plan),
-                                                  tuple(str(a.ip) for a in mgmt_addrs))  # fmt: skip
+            plan.memo[key] = firewall.inputs_from(
+                plan.conf, plan.ifnames, self.api_port, (mgmt.ifname,) if mgmt.ifname else (),
+                self.api_address, self.box.fips.of_plan(plan),
+                tuple(str(a.ip) for a in mgmt.addresses))  # fmt: skip
         return plan.memo[key]  # type: ignore[no-any-return]
 
+    def wants(self, plan: Plan) -> Hashable:
+        inputs = self.inputs(plan)  # all but the floating IPs hashed once per plan
+        rest = self.box.once(plan, ("firewall", self.box.mgmt().record),
+                             lambda: dataclasses.replace(inputs, fips=frozenset()))  # fmt: skip
+        return rest, inputs.fips
+
     def converge(self, plan: Plan) -> bool:
-        inputs = self.wants(plan)
+        inputs = self.inputs(plan)
         live = self.live
         if live == inputs:
             return False
@@ -216,7 +235,8 @@ class Firewall(Step):
         live = self.live
         assert live is not None
         pairs = self.box.fips.of_plan(plan)
-        wanted = plan.memo[self._key(self.box.mgmt())] = dataclasses.replace(live, fips=pairs)
+        wanted = plan.memo[("firewall", self.box.mgmt().record)] = dataclasses.replace(
+            live, fips=pairs)  # fmt: skip
         if live.fips == pairs:
             return False
         netops.nft_apply_small(firewall.fip_delta(live.fips, pairs))
