@@ -218,6 +218,8 @@ class HttpApplianceClient:
             etag = response.headers.get("etag")
         if rest is not None and etag:
             with self._pushed_lock:
+                if len(self._pushed) > MAX_SESSIONS:  # appliances gone long ago: forgotten
+                    self._pushed.clear()
                 self._pushed[key] = _Pushed(rest, etag)
 
     def _put_floating_ips(
@@ -250,7 +252,7 @@ class HttpApplianceClient:
         return counters if isinstance(counters, Mapping) else {}
 
 
-MAX_SESSIONS = 20000  # TLS sessions kept for resumption (one per appliance)
+MAX_SESSIONS = 20000  # TLS sessions (and pushed documents' digests) kept, one per appliance
 STATUS_REQUEST = (
     b"GET /v1/status/ HTTP/1.1\r\nHost: appliance\r\nAccept: application/json\r\n"
     # The appliance closes first, so the TIME_WAIT of thousands of checks per sweep stays on
