@@ -135,7 +135,7 @@ def inside(args: argparse.Namespace) -> None:
             return parse_document(data), data
 
         def full_converge(parsed: tuple[Any, Any]) -> None:
-            appliance._done_inputs, appliance._fw_live = {}, None  # every step checks the box
+            appliance.forget()  # every step checks the box
             # as the API's full path does (Appliance.put_body, once the body is parsed)
             appliance.apply(parsed[0], raw_bytes, parsed[1]["configuration"]["floating_ips"])
 
@@ -197,7 +197,7 @@ def inside(args: argparse.Namespace) -> None:
             remove.append(timed(appliance.put_body, raw_doc))
         again_put = statistics.median(timed(appliance.put_body, raw_doc)
                                       for _ in range(args.rounds))  # fmt: skip
-        ruleset = firewall.render(appliance._fw_live)  # type: ignore[arg-type]
+        ruleset = firewall.render(appliance.firewall.live)  # type: ignore[arg-type]
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         raw_full = statistics.median(
             timed(lambda: netops.nft_apply(ruleset)) for _ in range(args.rounds)

@@ -17,6 +17,7 @@ class StateDir:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._management: tuple[tuple[int, int, int], dict[str, str] | None] | None = None
         self.path.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(exist_ok=True)
 
@@ -44,9 +45,20 @@ class StateDir:
     # -- well-known records -------------------------------------------------------------------
     @property
     def management(self) -> dict[str, str] | None:
-        """``{"address", "ifname", "mac"}`` recorded by astara-configure-management."""
-        data = self.read_json("management.json")
-        return data if isinstance(data, dict) else None
+        """``{"address", "ifname", "mac"}`` recorded by astara-configure-management.
+
+        Read again only when the file changed (another inode, size or mtime: it is written by
+        a rename): every step of an apply asks for it, the floating-IP path several times.
+        """
+        try:
+            st = (self.path / "management.json").stat()
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._management is None or self._management[0] != key:
+            data = self.read_json("management.json")
+            self._management = (key, data if isinstance(data, dict) else None)
+        return self._management[1]  # the same object until the file changes: do not modify
 
     def set_management(self, address: str, ifname: str, mac: str) -> None:
         self.write_json("management.json", {"address": address, "ifname": ifname, "mac": mac})

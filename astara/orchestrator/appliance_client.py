@@ -4,6 +4,10 @@
 - ``GET /v1/system/interfaces``: NICs by MAC, to detect needed replugs;
 - ``GET|PUT /v1/system/config``: the configuration document (PUT waits ``config_timeout``);
   a 422 becomes :class:`ApplianceConfigRejected` naming every bad field's path;
+- ``PUT /v1/system/config/floating_ips/`` with ``If-Match``: a document that differs from the
+  one the appliance last acknowledged (by its ETag) in its floating IPs only sends those
+  alone; a 412 (someone else changed the appliance meanwhile) or any other doubt falls back
+  to the full PUT;
 - ``GET /v1/system/stats``: per-interface traffic counters.
 
 IPv6 management addresses are bracketed in URLs. Proxy variables in the environment are
@@ -23,13 +27,15 @@ of ``http.client`` (measured here); everything else uses httpx.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import logging
 import socket
 import ssl
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -60,6 +66,28 @@ def _paths(detail: Any) -> list[str]:
     return paths
 
 
+class _Pushed(NamedTuple):
+    """What an appliance last acknowledged: a digest of the document without its floating
+    IPs, and the ETag it answered (~100 bytes per appliance, not the document)."""
+
+    rest: bytes
+    etag: str
+
+
+def _rest_digest(document: Mapping[str, Any]) -> bytes | None:
+    """A digest of ``document`` without ``configuration.floating_ips`` (None: not a document
+    this can take apart, so always the full PUT)."""
+    conf = document.get("configuration")
+    if not isinstance(conf, Mapping):
+        return None
+    rest = {**document, "configuration": {k: v for k, v in conf.items() if k != "floating_ips"}}
+    try:
+        text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 class HttpApplianceClient:
     """Talks to appliances over HTTPS (``tls``) or plain HTTP (None: the logged opt-out); one
     connection pool shared by every worker thread."""
@@ -79,6 +107,8 @@ class HttpApplianceClient:
         self._warned: set[str] = set()
         self._sessions: dict[str, ssl.SSLSession] = {}  # "host:port" -> last TLS session
         self._warned_lock = threading.Lock()
+        self._pushed: dict[str, _Pushed] = {}  # "address:port" -> last acknowledged document
+        self._pushed_lock = threading.Lock()
         self._http = httpx.Client(
             trust_env=False,
             verify=tls if tls is not None else False,
@@ -172,9 +202,42 @@ class HttpApplianceClient:
         return _json(self._call("GET", address, port, "/v1/system/config", self.alive_timeout))
 
     def put_config(self, address: str, port: int, document: Mapping[str, Any]) -> None:
-        self._call(
-            "PUT", address, port, "/v1/system/config/", self.config_timeout, json=dict(document)
-        )
+        """Apply ``document``: through the floating-IP endpoint when only its floating IPs
+        differ from the document this client last saw the appliance acknowledge, else (or when
+        that endpoint answers anything but 200) as a whole."""
+        key = f"{address}:{port}"
+        rest = _rest_digest(document)
+        with self._pushed_lock:  # forgotten until this PUT succeeds: a failure leaves doubt
+            last = self._pushed.pop(key, None)
+        etag = None
+        if rest is not None and last is not None and last.rest == rest:
+            etag = self._put_floating_ips(address, port, document, last.etag)
+        if etag is None:
+            response = self._call("PUT", address, port, "/v1/system/config/",
+                                  self.config_timeout, json=dict(document))  # fmt: skip
+            etag = response.headers.get("etag")
+        if rest is not None and etag:
+            with self._pushed_lock:
+                if len(self._pushed) > MAX_SESSIONS:  # appliances gone long ago: forgotten
+                    self._pushed.clear()
+                self._pushed[key] = _Pushed(rest, etag)
+
+    def _put_floating_ips(
+        self, address: str, port: int, document: Mapping[str, Any], etag: str
+    ) -> str | None:
+        """PUT the floating IPs of ``document`` alone, If-Match ``etag``: the new ETag, or None
+        if the appliance did not apply them (412: changed by someone else; any other error)."""
+        fips = document["configuration"].get("floating_ips", [])
+        try:
+            response = self._call("PUT", address, port, "/v1/system/config/floating_ips/",
+                                  self.config_timeout, json={"floating_ips": fips},
+                                  headers={"If-Match": etag})  # fmt: skip
+        except ApplianceError as exc:
+            LOG.info("appliance at %s: floating IPs alone not applied (%s): the whole document",
+                     address, exc)  # fmt: skip
+            return None
+        etag = response.headers.get("etag")
+        return str(etag) if etag else None
 
     def get_interfaces(self, address: str, port: int) -> list[Mapping[str, Any]]:
         body = _json(self._call("GET", address, port, "/v1/system/interfaces", self.alive_timeout))
@@ -189,7 +252,7 @@ class HttpApplianceClient:
         return counters if isinstance(counters, Mapping) else {}
 
 
-MAX_SESSIONS = 20000  # TLS sessions kept for resumption (one per appliance)
+MAX_SESSIONS = 20000  # TLS sessions (and pushed documents' digests) kept, one per appliance
 STATUS_REQUEST = (
     b"GET /v1/status/ HTTP/1.1\r\nHost: appliance\r\nAccept: application/json\r\n"
     # The appliance closes first, so the TIME_WAIT of thousands of checks per sweep stays on

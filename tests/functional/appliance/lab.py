@@ -216,7 +216,8 @@ class Lab:
         )
         self.start_api()
 
-    def start_api(self) -> None:
+    def start_api(self, *extra: str) -> None:
+        """The API (``extra``: more of its options, e.g. ``--verbose`` for its access log)."""
         self.spawn(
             "api",
             self.app,
@@ -226,6 +227,7 @@ class Lab:
                 str(self.state_dir),
                 "--port",
                 str(API_PORT),
+                *extra,
             ],
         )
         wait_for(lambda: self.api("GET", "/v1/system/config")[0] == 200, 20, "the API")

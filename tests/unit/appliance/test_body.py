@@ -113,7 +113,7 @@ def test_network_versions_change_with_the_network_only(tmp_path: Path) -> None:
 
     def versions(doc: dict[str, Any]) -> dict[str, int]:
         plan = Plan(parse_document(json.loads(json.dumps(doc))).configuration)  # a fresh parse
-        return appliance._network_versions(plan)
+        return dict(appliance.box.versions.internal(plan))
 
     first = versions(base_document())
     assert list(first) == ["net-int"]
