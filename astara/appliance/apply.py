@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from astara.appliance import bird, dhcp, firewall, links, malloc, metadata_proxy, netops, routes
 from astara.appliance.body import DIFFERENT, AppliedBody, SpilledBody, floating_ips_json
 from astara.appliance.proxy_daemon import DEFAULT_USER, ProxyDaemon
@@ -194,7 +196,7 @@ class Appliance:
         if errors and strict:
             raise ResolveError(errors)
         if errors:  # lenient (rollback): leave out the networks whose NIC has gone
-            plan.conf = dataclasses.replace(
+            plan.conf = msgspec.structs.replace(
                 conf, networks=[n for n in conf.networks if n.network_id in plan.index]
             )
         return plan

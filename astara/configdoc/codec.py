@@ -1,0 +1,100 @@
+"""The document to and from JSON with msgspec: how an address is decoded from its text and
+encoded back, the decoders and encoders, and the JSON Schema of the models."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import socket
+from typing import Any
+
+import msgspec
+
+from astara.configdoc.models import (
+    MODELS,
+    NO_SCOPE_ID_RE,
+    AnyAddress,
+    AnyInterface,
+    AnyNetwork,
+    Document,
+    IPAddress,
+)
+
+_PTON, _AF_INET = socket.inet_pton, socket.AF_INET
+_IPV4 = ipaddress.IPv4Address
+
+
+def _address(text: str) -> IPAddress:
+    """An address from its text: canonical dotted quads (the most of them) by ``inet_pton``
+    (``ipaddress`` parses in Python, several times slower), anything else by ``ipaddress``."""
+    try:
+        return _IPV4(int.from_bytes(_PTON(_AF_INET, text)))
+    except (OSError, ValueError):  # not a dotted quad (or not canonical); a NUL character
+        return ipaddress.ip_address(text)
+
+
+_PARSERS: dict[Any, Any] = {
+    AnyAddress: _address,
+    AnyNetwork: ipaddress.ip_network,
+    AnyInterface: ipaddress.ip_interface,
+    ipaddress.IPv4Address: ipaddress.IPv4Address,
+}
+
+
+def dec_hook(kind: type, value: Any) -> Any:
+    """msgspec's decode hook: the address types, from strings (not numbers), no IPv6 scope id."""
+    parse = _PARSERS.get(kind)
+    if parse is None:
+        raise TypeError(f"no decoder for {kind!r}")
+    if type(value) is not str:
+        raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
+    if "%" in value:  # an IPv6 scope id: any text, line breaks included
+        raise ValueError("IPv6 scope ids are not accepted")
+    return parse(value)
+
+
+def ip_text(ip: Any) -> str:
+    """``str(ip)``, remembered (``ipaddress`` formats in Python; the same thousands of addresses
+    are written at every apply: DHCP hosts, metadata map, floating IPs, the JSON answer)."""
+    return _ip_text(ip)
+
+
+_ip_text = functools.lru_cache(maxsize=1 << 16)(str)
+
+
+def enc_hook(value: Any) -> Any:
+    """msgspec's encode hook: an address, network or interface as its text."""
+    if isinstance(value, (AnyAddress, AnyNetwork, AnyInterface)):
+        return ip_text(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+DECODER = msgspec.json.Decoder(Document, dec_hook=dec_hook, strict=False)
+ENCODER = msgspec.json.Encoder(enc_hook=enc_hook)
+
+
+def convert(data: Any, kind: Any) -> Any:
+    """``data`` (parsed JSON) as ``kind``, lax as the decoder (``"1500"`` is an integer)."""
+    return msgspec.convert(data, kind, strict=False, dec_hook=dec_hook)
+
+
+def to_data(value: Any) -> Any:
+    """A model (or a list of them) as JSON data."""
+    return msgspec.to_builtins(value, enc_hook=enc_hook)
+
+
+_FORMATS = {AnyAddress: "ipvanyaddress", AnyNetwork: "ipvanynetwork",
+            AnyInterface: "ipvanyinterface", ipaddress.IPv4Address: "ipv4"}  # fmt: skip
+
+
+def _schema_hook(kind: type) -> dict[str, Any]:
+    return {"format": _FORMATS[kind], "pattern": NO_SCOPE_ID_RE, "type": "string"}
+
+
+def json_schema() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every model of the document, by name (OpenAPI's ``components``),
+    as msgspec makes it."""
+    _refs, schemas = msgspec.json.schema_components(
+        MODELS, schema_hook=_schema_hook, ref_template="#/components/schemas/{name}"
+    )
+    return schemas
