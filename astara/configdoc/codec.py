@@ -34,7 +34,6 @@ def _address(text: str) -> IPAddress:
 
 
 _PARSERS: dict[Any, Any] = {
-    AnyAddress: _address,
     AnyNetwork: ipaddress.ip_network,
     AnyInterface: ipaddress.ip_interface,
     ipaddress.IPv4Address: ipaddress.IPv4Address,
@@ -43,14 +42,19 @@ _PARSERS: dict[Any, Any] = {
 
 def dec_hook(kind: type, value: Any) -> Any:
     """msgspec's decode hook: the address types, from strings (not numbers), no IPv6 scope id."""
-    parse = _PARSERS.get(kind)
-    if parse is None:
+    if type(value) is str and "%" not in value:
+        if kind is AnyAddress:  # most of them: _address, inline
+            try:
+                return _IPV4(int.from_bytes(_PTON(_AF_INET, value)))
+            except (OSError, ValueError):
+                return ipaddress.ip_address(value)
+        if kind in _PARSERS:
+            return _PARSERS[kind](value)
+    if kind is not AnyAddress and kind not in _PARSERS:
         raise TypeError(f"no decoder for {kind!r}")
     if type(value) is not str:
         raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
-    if "%" in value:  # an IPv6 scope id: any text, line breaks included
-        raise ValueError("IPv6 scope ids are not accepted")
-    return parse(value)
+    raise ValueError("IPv6 scope ids are not accepted")  # any text, line breaks included
 
 
 def ip_text(ip: Any) -> str:
@@ -62,10 +66,13 @@ def ip_text(ip: Any) -> str:
 _ip_text = functools.lru_cache(maxsize=1 << 16)(str)
 
 
+_TEXTS = frozenset(AnyAddress.families + AnyNetwork.families + AnyInterface.families)
+
+
 def enc_hook(value: Any) -> Any:
     """msgspec's encode hook: an address, network or interface as its text."""
-    if isinstance(value, (AnyAddress, AnyNetwork, AnyInterface)):
-        return ip_text(value)
+    if type(value) in _TEXTS:
+        return _ip_text(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
@@ -97,4 +104,17 @@ def json_schema() -> dict[str, dict[str, Any]]:
     _refs, schemas = msgspec.json.schema_components(
         MODELS, schema_hook=_schema_hook, ref_template="#/components/schemas/{name}"
     )
-    return schemas
+    return _ecma(schemas)  # type: ignore[no-any-return]
+
+
+def _ecma(schema: Any) -> Any:
+    """``schema`` with each pattern's ``\\Z`` (Python: the end of the text) written ``$`` (the
+    same in an ECMA regex, which JSON Schema patterns are; see ``models._matching``)."""
+    if isinstance(schema, list):
+        return [_ecma(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _ecma(value) for key, value in schema.items()}
+    if isinstance(out.get("pattern"), str) and out["pattern"].endswith(r"\Z"):
+        out["pattern"] = out["pattern"][:-2] + "$"
+    return out

@@ -45,6 +45,13 @@ def structure_errors(value: Any, kind: Any, loc: Loc = ()) -> Errors:
 
 
 def _walk(value: Any, kind: Any, loc: Loc, errors: Errors) -> None:
+    """The errors of ``value`` as ``kind``: none if msgspec takes it whole (C speed: only the
+    parts that hold an error are walked into)."""
+    try:
+        convert(value, kind)
+        return
+    except msgspec.ValidationError:
+        pass
     bare, meta = kind, None
     if typing.get_origin(kind) is Annotated:
         bare, meta = typing.get_args(kind)[:2]
@@ -95,7 +102,7 @@ def _leaf(value: Any, kind: Any, bare: Any, loc: Loc, errors: Errors) -> None:
     try:
         convert(value, kind)
         return
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # its message, without its path (``loc`` says it)
         msg = str(exc).split(" - at `", 1)[0]
     if bare in _ADDRESS_ERRORS:
         if type(value) is str and "%" in value:

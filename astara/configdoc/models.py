@@ -4,7 +4,6 @@ with :func:`astara.configdoc.codec.dec_hook`."""
 
 from __future__ import annotations
 
-import abc
 import ipaddress
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -24,10 +23,20 @@ GROUP_RE = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
 MAC_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
 NO_SCOPE_ID_RE = r"^[^%]*$"  # the address schemas: no IPv6 scope id ("fe80::1%eth0")
 
-Hostname = Annotated[str, msgspec.Meta(pattern=HOSTNAME_RE, max_length=253)]
-Identifier = Annotated[str, msgspec.Meta(pattern=ID_RE)]
-Text = Annotated[str, msgspec.Meta(pattern=TEXT_RE, max_length=255)]
-MacAddress = Annotated[str, msgspec.Meta(pattern=MAC_RE)]
+
+def _matching(regex: str, max_length: int | None = None) -> msgspec.Meta:
+    """A string matching ``regex`` as a whole. msgspec searches (``re.search``), and Python's
+    ``$`` also matches before a final line break ("vm-1\\n"): the pattern it is given ends with
+    ``\\Z`` (the end of the text) instead; the JSON Schema says ``$`` again (in ECMA regexes,
+    the end of the text). The patterns above are the JSON Schema's."""
+    assert regex.endswith("$")
+    return msgspec.Meta(pattern=regex[:-1] + r"\Z", max_length=max_length)
+
+
+Hostname = Annotated[str, _matching(HOSTNAME_RE, 253)]
+Identifier = Annotated[str, _matching(ID_RE)]
+Text = Annotated[str, _matching(TEXT_RE, 255)]
+MacAddress = Annotated[str, _matching(MAC_RE)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Asn = Annotated[int, msgspec.Meta(ge=1, le=4294967295)]
 Ipv6Mode = Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"]
@@ -41,24 +50,34 @@ def _at_most(count: int) -> msgspec.Meta:
 FLOATING_IPS_MAX = 10000
 
 
-# -- the address types: what mypy sees is the ipaddress union; what msgspec sees, a class both
-# families are registered with (msgspec checks what the decode hook returns against it) -------
-class AnyAddress(abc.ABC):  # noqa: B024 (no abstract method: a type to register with)
+# -- the address types: what mypy sees is the ipaddress union; what msgspec sees, a class whose
+# instances are the union's (msgspec checks what the decode hook returns against it) -----------
+class _Either(type):
+    """A class whose instances are those of its ``families`` (two ``ipaddress`` classes)."""
+
+    families: tuple[type, type]
+
+    def __instancecheck__(cls, value: object) -> bool:
+        return type(value) in cls.families  # one check per address: thousands per document
+
+
+class AnyAddress(metaclass=_Either):
     """An IPv4 or IPv6 address, from its text."""
 
+    families = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 
-class AnyNetwork(abc.ABC):  # noqa: B024
+
+class AnyNetwork(metaclass=_Either):
     """An IPv4 or IPv6 network, from its text (host bits must be zero)."""
 
+    families = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 
-class AnyInterface(abc.ABC):  # noqa: B024
+
+class AnyInterface(metaclass=_Either):
     """An IPv4 or IPv6 address with its prefix length, from its text."""
 
+    families = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
 
-for _abc, _family in ((AnyAddress, "Address"), (AnyNetwork, "Network"),
-                      (AnyInterface, "Interface")):  # fmt: skip
-    _abc.register(getattr(ipaddress, f"IPv4{_family}"))
-    _abc.register(getattr(ipaddress, f"IPv6{_family}"))
 
 if TYPE_CHECKING:
     _Address = IPAddress
@@ -75,13 +94,13 @@ class _Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 # -- the models ---------------------------------------------------------------------------------
 class Interface(_Model, frozen=True, kw_only=True):
-    ifname: Annotated[str, msgspec.Meta(pattern=IFNAME_RE)] | None = None
+    ifname: Annotated[str, _matching(IFNAME_RE)] | None = None
     addresses: Annotated[list[_Interface], _at_most(256)] = []
     lladdr: MacAddress | None = None
     mtu: Annotated[int, msgspec.Meta(ge=1280, le=9216)] | None = 1500
     state: Literal["up", "down"] = "up"
     description: Text = ""
-    groups: list[Annotated[str, msgspec.Meta(pattern=GROUP_RE)]] = []
+    groups: list[Annotated[str, _matching(GROUP_RE)]] = []
     media: Text | None = None
 
 

@@ -107,7 +107,9 @@ def test_wrong_version_and_types_report_every_path() -> None:
     assert (("configuration", "asn"), "greater_than_equal") in found
 
 
-@pytest.mark.parametrize("hostname", ["a;reboot", "x\nrm -rf /", "$(id)", "a b", "-lead", "é"])
+@pytest.mark.parametrize(
+    "hostname", ["a;reboot", "x\nrm -rf /", "$(id)", "a b", "-lead", "é", "vm-1\n", "\nvm-1"]
+)
 def test_injection_in_hostname_is_rejected(hostname: str) -> None:
     data = base_document()
     data["configuration"]["networks"][2]["address_allocations"][0]["hostname"] = hostname
@@ -115,11 +117,18 @@ def test_injection_in_hostname_is_rejected(hostname: str) -> None:
     assert (path, "string_pattern_mismatch") in errors_of(data)
 
 
+@pytest.mark.parametrize("text", ['x"\n}', "x\n"])  # "$" of Python's re takes a final "\n"
 @pytest.mark.parametrize("field", ["name", "network_id"])
-def test_tenant_strings_reject_quotes_and_newlines(field: str) -> None:
+def test_tenant_strings_reject_quotes_and_newlines(field: str, text: str) -> None:
     data = base_document()
-    data["configuration"]["networks"][2][field] = 'x"\n}'
+    data["configuration"]["networks"][2][field] = text
     assert (("configuration", "networks", 2, field), "string_pattern_mismatch") in errors_of(data)
+
+
+def test_decoding_bytes_that_are_not_json_is_a_value_error() -> None:
+    with pytest.raises(ValueError) as info:
+        decode_document(b'{"version": 1,')
+    assert not isinstance(info.value, ValidationError)
 
 
 def test_meaning_errors_are_reported_by_path() -> None:
