@@ -2,18 +2,20 @@
 
 The 5,000-host document of ``appliance_apply.py`` (100 networks, 1,000 floating IPs, ~0.7 MB)
 is parsed by each checkout's :mod:`astara.configdoc` in a fresh interpreter of its own
-(``PYTHONPATH`` on the checkout), the two one after the other in the same run. Printed, never
-asserted (medians of ``--rounds``, ms):
+(``PYTHONPATH`` on the checkout), the two alternated ``--pairs`` times in the same run.
+Printed, never asserted (medians of ``--rounds``, ms; the range over the runs):
 
 - ``json.loads`` alone (the same code in both: how much the machine moved between the two)
 - ``json.loads`` + ``parse_document`` (what the API's PUT does), and ``decode_document``
   (straight from the bytes) where the checkout has it
 - a document with 5 errors: every error listed (the second pass)
 - ``document_json`` of a freshly parsed document, ``with_floating_ips`` with one added
-- memory: the parsed document's Python objects (tracemalloc), and the resident memory
-  ``import astara.configdoc`` adds to a bare interpreter
+- memory: the parsed document's Python objects (tracemalloc), the peak while parsing (the
+  body's JSON objects live at once with the document, from ``json.loads``), and the resident
+  memory ``import astara.configdoc`` adds to a bare interpreter
 
     .venv/bin/python benchmarks/configdoc_parse.py --base /path/to/main-checkout [--rounds 7]
+        [--pairs 3]
 """
 
 from __future__ import annotations
@@ -109,7 +111,19 @@ def worker(rounds: int) -> dict[str, Any]:
     gc.collect()
     out["document_kb"] = tracemalloc.get_traced_memory()[0] // 1024
     tracemalloc.stop()
-    return out if kept is not None else {}
+    del parsed, kept
+    parsers = [("json.loads + parse_document", lambda: configdoc.parse_document(json.loads(raw)))]
+    if decode is not None:
+        parsers.append(("decode_document (bytes)", lambda: decode(raw)))
+    for name, parse in parsers:
+        if parse is not None:
+            gc.collect()
+            tracemalloc.start()
+            kept = parse()
+            out[f"peak_kb {name}"] = tracemalloc.get_traced_memory()[1] // 1024
+            tracemalloc.stop()
+            del kept
+    return out
 
 
 def run(checkout: Path, rounds: int) -> dict[str, Any]:
@@ -119,29 +133,36 @@ def run(checkout: Path, rounds: int) -> dict[str, Any]:
     return json.loads(answer.stdout)  # type: ignore[no-any-return]
 
 
+def _cell(values: list[Any]) -> str:
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    text = "{:.2f}" if isinstance(low, float) else "{}"
+    return text.format(low) if low == high else f"{text.format(low)}-{text.format(high)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=False, help="the baseline's checkout")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each, alternated")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.rounds)))
         return
-    results = {"this": run(HERE.parents[1], args.rounds)}
-    if args.base is not None:
-        results["base"] = run(args.base, args.rounds)
-    names = [n for r in results.values() for n in r if n != "source"]
-    print(f"{'':34}" + "".join(f"{k:>14}" for k in results))
+    checkouts = {"this": HERE.parents[1], **({"base": args.base} if args.base else {})}
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in checkouts}
+    for _ in range(args.pairs):
+        for key, checkout in checkouts.items():
+            runs[key].append(run(checkout, args.rounds))
+    names = [n for found in runs.values() for r in found for n in r if n != "source"]
+    print(f"{'':44}" + "".join(f"{k:>18}" for k in runs) + f"   (min-max of {args.pairs} runs)")
     for name in dict.fromkeys(names):
-        cells = []
-        for r in results.values():
-            value = r.get(name)
-            cells.append("-" if value is None else f"{value:.2f}" if isinstance(value, float)
-                         else str(value))  # fmt: skip
-        print(f"{name:34}" + "".join(f"{c:>14}" for c in cells))
-    for key, r in results.items():
-        print(f"{key}: {r['source']}")
+        cells = [_cell([r[name] for r in found if name in r]) for found in runs.values()]
+        print(f"{name:44}" + "".join(f"{c:>18}" for c in cells))
+    for key, found in runs.items():
+        print(f"{key}: {found[0]['source']}")
 
 
 if __name__ == "__main__":

@@ -18,19 +18,22 @@ from astara.configdoc.models import (
     AnyNetwork,
     Document,
     IPAddress,
+    IPv4Text,
 )
 
 _PTON, _AF_INET = socket.inet_pton, socket.AF_INET
-_IPV4 = ipaddress.IPv4Address
 
 
 def _address(text: str) -> IPAddress:
     """An address from its text: canonical dotted quads (the most of them) by ``inet_pton``
-    (``ipaddress`` parses in Python, several times slower), anything else by ``ipaddress``."""
+    (``ipaddress`` parses in Python, several times slower), keeping their text; anything else
+    by ``ipaddress``."""
     try:
-        return _IPV4(int.from_bytes(_PTON(_AF_INET, text)))
+        ip = IPv4Text(int.from_bytes(_PTON(_AF_INET, text)))
     except (OSError, ValueError):  # not a dotted quad (or not canonical); a NUL character
         return ipaddress.ip_address(text)
+    ip.text = text
+    return ip
 
 
 _PARSERS: dict[Any, Any] = {
@@ -43,11 +46,8 @@ _PARSERS: dict[Any, Any] = {
 def dec_hook(kind: type, value: Any) -> Any:
     """msgspec's decode hook: the address types, from strings (not numbers), no IPv6 scope id."""
     if type(value) is str and "%" not in value:
-        if kind is AnyAddress:  # most of them: _address, inline
-            try:
-                return _IPV4(int.from_bytes(_PTON(_AF_INET, value)))
-            except (OSError, ValueError):
-                return ipaddress.ip_address(value)
+        if kind is AnyAddress:  # most of them
+            return _address(value)
         if kind in _PARSERS:
             return _PARSERS[kind](value)
     if kind is not AnyAddress and kind not in _PARSERS:
@@ -58,21 +58,21 @@ def dec_hook(kind: type, value: Any) -> Any:
 
 
 def ip_text(ip: Any) -> str:
-    """``str(ip)``, remembered (``ipaddress`` formats in Python; the same thousands of addresses
-    are written at every apply: DHCP hosts, metadata map, floating IPs, the JSON answer)."""
+    """``str(ip)``: kept by the IPv4 addresses a document was decoded into, else remembered
+    (the same addresses are written at every apply)."""
+    if type(ip) is IPv4Text:
+        return ip.text
     return _ip_text(ip)
 
 
 _ip_text = functools.lru_cache(maxsize=1 << 16)(str)
-
-
 _TEXTS = frozenset(AnyAddress.families + AnyNetwork.families + AnyInterface.families)
 
 
 def enc_hook(value: Any) -> Any:
     """msgspec's encode hook: an address, network or interface as its text."""
     if type(value) in _TEXTS:
-        return _ip_text(value)
+        return ip_text(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 

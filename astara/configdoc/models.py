@@ -53,18 +53,38 @@ FLOATING_IPS_MAX = 10000
 # -- the address types: what mypy sees is the ipaddress union; what msgspec sees, a class whose
 # instances are the union's (msgspec checks what the decode hook returns against it) -----------
 class _Either(type):
-    """A class whose instances are those of its ``families`` (two ``ipaddress`` classes)."""
+    """A class whose instances are those of its ``families`` (``ipaddress`` classes)."""
 
-    families: tuple[type, type]
+    families: tuple[type, ...]
 
     def __instancecheck__(cls, value: object) -> bool:
         return type(value) in cls.families  # one check per address: thousands per document
 
 
+class IPv4Text(ipaddress.IPv4Address):
+    """An IPv4 address that keeps the text it was decoded from (canonical: only canonical
+    dotted quads are decoded into one), so that ``str()`` of it is free: ``ipaddress`` formats
+    in Python, and thousands are written at every apply (DHCP hosts, metadata map, floating
+    IPs, the JSON answer). Equal to, and hashed as, the IPv4Address of the same number; made
+    by arithmetic or unpickled, it has no text and formats as one."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __str__(self) -> str:
+        try:
+            return self.text
+        except AttributeError:
+            return super().__str__()
+
+    def __repr__(self) -> str:
+        return f"IPv4Address({str(self)!r})"
+
+
 class AnyAddress(metaclass=_Either):
     """An IPv4 or IPv6 address, from its text."""
 
-    families = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+    families = (IPv4Text, ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
 class AnyNetwork(metaclass=_Either):

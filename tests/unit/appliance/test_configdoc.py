@@ -22,7 +22,8 @@ from astara.configdoc import (
     spill_networks_json,
     with_floating_ips,
 )
-from astara.configdoc.codec import dec_hook
+from astara.configdoc.codec import dec_hook, ip_text
+from astara.configdoc.models import IPv4Text
 from tests.functional.appliance.lab import base_document, with_fip
 
 SEED_EXAMPLE: dict[str, Any] = {
@@ -263,9 +264,11 @@ def test_fast_ipv4_text_path_agrees_with_ipaddress(text: str) -> None:
         fast: Any = _address(text)
     except ValueError:
         fast = None
-    assert fast == expected and type(fast) is type(expected)
-    if fast is not None:
+    assert fast == expected and isinstance(fast, type(expected))
+    if fast is not None:  # only canonical dotted quads kept as they were written
         assert str(fast) == str(expected) and hash(fast) == hash(expected)
+        assert ip_text(fast) == str(expected) == (text if type(fast) is IPv4Text else str(fast))
+        assert str(fast + 0) == str(expected) and str(copy.deepcopy(fast)) == str(expected)
     data = {"floating_ip": text, "fixed_ip": "10.0.0.1"}
     errors = structure_errors(data, FloatingIP)
     if expected is None:
