@@ -7,6 +7,7 @@ apply holds the appliance's lock). Every path answers with and without its trail
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -50,7 +51,25 @@ def _apply_failed(exc: ApplyError) -> Response:
     return error(500, {"step": exc.step, "reason": exc.reason, "rolled_back": True})
 
 
-_INTERFACE = re.compile(r"/v1/system/interface/([^/]+)/?")
+# The route table: (path, method, handler's name), each path as the seed published it; each
+# answers with and without its trailing slash. ``{name}`` is a path parameter, passed to the
+# handler. The published OpenAPI document
+# is made from this table (:mod:`astara.appliance.openapi`).
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("/v1/status/", "GET", "status"),
+    ("/v1/firewall/rules/", "GET", "rules"),
+    ("/v1/system/interfaces", "GET", "interfaces"),
+    ("/v1/system/interface/{ifname}/", "GET", "interface"),
+    ("/v1/system/stats", "GET", "stats"),
+    ("/v1/system/config", "GET", "get_config"),
+    ("/v1/system/config/", "PUT", "put_config"),
+    ("/v1/system/config/floating_ips/", "PUT", "put_floating_ips"),
+)
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """A templated path as a regular expression (each ``{name}`` one segment)."""
+    return re.compile(re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(path.rstrip("/"))) + "/?")
 
 
 class ApplianceAPI:
@@ -61,23 +80,21 @@ class ApplianceAPI:
         self.gateways = health.GatewayStatus()
         self._openapi: str | None = None
         self.routes: dict[str, dict[str, Handler]] = {}
-        for path, method, handler in (
-            ("/v1/status/", "GET", self.status),
-            ("/v1/firewall/rules/", "GET", self.rules),
-            ("/v1/system/interfaces/", "GET", self.interfaces),
-            ("/v1/system/stats/", "GET", self.stats),
-            ("/v1/system/config/", "GET", self.get_config),
-            ("/v1/system/config/", "PUT", self.put_config),
-            ("/v1/system/config/floating_ips/", "PUT", self.put_floating_ips),
-        ):
-            for variant in (path, path.rstrip("/")):
-                self.routes.setdefault(variant, {})[method] = handler
+        self.templated: list[tuple[re.Pattern[str], dict[str, Any]]] = []
+        for path, method, name in ROUTES:
+            if "{" in path:
+                self.templated.append((_pattern(path), {method: getattr(self, name)}))
+                continue
+            for variant in (path.rstrip("/"), path.rstrip("/") + "/"):
+                self.routes.setdefault(variant, {})[method] = getattr(self, name)
         self.routes["/openapi.json"] = {"GET": self.openapi}
 
     def __call__(self, request: Request) -> Response:
         methods = self.routes.get(request.path)
-        if methods is None and (found := _INTERFACE.fullmatch(request.path)):
-            methods = {"GET": lambda r: self.interface(found[1])}
+        for pattern, handlers in self.templated if methods is None else ():
+            if found := pattern.fullmatch(request.path):
+                methods = {m: functools.partial(h, *found.groups()) for m, h in handlers.items()}
+                break
         if methods is None:
             return error(404, "Not Found")
         handler = methods.get("GET" if request.method == "HEAD" else request.method)
@@ -111,7 +128,7 @@ class ApplianceAPI:
         """Every NIC, in the seed's format."""
         return json_response(200, {"interfaces": self._described()})
 
-    def interface(self, ifname: str) -> Response:
+    def interface(self, ifname: str, request: Request) -> Response:
         """One NIC, by name."""
         found = [i for i in self._described() if i["ifname"] == ifname]
         if not found:

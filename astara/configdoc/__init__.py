@@ -1,40 +1,51 @@
-"""The appliance configuration document (DESIGN §5): frozen dataclasses, validated here.
+"""The appliance configuration document (DESIGN §5): frozen msgspec Structs, validated here.
 
 The orchestrator's router driver builds it, the appliance validates and applies it. Key names are
-the 2016 seed's; ``version`` (default 1) lets both sides evolve. :func:`parse_document` checks the
-structure and then the meaning (addresses inside their subnets, no duplicates, floating IPs that
-point at internal addresses, ...), and reports every bad field with its path.
+the 2016 seed's; ``version`` (default 1) lets both sides evolve. :func:`parse_document` (parsed
+JSON) and :func:`decode_document` (JSON bytes) check the structure and then the meaning
+(addresses inside their subnets, no duplicates, floating IPs that point at internal addresses,
+...), and report every bad field with its path.
 
-The models are declared once, as annotated dataclasses; what each annotation means (types,
-patterns, bounds, defaults) is compiled into the validators and into the JSON Schema of
-:func:`json_schema`. Errors have pydantic v2's shape and names (``loc``, ``msg``, ``type``:
-``missing``, ``extra_forbidden``, ``string_pattern_mismatch``, ...): the document was pydantic
-models before, and its clients read these. Numbers and booleans are coerced as pydantic's lax
-mode did (``"1500"`` is an MTU); addresses must be strings.
+The models are declared once, as ``msgspec.Struct`` classes whose annotations carry the
+constraints (``msgspec.Meta``: patterns, lengths, bounds); msgspec decodes a document in one
+pass (from bytes, or from parsed JSON), and makes the JSON Schema of :func:`json_schema`.
+msgspec stops at its first error: only then a second pass (:mod:`~astara.configdoc.explain`)
+walks the JSON field by field and item by item, converting each leaf alone with msgspec, to
+list every structural error with its path; the meaning is checked once the structure is valid,
+and every error of it is listed too. Errors are ``{"loc", "msg", "type", "input"}`` with the
+types the API has always answered (``missing``, ``extra_forbidden``,
+``string_pattern_mismatch``, ``int_parsing``, ``literal_error``, ``ip_any_address``, ...) and
+msgspec's messages. Decoding is msgspec's lax mode: ``"1500"`` is an MTU, ``"true"`` a boolean;
+addresses must be strings.
 
 Every string a tenant controls (names, descriptions, hostnames, ids) must match a strict pattern,
 so nothing unescaped can reach a command line or a daemon's configuration file.
 
-One module a job: :mod:`~astara.configdoc.models` (the patterns, the constraints and the frozen
-dataclasses), :mod:`~astara.configdoc.validate` (the validators and JSON Schemas compiled from the
-annotations, and the errors), :mod:`~astara.configdoc.meaning` (the checks of the meaning) and
+One module a job: :mod:`~astara.configdoc.models` (the patterns, the constraints and the
+Structs), :mod:`~astara.configdoc.codec` (addresses to and from text, the decoder and encoder,
+the JSON Schema), :mod:`~astara.configdoc.errors`, :mod:`~astara.configdoc.explain` (every
+structural error), :mod:`~astara.configdoc.meaning` (the checks of the meaning) and
 :mod:`~astara.configdoc.parse` (parsing, the floating-IP path, JSON). Import from the package.
 """
 
 from __future__ import annotations
 
+from astara.configdoc.codec import ip_text, json_schema
+from astara.configdoc.errors import ErrorDetails, Errors, Loc, ValidationError
 from astara.configdoc.models import (
     GROUP_RE,
     HOSTNAME_RE,
     ID_RE,
     IFNAME_RE,
     MAC_RE,
+    NO_SCOPE_ID_RE,
     TEXT_RE,
     AddressAllocation,
     Asn,
     Configuration,
     Document,
     FloatingIP,
+    FloatingIPs,
     Hostname,
     HostRoute,
     Identifier,
@@ -44,19 +55,16 @@ from astara.configdoc.models import (
     IPNetwork,
     Ipv6Mode,
     MacAddress,
-    MaxItems,
     Network,
     NetworkType,
     Orchestrator,
-    Pattern,
     Port,
-    Range,
     StaticRoute,
     Subnet,
     Text,
-    ip_text,
 )
 from astara.configdoc.parse import (
+    decode_document,
     document_data,
     document_errors,
     document_json,
@@ -64,7 +72,6 @@ from astara.configdoc.parse import (
     spill_networks_json,
     with_floating_ips,
 )
-from astara.configdoc.validate import ErrorDetails, Errors, Loc, ValidationError, json_schema
 
 __all__ = [
     "GROUP_RE",
@@ -72,6 +79,7 @@ __all__ = [
     "ID_RE",
     "IFNAME_RE",
     "MAC_RE",
+    "NO_SCOPE_ID_RE",
     "TEXT_RE",
     "AddressAllocation",
     "Asn",
@@ -80,6 +88,7 @@ __all__ = [
     "ErrorDetails",
     "Errors",
     "FloatingIP",
+    "FloatingIPs",
     "HostRoute",
     "Hostname",
     "IPAddress",
@@ -90,17 +99,15 @@ __all__ = [
     "Ipv6Mode",
     "Loc",
     "MacAddress",
-    "MaxItems",
     "Network",
     "NetworkType",
     "Orchestrator",
-    "Pattern",
     "Port",
-    "Range",
     "StaticRoute",
     "Subnet",
     "Text",
     "ValidationError",
+    "decode_document",
     "document_data",
     "document_errors",
     "document_json",

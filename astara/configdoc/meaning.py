@@ -1,25 +1,24 @@
 """The meaning of a document, beyond its structure: addresses inside their subnets, no
 duplicates, floating IPs that point at internal addresses, ... Checked once the structure is
-valid, as the ``after`` hook of :class:`~astara.configdoc.models.Configuration`'s validator
-(set when this module is imported; the package imports it)."""
+valid (:func:`semantic_errors`, every error, by path under ``configuration``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from astara.configdoc.errors import ErrorDetails, Loc, error
 from astara.configdoc.models import Configuration, FloatingIP, IPAddress, IPNetwork
-from astara.configdoc.validate import _MODELS, ErrorDetails, Loc, _error
 
 
 def _meaning_error(loc: Loc, kind: str, msg: str, value: Any) -> ErrorDetails:
-    return _error(loc, kind, msg, str(value))
+    return error(loc, kind, msg, str(value))
 
 
 def _in_any(ip: IPAddress, nets: list[IPNetwork]) -> bool:
     return any(ip.version == n.version and ip in n for n in nets)
 
 
-def _semantic_errors(conf: Configuration) -> list[ErrorDetails]:
+def semantic_errors(conf: Configuration) -> list[ErrorDetails]:
     errors: list[ErrorDetails] = []
     seen_ids: set[str] = set()
     seen_macs: set[str] = set()
@@ -85,7 +84,7 @@ def _semantic_errors(conf: Configuration) -> list[ErrorDetails]:
                         (*loc, "address_allocations", j, "ip_addresses", str(ip)),
                         "address_not_in_subnet", "allocation outside the network's subnets",
                         ip))  # fmt: skip
-    errors += _fip_errors(conf.floating_ips, bool(counts.get("external")), external_nets,
+    errors += fip_errors(conf.floating_ips, bool(counts.get("external")), external_nets,
                           internal_nets)  # fmt: skip
     gw = conf.default_v4_gateway
     if gw is not None and not _in_any(gw, external_nets):
@@ -102,9 +101,6 @@ def _semantic_errors(conf: Configuration) -> list[ErrorDetails]:
                                          "nexthop is on no connected subnet",
                                          sroute.nexthop))  # fmt: skip
     return errors
-
-
-_MODELS[Configuration].after = _semantic_errors
 
 
 def _overlaps(destination: IPNetwork, management: list[IPNetwork]) -> bool:
@@ -170,7 +166,7 @@ class _NetSet:
         return any(v == version and value & mask in starts for v, mask, starts in self._groups)
 
 
-def _fip_errors(
+def fip_errors(
     floating_ips: list[FloatingIP],
     has_external: bool,
     external_nets: list[IPNetwork],

@@ -4,39 +4,64 @@ JSON-safe dicts."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
 import operator
 import os
 from pathlib import Path
 from typing import Any
 
-from astara.configdoc.meaning import _fip_errors
-from astara.configdoc.models import (
-    _FLOATING_IPS_MAX,
-    Configuration,
-    Document,
-    FloatingIP,
-    MaxItems,
-    Network,
-)
-from astara.configdoc.validate import _MODELS, Errors, ValidationError, _Invalid, _List
+import msgspec
+
+from astara.configdoc.codec import DECODER, ENCODER, convert, to_data
+from astara.configdoc.errors import Errors, ValidationError
+from astara.configdoc.explain import structure_errors
+from astara.configdoc.meaning import fip_errors, semantic_errors
+from astara.configdoc.models import FLOATING_IPS_MAX, Configuration, Document, FloatingIP
 
 
 def parse_document(data: Any) -> Document:
     """Validate ``data`` (parsed JSON); raise :class:`ValidationError` listing every bad field."""
-    model = _MODELS[Document]
     try:
-        return model.convert(data)  # type: ignore[no-any-return]
-    except _Invalid:
-        pass
-    errors: Errors = []
-    model.check(data, (), errors)  # the slow way, to say what is wrong and where
-    raise ValidationError("Document", errors)
+        doc: Document = convert(data, Document)
+    except msgspec.ValidationError:
+        raise ValidationError("Document", _explained(data)) from None
+    return _checked(doc)
 
 
-_FLOATING_IPS = _List(_MODELS[FloatingIP], MaxItems(_FLOATING_IPS_MAX))
+def decode_document(raw: bytes) -> Document:
+    """As :func:`parse_document`, straight from the JSON bytes (no Python objects of the JSON
+    made first). Raises ValueError if ``raw`` is not JSON, :class:`ValidationError` else."""
+    try:
+        doc: Document = DECODER.decode(raw)
+    except msgspec.ValidationError:
+        raise ValidationError("Document", _explained(msgspec.json.decode(raw))) from None
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
+    return _checked(doc)
+
+
+def _checked(doc: Document) -> Document:
+    """``doc``, if its meaning is sound (every error of it raised at once)."""
+    errors = semantic_errors(doc.configuration)
+    if errors:
+        raise ValidationError("Document", _under("configuration", errors))
+    return doc
+
+
+def _explained(data: Any) -> Errors:
+    """Every error of ``data``: of its structure, and of its configuration's meaning when that
+    is well formed (the second pass, after msgspec's first error)."""
+    errors = structure_errors(data, Document)
+    conf = data.get("configuration", {}) if isinstance(data, dict) else None
+    if conf is not None and not any(e["loc"][:1] == ("configuration",) for e in errors):
+        errors += _under("configuration", semantic_errors(convert(conf, Configuration)))
+    return errors
+
+
+def _under(name: str, errors: Errors) -> Errors:
+    return [{**e, "loc": (name, *e["loc"])} for e in errors]
+
+
 _FIP_KEY = operator.itemgetter("floating_ip", "fixed_ip")
 _FLOATING, _FIXED = operator.attrgetter("floating_ip"), operator.attrgetter("fixed_ip")
 
@@ -53,7 +78,7 @@ def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) ->
     document then reports the errors, so they are always the same list with the same paths.
     """
     conf = doc.configuration
-    if not isinstance(floating_ips, list) or len(floating_ips) > _FLOATING_IPS_MAX:
+    if not isinstance(floating_ips, list) or len(floating_ips) > FLOATING_IPS_MAX:
         return None
     parsed: dict[Any, FloatingIP] = {}
     keys: list[Any] = [None] * len(floating_ips)
@@ -74,8 +99,8 @@ def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) ->
         return None  # an item given twice (distinct items of ``previous`` are distinct IPs)
     new_at = list(itertools.compress(range(count), map(operator.not_, hits)))
     try:
-        new = _FLOATING_IPS.convert([floating_ips[i] for i in new_at])
-    except _Invalid:
+        new = convert([floating_ips[i] for i in new_at], list[FloatingIP])
+    except msgspec.ValidationError:
         return None
     fips: list[Any] = list(map(parsed.get, keys))
     for i, fip in zip(new_at, new, strict=True):
@@ -86,7 +111,7 @@ def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) ->
         for n in conf.networks_of("external")
         for net in [s.cidr for s in n.subnets] + [a.network for a in n.interface.addresses]
     ]
-    if _fip_errors(new, conf.external is not None, external, internal):
+    if fip_errors(new, conf.external is not None, external, internal):
         return None  # the checks of each new item, and duplicates among them
     if new and len(new) < len(fips):  # duplicates between new and kept items (unique already)
         kept = list(itertools.compress(fips, hits))
@@ -96,23 +121,22 @@ def with_floating_ips(doc: Document, floating_ips: Any, previous: Any = None) ->
             kept_fips, kept_fixed = set(kept_fips), set(kept_fixed)
         if any(f.floating_ip in kept_fips or f.fixed_ip in kept_fixed for f in new):
             return None
-    return dataclasses.replace(doc, configuration=dataclasses.replace(conf, floating_ips=fips))
+    replace = msgspec.structs.replace
+    return replace(doc, configuration=replace(conf, floating_ips=fips))
 
 
-_NETWORKS = _List(_MODELS[Network], None)
 # (networks last serialized, their JSON: the text, or the file spill_networks_json left it in)
 _NETWORKS_JSON: list[tuple[Any, str | Path]] = [(None, "[]")]
 _SPILLS = itertools.count()
 SPILL_ABOVE = 64 * 1024  # characters of networks' JSON worth leaving in a file
 
 
-def _json_text(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+_NO_NETWORKS = len('{"networks":[],')
 
 
 def document_data(doc: Document) -> dict[str, Any]:
     """``doc`` as JSON data (what :func:`parse_document` takes back)."""
-    return _MODELS[Document].dump(doc)  # type: ignore[no-any-return]
+    return to_data(doc)  # type: ignore[no-any-return]
 
 
 def document_json(doc: Document) -> str:
@@ -122,14 +146,10 @@ def document_json(doc: Document) -> str:
     networks, kept = _NETWORKS_JSON[0]  # one read: the pair stays consistent across threads
     text = kept if isinstance(kept, str) else _read(kept)
     if networks is not conf.networks or text is None:
-        text = _json_text(_NETWORKS.dump(conf.networks))
+        text = ENCODER.encode(conf.networks).decode()
         _NETWORKS_JSON[0] = (conf.networks, text)
-    rest = {
-        name: get(conf) if dump is None else dump(get(conf))
-        for name, get, dump in _MODELS[Configuration]._compiled[3][1:]
-    }  # networks: first
-    tail = _json_text(rest)[1:]
-    return f'{{"version":{doc.version},"configuration":{{"networks":{text},{tail}}}'
+    rest = ENCODER.encode(msgspec.structs.replace(conf, networks=[]))[_NO_NETWORKS:].decode()
+    return f'{{"version":{doc.version},"configuration":{{"networks":{text},{rest}}}'
 
 
 def _read(path: Path) -> str | None:

@@ -8,6 +8,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from astara.appliance import links, netlink
 from astara.appliance.apply.derive import nic_list
 from astara.appliance.apply.errors import ResolveError
@@ -115,7 +117,7 @@ def resolve(
     if errors and strict:
         raise ResolveError(errors)
     if errors:
-        plan.conf = dataclasses.replace(
+        plan.conf = msgspec.structs.replace(
             conf, networks=[n for n in conf.networks if n.network_id in plan.index]
         )
     return plan
