@@ -76,15 +76,15 @@ class Appliance:
                                   Metadata(self.box, self.proxy), self.bird]  # fmt: skip
         self.memo = Memo()
         self.timings: dict[str, float] = {}  # seconds per step of the last apply
-        # the configuration applied last and its pairs (what the next apply's clean-up
-        # compares with)
-        self._last_pairs: tuple[Configuration, Pairs] | None = None
-        # The incremental path: what the last complete apply saw (None: take the full path).
-        self._applied: AppliedBody | None = None  # the body of the document applied last
+        # What the last complete apply left, read and updated by the floating-IP path too
+        # (floating.py): the configuration and its floating-IP pairs (the next clean-up
+        # compares with them), the body, the plan and the watch of link events.
+        self.last_pairs: tuple[Configuration, Pairs] | None = None
+        self.applied_body: AppliedBody | None = None  # the body of the document applied last
         self._spilled: SpilledBody | None = None  # or that body left in applied.json
-        self._plan: Plan | None = None  # how its networks were resolved to NICs
+        self.plan_applied: Plan | None = None  # how its networks were resolved to NICs
         self._nics_seen: frozenset[tuple[int, str]] = frozenset()  # the kernel's NIC list
-        self._link_watch: netlink.LinkWatch | None = None  # link events since the last apply
+        self.link_watch: netlink.LinkWatch | None = None  # link events since the last apply
         self._retired: list[Any] = []  # what the last apply replaced, freed by release()
         self.nics = NicSnapshot()  # the NICs read after the last answer (release())
         self.current: Document | None = None
@@ -124,9 +124,9 @@ class Appliance:
             started = time.monotonic()
             prev = self._unspill()
             # freed by release() once the answer is sent (~30,000 objects: milliseconds)
-            retired = [self.current, prev, self._plan, self.box.versions.seen,
-                       self.box.fips.made, self._last_pairs, self.firewall.text]  # fmt: skip
-            self._applied = self._plan = None
+            retired = [self.current, prev, self.plan_applied, self.box.versions.seen,
+                       self.box.fips.made, self.last_pairs, self.firewall.text]  # fmt: skip
+            self.applied_body = self.plan_applied = None
             older, self._retired = self._retired, [retired]  # freed while nft works, if
             try:  # release() was not called after the last apply (PUTs back to back)
                 return self._apply(doc, raw, floating_ips, started, prev, older)
@@ -178,11 +178,11 @@ class Appliance:
             self.rollback(old_doc, done)
             raise ApplyError(exc.step, str(exc.__cause__)) from exc.__cause__
         step_start = time.monotonic()
-        last, new_fips = self._last_pairs, self.box.fips.of_plan(plan)
+        last, new_fips = self.last_pairs, self.box.fips.of_plan(plan)
         old_fips = (last[1] if last is not None and last[0] is old_doc.configuration
                     else self.box.fips.of(old_doc.configuration))  # fmt: skip
         after_apply(old_doc.configuration, plan, old_fips, new_fips)
-        self._last_pairs = (doc.configuration, new_fips)
+        self.last_pairs = (doc.configuration, new_fips)
         self.timings["after"] = time.monotonic() - step_start
         step_start = time.monotonic()
         for step in self.steps:  # with the daemons' new PIDs
@@ -194,10 +194,10 @@ class Appliance:
             write_atomic(self.state.path / "applied.json", text)
         self.timings["save"] = time.monotonic() - step_start
         changed.sort(key=STEP_ORDER.index)
-        self._set_current(doc)
-        self._plan = plan
+        self.set_current(doc)
+        self.plan_applied = plan
         if raw is not None and floating_ips is not None:
-            self._applied = AppliedBody.of(raw, floating_ips)
+            self.applied_body = AppliedBody.of(raw, floating_ips)
         self._watch_links()
         LOG.info(
             "configuration applied in %.3fs, changed: %s (%s)",
@@ -232,9 +232,9 @@ class Appliance:
 
     def _watch_links(self) -> None:
         """Watch link events from now on; the NIC list the apply resolved must still hold."""
-        if self._link_watch is not None:
-            self._link_watch.close()
-        self._link_watch = None
+        if self.link_watch is not None:
+            self.link_watch.close()
+        self.link_watch = None
         try:
             watch = netlink.LinkWatch()
         except OSError as exc:
@@ -243,7 +243,7 @@ class Appliance:
         if nic_list() != self._nics_seen:  # changed between resolving and watching
             watch.close()
             return
-        self._link_watch = watch
+        self.link_watch = watch
 
     # -- the API's entry points ---------------------------------------------------------------
     def put_body(self, raw: bytes) -> tuple[Document, list[str]]:
@@ -312,10 +312,10 @@ class Appliance:
         with self.lock:
             full = bool(self._retired)  # else a floating-IP change since the last call
             self._retired.clear()
-            if self._applied is not None:  # its bytes are in applied.json: ~700 KB less
-                self._spilled = SpilledBody.of(self.state.path / "applied.json", self._applied)
+            if self.applied_body is not None:  # its bytes are in applied.json: ~700 KB less
+                self._spilled = SpilledBody.of(self.state.path / "applied.json", self.applied_body)
                 if self._spilled is not None:
-                    self._applied = None
+                    self.applied_body = None
             try:  # the networks' JSON of the answers (document_json): ~770 KB less
                 spill_networks_json(self.state.run)
             except OSError as exc:
@@ -329,15 +329,16 @@ class Appliance:
         there (None if that file changed since: the full path)."""
         spilled, self._spilled = self._spilled, None
         if spilled is not None:
-            self._applied = spilled.load()
-        return self._applied
+            self.applied_body = spilled.load()
+        return self.applied_body
 
     @property
     def etag(self) -> str:
         """The ETag of the document the box runs (changes with every other document)."""
         return f'"{self._etag_token}-{self._generation}"'
 
-    def _set_current(self, doc: Document) -> None:
+    def set_current(self, doc: Document) -> None:
+        """``doc`` is the document the box runs now (another one: another ETag)."""
         if doc is not self.current:
             self._generation += 1
         self.current = doc

@@ -32,7 +32,7 @@ def put_floating_ips(
     whole. None if they are not valid: the caller parses the whole document, which reports
     every error with its path.
     """
-    applied, current = app._applied, app.current
+    applied, current = app.applied_body, app.current
     assert applied is not None
     if current is None:
         return None
@@ -54,7 +54,7 @@ def put_floating_ips(
 def box_as_left(app: Appliance) -> bool:
     """Is the box as the last complete apply left it: same NICs (no link event since), and
     every step's inputs (daemons' PIDs, the management record) as at its last success?"""
-    plan, watch = app._plan, app._link_watch
+    plan, watch = app.plan_applied, app.link_watch
     return bool(
         app.memo
         and plan is not None
@@ -76,8 +76,8 @@ def _apply(app: Appliance, doc: Document, body: AppliedBody, floating_ips: Any) 
     if not box_as_left(app):
         return None
     app.timings["box"] = time.monotonic() - started
-    assert app.current is not None and app._plan is not None
-    old_doc, old_plan = app.current, app._plan
+    assert app.current is not None and app.plan_applied is not None
+    old_doc, old_plan = app.current, app.plan_applied
     # what the old plan derived holds but the floating IPs' pairs (the same networks)
     plan = dataclasses.replace(old_plan, conf=doc.configuration,
                                memo={**old_plan.memo, "fips json": floating_ips})  # fmt: skip
@@ -100,14 +100,14 @@ def _apply(app: Appliance, doc: Document, body: AppliedBody, floating_ips: Any) 
     app.timings["incremental"] = time.monotonic() - started - app.timings["box"]
     after = time.monotonic()
     after_apply(old_doc.configuration, plan, old_fips, new_fips)
-    app._last_pairs = (doc.configuration, new_fips)
+    app.last_pairs = (doc.configuration, new_fips)
     app.timings["after"] = time.monotonic() - after
-    if app._applied is None or body.raw != app._applied.raw:
+    if app.applied_body is None or body.raw != app.applied_body.raw:
         after = time.monotonic()
         write_atomic(app.state.path / "applied.json", body.raw, compare=False)
         app.timings["save"] = time.monotonic() - after
-    app._set_current(doc)
-    app._plan, app._applied = plan, body
+    app.set_current(doc)
+    app.plan_applied, app.applied_body = plan, body
     LOG.info(
         "configuration applied in %.3fs (floating IPs only), changed: %s",
         time.monotonic() - started,
