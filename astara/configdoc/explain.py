@@ -50,8 +50,15 @@ def _walk(value: Any, kind: Any, loc: Loc, errors: Errors) -> None:
     try:
         convert(value, kind)
         return
-    except msgspec.ValidationError:
-        pass
+    except msgspec.ValidationError as exc:  # its message, without its path (``loc`` says it)
+        msg = str(exc).split(" - at `", 1)[0]
+    before = len(errors)
+    _explain(value, kind, msg, loc, errors)
+    if len(errors) == before:  # refused, and no part of it says why: msgspec's own words
+        errors.append(error(loc, "value_error", msg, value))
+
+
+def _explain(value: Any, kind: Any, msg: str, loc: Loc, errors: Errors) -> None:
     bare, meta = kind, None
     if typing.get_origin(kind) is Annotated:
         bare, meta = typing.get_args(kind)[:2]
@@ -80,7 +87,7 @@ def _walk(value: Any, kind: Any, loc: Loc, errors: Errors) -> None:
             if len(errors) == before:  # a bad key's value is not looked at
                 _walk(item, args[1], (*loc, key), errors)
     else:
-        _leaf(value, kind, bare, loc, errors)
+        _leaf(value, bare, msg, loc, errors)
 
 
 def _walk_model(value: Any, model: type[msgspec.Struct], loc: Loc, errors: Errors) -> None:
@@ -98,12 +105,7 @@ def _walk_model(value: Any, model: type[msgspec.Struct], loc: Loc, errors: Error
                for k in value if k not in names]  # fmt: skip
 
 
-def _leaf(value: Any, kind: Any, bare: Any, loc: Loc, errors: Errors) -> None:
-    try:
-        convert(value, kind)
-        return
-    except msgspec.ValidationError as exc:  # its message, without its path (``loc`` says it)
-        msg = str(exc).split(" - at `", 1)[0]
+def _leaf(value: Any, bare: Any, msg: str, loc: Loc, errors: Errors) -> None:
     if bare in _ADDRESS_ERRORS:
         if type(value) is str and "%" in value:
             errors.append(error(loc, "ip_scope_id", msg, value))
