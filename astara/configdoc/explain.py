@@ -5,7 +5,8 @@ msgspec decodes a document in one pass and stops at the first error. When that p
 missing and unknown keys are listed, its fields, a list's items and a dict's entries are walked
 one by one, and each leaf (a string, number, boolean, literal or address) is converted alone by
 msgspec (:func:`~astara.configdoc.codec.convert`), which says what is wrong with it. Only the
-name of the error (``type``) is ours, from the annotation and msgspec's message.
+parts msgspec refuses are walked into. Ours are the name of each error (``type``, from the
+annotation and msgspec's message) and the messages of missing and unknown keys.
 """
 
 from __future__ import annotations
