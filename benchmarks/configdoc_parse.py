@@ -12,8 +12,9 @@ median run):
 - a document with 5 errors: every error listed (the second pass)
 - ``document_json`` of a freshly parsed document, ``with_floating_ips`` with one added
 - memory: the parsed document's Python objects (tracemalloc), the peak while parsing (the
-  body's JSON objects live at once with the document, from ``json.loads``), and the resident
-  memory ``import astara.configdoc`` adds to a bare interpreter
+  body's JSON objects live at once with the document, from ``json.loads``), the resident memory
+  ``import astara.configdoc`` adds to a bare interpreter, and the resident memory five whole
+  documents parsed in turn leave (each while the one before lives)
 
     .venv/bin/python benchmarks/configdoc_parse.py --base /path/to/main-checkout [--rounds 7]
         [--pairs 3]
@@ -124,7 +125,25 @@ def worker(rounds: int) -> dict[str, Any]:
             out[f"peak_kb {name}"] = tracemalloc.get_traced_memory()[1] // 1024
             tracemalloc.stop()
             del kept
+    out["rss_kb after 5 whole documents"] = _documents_in_turn(configdoc, data)
     return out
+
+
+def _documents_in_turn(configdoc: Any, data: dict[str, Any]) -> int:
+    """The resident memory five whole documents leave, each parsed (``json.loads`` and
+    ``parse_document``, as the API's PUT) while the one before it lives (as the API keeps the
+    running one until the new one is applied): what the arenas' holes keep."""
+    bodies = []
+    for i in range(5):
+        data["configuration"]["tenant_id"] = f"tenant-{i}"
+        bodies.append(json.dumps(data).encode())
+    gc.collect()
+    before = _rss_kb()
+    current = None
+    for body in bodies:
+        current = configdoc.parse_document(json.loads(body))
+    gc.collect()
+    return _rss_kb() - before if current is not None else 0
 
 
 def run(checkout: Path, rounds: int) -> dict[str, Any]:
