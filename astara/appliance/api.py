@@ -53,8 +53,7 @@ def _apply_failed(exc: ApplyError) -> Response:
 
 # The route table: (path, method, handler's name), each path as the seed published it; each
 # answers with and without its trailing slash. ``{name}`` is a path parameter, passed to the
-# handler. The published OpenAPI document
-# is made from this table (:mod:`astara.appliance.openapi`).
+# handler. The published OpenAPI document is made from it (:mod:`astara.appliance.openapi`).
 ROUTES: tuple[tuple[str, str, str], ...] = (
     ("/v1/status/", "GET", "status"),
     ("/v1/firewall/rules/", "GET", "rules"),

@@ -5,7 +5,8 @@ msgspec decodes a document in one pass and stops at the first error. When that p
 missing and unknown keys are listed, its fields, a list's items and a dict's entries are walked
 one by one, and each leaf (a string, number, boolean, literal or address) is converted alone by
 msgspec (:func:`~astara.configdoc.codec.convert`), which says what is wrong with it. Only the
-name of the error (``type``) is ours, from the annotation and msgspec's message.
+parts msgspec refuses are walked into. Ours are the name of each error (``type``, from the
+annotation and msgspec's message) and the messages of missing and unknown keys.
 """
 
 from __future__ import annotations
@@ -50,8 +51,15 @@ def _walk(value: Any, kind: Any, loc: Loc, errors: Errors) -> None:
     try:
         convert(value, kind)
         return
-    except msgspec.ValidationError:
-        pass
+    except msgspec.ValidationError as exc:  # its message, without its path (``loc`` says it)
+        msg = str(exc).split(" - at `", 1)[0]
+    before = len(errors)
+    _explain(value, kind, msg, loc, errors)
+    if len(errors) == before:  # refused, and no part of it says why: msgspec's own words
+        errors.append(error(loc, "value_error", msg, value))
+
+
+def _explain(value: Any, kind: Any, msg: str, loc: Loc, errors: Errors) -> None:
     bare, meta = kind, None
     if typing.get_origin(kind) is Annotated:
         bare, meta = typing.get_args(kind)[:2]
@@ -80,7 +88,7 @@ def _walk(value: Any, kind: Any, loc: Loc, errors: Errors) -> None:
             if len(errors) == before:  # a bad key's value is not looked at
                 _walk(item, args[1], (*loc, key), errors)
     else:
-        _leaf(value, kind, bare, loc, errors)
+        _leaf(value, bare, msg, loc, errors)
 
 
 def _walk_model(value: Any, model: type[msgspec.Struct], loc: Loc, errors: Errors) -> None:
@@ -98,12 +106,7 @@ def _walk_model(value: Any, model: type[msgspec.Struct], loc: Loc, errors: Error
                for k in value if k not in names]  # fmt: skip
 
 
-def _leaf(value: Any, kind: Any, bare: Any, loc: Loc, errors: Errors) -> None:
-    try:
-        convert(value, kind)
-        return
-    except msgspec.ValidationError as exc:  # its message, without its path (``loc`` says it)
-        msg = str(exc).split(" - at `", 1)[0]
+def _leaf(value: Any, bare: Any, msg: str, loc: Loc, errors: Errors) -> None:
     if bare in _ADDRESS_ERRORS:
         if type(value) is str and "%" in value:
             errors.append(error(loc, "ip_scope_id", msg, value))

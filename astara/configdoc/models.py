@@ -29,8 +29,7 @@ def _matching(regex: str, max_length: int | None = None) -> msgspec.Meta:
     ``$`` also matches before a final line break ("vm-1\\n"): the pattern it is given ends with
     ``\\Z`` (the end of the text) instead; the JSON Schema says ``$`` again (in ECMA regexes,
     the end of the text). The patterns above are the JSON Schema's."""
-    assert regex.endswith("$")
-    return msgspec.Meta(pattern=regex[:-1] + r"\Z", max_length=max_length)
+    return msgspec.Meta(pattern=regex.removesuffix("$") + r"\Z", max_length=max_length)
 
 
 Hostname = Annotated[str, _matching(HOSTNAME_RE, 253)]

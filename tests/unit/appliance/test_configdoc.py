@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astara.configdoc import (
     Document,
@@ -444,3 +446,62 @@ def test_the_networks_json_left_in_a_file_comes_back_the_same(
     assert document_json(doc) == text  # made again
     spill_networks_json(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [parse_module._NETWORKS_JSON[0][1].name]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
+    | st.text(max_size=12) | st.sampled_from(["1500", "true", "10.10.10.9", "fd00::9/64",
+                                              "10.10.10.0/24", "up", "fe80::1%x", "a\n"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+
+
+def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into ``node`` (JSON), the root's included."""
+    found = [at]
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(
+        node, list) else []  # fmt: skip
+    for key, child in items:
+        found += _paths(child, (*at, key))
+    return found
+
+
+BENIGN_PATHS = _paths(with_fip(base_document()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(BENIGN_PATHS), value=_JSON, extra=st.booleans())
+def test_the_second_pass_finds_an_error_exactly_when_msgspec_refuses(
+    path: tuple[Any, ...], value: Any, extra: bool
+) -> None:
+    """Any JSON value anywhere in a valid document (or an extra key beside it): msgspec takes
+    the document, or the second pass lists at least one error, each at a path of the input."""
+    from astara.configdoc.codec import convert
+    from astara.configdoc.explain import structure_errors
+
+    data: Any = with_fip(base_document())
+    if not path:
+        data = value
+    else:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        if extra and isinstance(node, dict):
+            node["x-extra"] = value
+        else:
+            node[path[-1]] = value
+    try:
+        convert(copy.deepcopy(data), Document)
+        taken = True
+    except msgspec.ValidationError:
+        taken = False
+    errors = structure_errors(copy.deepcopy(data), Document)
+    assert taken == (not errors), errors
+    for e in errors:  # each path leads into the input (a dict key's error: to the key)
+        node = data
+        for key in e["loc"][: -1 if e["type"] == "missing" else None]:
+            if key == "[key]":
+                break
+            node = node[key]
