@@ -117,7 +117,7 @@ def router_hostname(tenant_id: str) -> str:
 
 def allocation_hostname(port: Port, first_ip: str) -> str:
     """The port's ``dns_name`` when it is a valid hostname, else ``host-<ip with dashes>``."""
-    if port.dns_name and re.match(HOSTNAME_RE, port.dns_name) and len(port.dns_name) <= 253:
+    if port.dns_name and re.fullmatch(HOSTNAME_RE, port.dns_name) and len(port.dns_name) <= 253:
         return port.dns_name
     return "host-" + re.sub(r"[.:]", "-", first_ip).strip("-")
 

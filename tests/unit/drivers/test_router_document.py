@@ -240,3 +240,10 @@ def test_router_hostnames_are_dns_labels(tenant, hostname):
 def test_allocation_hostname_for_ipv6():
     port = Port("p", NET, "fa:16:3e:00:00:09")
     assert allocation_hostname(port, "fd00:1::") == "host-fd00-1"
+
+
+@pytest.mark.parametrize("dns_name", ["web-1\n", "web-1\nevil", "-web", "a" * 64])
+def test_a_dns_name_that_is_not_one_whole_hostname_is_replaced(dns_name: str) -> None:
+    # "web-1\n" matched the hostname pattern with re.match ($ takes a final line break)
+    port = Port("p", NET, "fa:16:3e:aa:00:09", (("s-v4", "10.0.0.9"),), dns_name=dns_name)
+    assert allocation_hostname(port, "10.0.0.9") == "host-10-0-0-9"
