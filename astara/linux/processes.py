@@ -33,17 +33,21 @@ def process_start_time(pid: int, *, allow_zombie: bool = False) -> int | None:
 
     Read through psutil, whose ``create_time()`` is seconds since the epoch: boot time plus the
     kernel's start time, so it moves when the wall clock is stepped (psutil issue 2541). A
-    process's identity must not, across restarts of whoever recorded it: the boot time read in
-    the same instant is taken off again, back to ticks since boot.
+    process's identity must not, across restarts of whoever recorded it: the boot time is taken
+    off again, back to ticks since boot. The kernel recomputes the boot time on each read (a
+    clock adjustment can move it by a second), so it is read before and after ``create_time()``
+    and the pair retried until both reads agree.
     """
     try:
-        booted = psutil.boot_time()
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            if not allow_zombie and proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-            since_boot: float = proc.create_time() - booted
-            return round(since_boot * _CLOCK_TICKS)
+        while True:
+            booted: float = psutil.boot_time()
+            proc = psutil.Process(pid)  # anew: a Process keeps the create_time it first read
+            created: float = proc.create_time()
+            if psutil.boot_time() == booted:
+                break
+        if not allow_zombie and proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return round((created - booted) * _CLOCK_TICKS)
     except psutil.NoSuchProcess:  # ZombieProcess too: gone for every question but this one
         return None
 
