@@ -10,6 +10,7 @@ from typing import Any
 
 import openstack
 from openstack.connection import Connection
+from openstack.exceptions import NotFoundException
 
 
 def connect(endpoint: str) -> Connection:
@@ -29,6 +30,14 @@ class NeutronBuilder:
         self.endpoint = endpoint
         self.conn = connect(endpoint)
         self.net = self.conn.network
+
+    def find(self, kind: str, name_or_id: str) -> Any | None:
+        """The ``kind`` (``port``, ``network``, ``router``...) named or with id ``name_or_id``,
+        or None. (openstacksdk deprecates ``find_*(ignore_missing=True)``: we catch instead.)"""
+        try:
+            return getattr(self.net, f"find_{kind}")(name_or_id, ignore_missing=False)
+        except NotFoundException:
+            return None
 
     def network(self, name: str, project_id: str, *, external: bool = False, **kw: Any) -> Any:
         attrs: dict[str, Any] = {"name": name, "project_id": project_id, **kw}

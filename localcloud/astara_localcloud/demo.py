@@ -43,7 +43,7 @@ def _wait(what: str, check: Callable[[], Any], timeout: float, interval: float =
 
 def ensure_router(cloud: LocalCloud, nets: KitNetworks, say: Callable[[str], None]) -> Any:
     api = cloud.api()
-    router = api.net.find_router("demo-router", ignore_missing=True)
+    router = api.find("router", "demo-router")
     if router is not None:
         say("demo router already exists")
         return router

@@ -183,7 +183,7 @@ class LocalCloud:
     def vm_create(self, network: str, name: str | None = None, *, wait: float | None = 60) -> Vm:
         """A VM stand-in on Neutron network ``network`` (name or id), with a Neutron port."""
         api = self.api()
-        net = api.net.find_network(network, ignore_missing=True)
+        net = api.find("network", network)
         if net is None:
             raise VmError(f"no Neutron network named or with id {network!r}")
         name = name or f"vm-{uuid.uuid4().hex[:6]}"

@@ -236,7 +236,7 @@ def test_router_delete_removes_everything(kit: E2EKit) -> None:
 
     kit.wait(gone, 60, "the deleted router's namespace, veths, processes and ports gone")
     assert not [pid for pid in appliance_pids if os.path.exists(f"/proc/{pid}")]
-    assert all(api.net.find_port(p) is None for p in astara_ports)
+    assert all(api.find("port", p) is None for p in astara_ports)
     api.net.delete_network(net)  # no port of ours keeps the tenant from deleting it
 
 

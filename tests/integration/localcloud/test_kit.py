@@ -170,7 +170,7 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
         assert [v["address"] for v in status["vms"]] == [address]
         assert fabric.namespace in status["namespaces"]
         assert kit.cli("vm", "delete", "web") == 0
-        assert api.net.find_port(vm.port_id) is None
+        assert api.find("port", vm.port_id) is None
         assert not netns.netns_exists(vm.namespace)
     finally:
         process_tracker.stop(server)

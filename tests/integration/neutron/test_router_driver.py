@@ -133,7 +133,7 @@ def test_port_lifecycle_through_router_deletion(driver, tenant, api):
 
     detach_internal(api, tenant)
     assert driver.ensure_ports(resource(tenant)) == specs[:2]
-    assert api.net.find_port(specs[2].port_id) is None  # the stale one is gone
+    assert api.find("port", specs[2].port_id) is None  # the stale one is gone
 
     api.clear_gateway(tenant.router)
     api.net.delete_router(tenant.router)
@@ -142,11 +142,11 @@ def test_port_lifecycle_through_router_deletion(driver, tenant, api):
         driver.build_config(resource(tenant), instance(tenant, []))
     with pytest.raises(RouterGone):
         driver.ensure_ports(resource(tenant))  # and no port deleted as "stale" on the way
-    assert all(api.net.find_port(spec.port_id) for spec in specs[:2])
+    assert all(api.find("port", spec.port_id) for spec in specs[:2])
     driver.report_status(resource(tenant), "DOWN")  # gone: nothing to report, no error
     driver.delete_ports(resource(tenant))
     for spec in specs:
-        assert api.net.find_port(spec.port_id) is None
+        assert api.find("port", spec.port_id) is None
 
 
 def test_build_config_from_real_neutron_data_validates(driver, built, api):
