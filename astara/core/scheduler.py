@@ -19,14 +19,11 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 
 from astara.core.control import Transition
-from astara.core.events import Action, Event, Resource
-from astara.core.instance import Clock
-from astara.core.interfaces import DebugModes
+from astara.core.events import Action, Event
+from astara.core.spec import Backends, WorkerSpec
 from astara.core.state_machine import Machine
 
 LOG = logging.getLogger(__name__)
-
-MachineFactory = Callable[[Resource, threading.Lock], Machine]
 
 
 class ResourceScheduler:
@@ -34,16 +31,14 @@ class ResourceScheduler:
 
     def __init__(
         self,
-        make_machine: MachineFactory,
-        debug: DebugModes | None = None,
-        deleted_memory: float = 3600.0,
-        clock: Clock = time.time,
+        backends: Backends,
+        spec: WorkerSpec,
         on_done: Callable[[Machine], None] | None = None,
     ) -> None:
-        self._make_machine = make_machine
-        self.debug = debug
-        self.deleted_memory = deleted_memory
-        self.clock = clock
+        self.backends = backends
+        self.spec = spec
+        self.debug = backends.debug
+        self.clock = spec.clock
         self._on_done = on_done
         self._cond = threading.Condition()
         self._queue_lock = threading.Lock()  # guards every machine's action queue
@@ -78,7 +73,7 @@ class ResourceScheduler:
             if machine is None:
                 if event.action is Action.DELETE:
                     LOG.info("%s %s: DELETE for an unknown resource", event.resource.kind, rid)
-                machine = self._make_machine(event.resource, self._queue_lock)
+                machine = Machine(event.resource, self.backends, self.spec, self._queue_lock)
                 self.machines[rid] = machine
             if not machine.send(event):
                 self.dropped += 1
@@ -103,7 +98,7 @@ class ResourceScheduler:
             self._cond.notify()
 
     def _forget_old_deletions(self) -> None:
-        horizon = self.clock() - self.deleted_memory
+        horizon = self.clock() - self.spec.deleted_memory
         while self.deleted and next(iter(self.deleted.values())) < horizon:
             self.deleted.popitem(last=False)
 
@@ -190,6 +185,13 @@ class ResourceScheduler:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+    def update_spec(self, spec: WorkerSpec) -> None:
+        """New tunables for this scheduler and every machine (after a configuration reload)."""
+        with self._cond:
+            self.spec = spec
+            for machine in self.machines.values():
+                machine.instance.spec = spec
 
     # -- inspecting ----------------------------------------------------------------------------
     def wakeup(self) -> None:

@@ -26,6 +26,7 @@ from astara.core.control import ResourceView
 from astara.core.events import Action, Event, Resource
 from astara.core.settings import MachineSettings
 from astara.core.sharding import shard_for
+from astara.core.spec import WorkerSpec
 from astara.orchestrator.dispatcher import InProcessPool, ProcessPool
 from astara.orchestrator.worker import Backends, BackendsFactory, ResourceSummary
 
@@ -56,6 +57,8 @@ class EngineSettings:
                 transition_history=conf.transition_history,
                 mgt_service_port=conf.router.mgt_service_port,
                 drift_check_period=conf.drift_check_period,
+                requeue_base=conf.requeue_backoff_base,
+                requeue_cap=conf.requeue_backoff_cap,
             ),
             num_worker_processes=conf.num_worker_processes,
             num_worker_threads=conf.num_worker_threads,
@@ -68,6 +71,15 @@ class EngineSettings:
     @property
     def runs_in_process(self) -> bool:
         return self.num_worker_processes == 1 if self.in_process is None else self.in_process
+
+    def worker_spec(self, backends: BackendsFactory) -> WorkerSpec:
+        """What every worker is built from (passed down whole to the pools)."""
+        return WorkerSpec(
+            backends=backends,
+            settings=self.machine,
+            threads=self.num_worker_threads,
+            deleted_memory=self.deleted_memory,
+        )
 
 
 @dataclass
@@ -108,17 +120,9 @@ class Engine:
         self.resync_report = ResyncReport()
         self.health_sweeps = 0
         self._health_parts: dict[str, Callable[[], Mapping[str, Any]]] = {}
-        pool_args = (
-            self._shards,
-            factory,
-            settings.machine,
-            settings.num_worker_threads,
-            settings.deleted_memory,
-            self._on_summaries,
-        )
-        self.pool: InProcessPool | ProcessPool = (
-            InProcessPool(*pool_args) if settings.runs_in_process else ProcessPool(*pool_args)
-        )
+        pool = InProcessPool if settings.runs_in_process else ProcessPool
+        spec = settings.worker_spec(factory)
+        self.pool: InProcessPool | ProcessPool = pool(self._shards, spec, self._on_summaries)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
