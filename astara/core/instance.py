@@ -14,7 +14,7 @@ from typing import Any
 
 from astara.core.documents import PushedDocument, document_digests
 from astara.core.events import Resource
-from astara.core.hotplug import interfaces_differ, present_macs, replug_plan
+from astara.core.hotplug import HotplugState, interfaces_differ, present_macs, replug_plan
 from astara.core.instance_state import BACKEND_STATUS, BackendStatus, InstanceState
 from astara.core.interfaces import (
     ApplianceConfigRejected,
@@ -37,13 +37,11 @@ class InstanceManager:
     """One resource's appliance: its state and the operations that change it."""
 
     __slots__ = (
+        "_hotplug",
         "_observed",
         "_push_failures",
         "_pushed",
-        "_replug_ports",
-        "_replugged_ports",
         "_status",
-        "_waiting_for_nics_since",
         "appliance",
         "boot_failures",
         "clock",
@@ -77,10 +75,7 @@ class InstanceManager:
         self._push_failures = 0  # failed configuration pushes in a row
         self.stats: Mapping[str, Any] | None = None
         self._status = BackendStatus()
-        self._waiting_for_nics_since: float | None = None  # plugged; the appliance lags
-        self._replug_ports: list[PortSpec] | None = None  # what configure() found missing
-        # What replug() just plugged, and into which instance (used once, by configure()).
-        self._replugged_ports: tuple[str, list[PortSpec]] | None = None
+        self._hotplug = HotplugState()
 
     # -- helpers -------------------------------------------------------------------------------
     @property
@@ -252,13 +247,12 @@ class InstanceManager:
         # Right after a replug the ports were ensured and checked plugged a moment ago: go
         # straight to the configuration (it reads the backend anew; a change made since is
         # another event, whose configure step ensures and replugs again).
-        replugged, self._replugged_ports = self._replugged_ports, None
-        ports = replugged[1] if replugged and replugged[0] == self.instance.instance_id else None
+        ports = self._hotplug.take_plugged(self.instance.instance_id)
         try:
             if ports is None:
                 ports = self.driver.ensure_ports(self.resource)
                 if self._interfaces_differ(ports):
-                    self._replug_ports = list(ports)
+                    self._hotplug.wanted = list(ports)
                     self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
                     return
             document = self.driver.build_config(self.resource, self.instance)
@@ -334,9 +328,7 @@ class InstanceManager:
         if api is None or self.instance is None:
             self._set(InstanceState.DOWN, "(no instance to replug)")
             return
-        ports, self._replug_ports = self._replug_ports, None
-        if ports is None:
-            ports = self.driver.ensure_ports(self.resource)
+        ports = self._hotplug.take_wanted() or self.driver.ensure_ports(self.resource)
         plug, unplug = replug_plan(self._present_macs(), ports, list(self.instance.ports))
         try:
             for port in plug:
@@ -351,19 +343,14 @@ class InstanceManager:
             return
         self.instance = self.provider.get(self.resource) or self.instance
         if not self._interfaces_differ(ports):
-            self._waiting_for_nics_since = None
-            self._replugged_ports = (self.instance.instance_id, list(ports))
+            self._hotplug.done(self.instance.instance_id, ports)
             self._set(InstanceState.UP, "(replugged)")
             return
         # A hot-plugged NIC shows up in a VM a moment after the attach returns (PCI hotplug,
         # udev; the hypervisor stand-in polls): look again later, up to hotplug_timeout.
-        now = self.clock()
-        since = self._waiting_for_nics_since = self._waiting_for_nics_since or now
-        if now - since < self.settings.hotplug_timeout:
-            self._replug_ports = list(ports)
+        if self._hotplug.still_in_time(self.clock(), self.settings.hotplug_timeout, ports):
             self._set(InstanceState.REPLUG, "(waiting for the appliance to see its new NICs)")
             return
-        self._waiting_for_nics_since = None
         self._boot_failed(
             f"interfaces still differ {self.settings.hotplug_timeout:.0f}s after the replug "
             "(hotplug_timeout), restarting"
@@ -373,7 +360,7 @@ class InstanceManager:
     @property
     def waiting_for_nics(self) -> bool:
         """Plugged, but the appliance does not show every NIC yet (replug looks again)."""
-        return self._waiting_for_nics_since is not None and self.state is InstanceState.REPLUG
+        return self._hotplug.waiting_since is not None and self.state is InstanceState.REPLUG
 
     def read_stats(self) -> Mapping[str, Any] | None:
         """Read and keep the appliance's traffic counters."""
