@@ -48,6 +48,7 @@ class ResourceScheduler:
         self._scheduled: set[str] = set()  # on the ready queue
         self._busy: set[str] = set()  # being worked by a thread
         self._timers: list[tuple[float, str]] = []
+        self._due: dict[str, float] = {}  # each machine's current timer (older ones are stale)
         self._stopped = False
         self.transitions: Counter[tuple[str, str]] = Counter()
         self.skipped = 0  # runs skipped because of a debug mode
@@ -128,8 +129,10 @@ class ResourceScheduler:
     def _fire_timers(self) -> None:
         now = self.clock()
         while self._timers and self._timers[0][0] <= now:
-            _, rid = heapq.heappop(self._timers)
-            self._schedule(rid)
+            at, rid = heapq.heappop(self._timers)
+            if self._due.get(rid) == at:  # not replaced by a later one (a retry backing off)
+                del self._due[rid]
+                self._schedule(rid)
 
     def _next_timer_in(self) -> float | None:
         if not self._timers:
@@ -155,11 +158,13 @@ class ResourceScheduler:
         rid = machine.resource.id
         with self._cond:
             self._busy.discard(rid)
+            self._due.pop(rid, None)
             if machine.deleted:
                 self.machines.pop(rid, None)
                 self.deleted[rid] = self.clock()
                 self.deleted.move_to_end(rid)
             elif machine.wake_at is not None:
+                self._due[rid] = machine.wake_at
                 heapq.heappush(self._timers, (machine.wake_at, rid))
                 machine.wake_at = None
                 self._cond.notify()

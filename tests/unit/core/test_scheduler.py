@@ -197,3 +197,25 @@ def test_a_stuck_resource_holds_one_thread_while_the_others_move_on(world: World
         for t in threads:
             t.join(10)
     assert sched.machines["stuck"].instance.state is I.CONFIGURED  # its run went on
+
+
+def test_a_retry_backs_off_from_its_latest_failure_not_an_older_timer(world: World):
+    sched = scheduler(world)
+    resource = world.router("flaky")
+    world.provider.inject("flaky", Fault.BOOT_FAILS, times=2)
+    sched.submit(Event(resource, Action.CREATE))
+    assert drain(sched) == 1
+    machine = sched.machines["flaky"]
+    first = machine.requeue.next_at
+    assert first is not None
+    sched.submit(Event(resource, Action.UPDATE))  # an event: runs at once, fails again
+    assert drain(sched) == 1
+    second = machine.requeue.next_at
+    assert second is not None and second > first
+    world.clock.now = first
+    sched.wakeup()
+    assert drain(sched) == 0  # the older timer is stale
+    world.clock.now = second
+    sched.wakeup()
+    assert drain(sched) == 1
+    assert machine.instance.state is I.CONFIGURED and world.provider.calls["boot"] == 3
