@@ -30,6 +30,9 @@ SHOW_FIELDS = (
     "debug_reason",
     "last_error",
     "boot_failures",
+    "failed_step",
+    "failures_in_a_row",
+    "next_retry_at",
     "queued_actions",
 )
 

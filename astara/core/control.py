@@ -45,6 +45,9 @@ class ResourceView:
     queued_actions: list[str] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     boot_failures: int = 0
+    failed_step: str | None = None  # the state whose step failed last (None: converged since)
+    failures_in_a_row: int = 0  # failed runs since the resource last converged
+    next_retry_at: float | None = None  # time.time() of the planned retry (None: none)
 
 
 class Control(Protocol):

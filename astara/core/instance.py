@@ -8,125 +8,62 @@ from an injectable clock, so boot timeouts and error cool-downs are tested witho
 
 from __future__ import annotations
 
-import enum
-import hashlib
-import json
 import logging
-import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from astara.core.documents import PushedDocument, document_digests
 from astara.core.events import Resource
+from astara.core.hotplug import HotplugState, interfaces_differ, present_macs, replug_plan
+from astara.core.instance_state import BACKEND_STATUS, BackendStatus, InstanceState
 from astara.core.interfaces import (
-    ApplianceClient,
     ApplianceConfigRejected,
     ApplianceError,
-    ComputeProvider,
     Instance,
     InstanceStatus,
-    PortRole,
     PortSpec,
     ProviderError,
-    ResourceDriver,
     ResourceGone,
 )
 from astara.core.settings import MachineSettings
+from astara.core.spec import Backends, Clock, WorkerSpec
+
+__all__ = ["BACKEND_STATUS", "Clock", "InstanceManager", "InstanceState", "document_digests"]
 
 LOG = logging.getLogger(__name__)
-
-Clock = Callable[[], float]
-
-
-class InstanceState(enum.StrEnum):
-    DOWN = "down"  # no running appliance
-    BOOTING = "booting"  # boot requested, API not answering yet
-    UP = "up"  # API answers, configuration not (yet) pushed
-    CONFIGURED = "configured"  # the current configuration is applied
-    RESTART = "restart"  # must be stopped and booted again
-    REPLUG = "replug"  # its interfaces differ from the ports the driver requires
-    GONE = "gone"  # the resource was deleted from the backend
-    ERROR = "error"  # too many failed boots: cooling down
-    DEGRADED = "degraded"  # alive, but refused the last configuration (runs the previous one)
-
-
-# What the backend is told for each instance state (Neutron router status values).
-BACKEND_STATUS: Mapping[InstanceState, str] = {
-    InstanceState.DOWN: "DOWN",
-    InstanceState.BOOTING: "BUILD",
-    InstanceState.UP: "BUILD",
-    InstanceState.REPLUG: "BUILD",
-    InstanceState.RESTART: "DOWN",
-    InstanceState.CONFIGURED: "ACTIVE",
-    InstanceState.DEGRADED: "ERROR",
-    InstanceState.ERROR: "ERROR",
-}
-# A router already passing traffic stays ACTIVE while it is hot-plugged or reconfigured (as
-# with Neutron's own L3 agent, an interface add does not take a live router out of ACTIVE).
-STILL_SERVING = {InstanceState.REPLUG, InstanceState.UP}
-
-
-def _floating_ips(document: Mapping[str, Any]) -> tuple[str, ...]:
-    """The floating IP addresses a configuration document holds (DESIGN §5)."""
-    config = document.get("configuration", document)
-    entries = config.get("floating_ips") or () if isinstance(config, Mapping) else ()
-    return tuple(str(e["floating_ip"]) for e in entries if isinstance(e, Mapping))
-
-
-def document_digests(document: Mapping[str, Any]) -> dict[str, str]:
-    """A digest of each top-level section of a configuration document (DESIGN §5), to tell
-    which parts of two documents differ without keeping the documents."""
-    config = document.get("configuration", document)
-    sections = dict(config) if isinstance(config, Mapping) else {"configuration": config}
-    sections.update({f"@{k}": v for k, v in document.items() if k != "configuration"})
-    return {
-        key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-        for key, value in sections.items()
-    }
 
 
 class InstanceManager:
     """One resource's appliance: its state and the operations that change it."""
 
     __slots__ = (
-        "_drift_due_at",
-        "_last_reported",
+        "_hotplug",
         "_observed",
+        "_push_failures",
         "_pushed",
-        "_replug_ports",
-        "_replugged_ports",
-        "_serving",
-        "_waiting_for_nics_since",
+        "_status",
         "appliance",
         "boot_failures",
         "clock",
         "driver",
         "error_since",
-        "floating_ips",
         "image",
         "instance",
         "last_error",
         "provider",
         "resource",
-        "settings",
+        "spec",
         "state",
         "stats",
     )
 
-    def __init__(
-        self,
-        resource: Resource,
-        driver: ResourceDriver,
-        provider: ComputeProvider,
-        appliance: ApplianceClient,
-        settings: MachineSettings,
-        clock: Clock,
-    ) -> None:
+    def __init__(self, resource: Resource, backends: Backends, spec: WorkerSpec) -> None:
         self.resource = resource
-        self.driver = driver
-        self.provider = provider
-        self.appliance = appliance
-        self.settings = settings
-        self.clock = clock
+        self.driver = backends.driver
+        self.provider = backends.provider
+        self.appliance = backends.appliance
+        self.spec = spec  # replaced whole on a configuration reload
+        self.clock: Clock = spec.clock
         self.state = InstanceState.DOWN
         self._observed = False  # False until the provider was asked once (adoption)
         self.instance: Instance | None = None
@@ -134,18 +71,17 @@ class InstanceManager:
         self.boot_failures = 0
         self.error_since: float | None = None
         self.last_error: str | None = None
-        self.floating_ips: tuple[str, ...] = ()
-        self._pushed: dict[str, str] | None = None  # section digests of the last pushed document
-        self._drift_due_at = 0.0
+        self._pushed: PushedDocument | None = None
+        self._push_failures = 0  # failed configuration pushes in a row
         self.stats: Mapping[str, Any] | None = None
-        self._last_reported: str | None = None
-        self._serving = False  # configured, and not stopped or refused since
-        self._waiting_for_nics_since: float | None = None  # plugged; the appliance lags
-        self._replug_ports: list[PortSpec] | None = None  # what configure() found missing
-        # What replug() just plugged, and into which instance (used once, by configure()).
-        self._replugged_ports: tuple[str, list[PortSpec]] | None = None
+        self._status = BackendStatus()
+        self._hotplug = HotplugState()
 
     # -- helpers -------------------------------------------------------------------------------
+    @property
+    def settings(self) -> MachineSettings:
+        return self.spec.settings
+
     @property
     def name(self) -> str:
         return f"{self.resource.kind} {self.resource.id}"
@@ -154,6 +90,11 @@ class InstanceManager:
     def observed(self) -> bool:
         """Whether the provider has been asked about this resource's instance yet."""
         return self._observed
+
+    @property
+    def floating_ips(self) -> tuple[str, ...]:
+        """The floating IPs of the last pushed configuration."""
+        return self._pushed.floating_ips if self._pushed else ()
 
     @property
     def management_address(self) -> str | None:
@@ -165,36 +106,25 @@ class InstanceManager:
         return self.instance.image if self.instance else self.image
 
     def _set(self, state: InstanceState, why: str = "") -> None:
-        if state is self.state and self._last_reported in (None, self._backend_status()):
-            return  # nothing changed (a failed report is retried on the next change)
+        """Enter ``state`` and tell the backend if its status changes (a failed report is
+        sent again on the next change)."""
+        if state is self.state and self._status.in_sync(state):
+            return
         if state is not self.state:
             LOG.debug("%s: instance %s -> %s %s", self.name, self.state, state, why)
             self.state = state
-        if state is InstanceState.CONFIGURED:
-            self._serving = True
-        elif state not in STILL_SERVING:
-            self._serving = False
-        self._report()
-
-    def _backend_status(self) -> str | None:
-        """What the backend is told for the current state (None: nothing)."""
-        if self._serving and self.state in STILL_SERVING:
-            return BACKEND_STATUS[InstanceState.CONFIGURED]
-        return BACKEND_STATUS.get(self.state)
+        status = self._status.enter(state)
+        if status is None:
+            return
+        try:
+            self.driver.report_status(self.resource, status)
+            self._status.last = status
+        except Exception as exc:  # the backend being down must not stop the machine
+            LOG.warning("%s: could not report status %s: %s", self.name, status, exc)
 
     def _fail(self, message: str) -> None:
         self.last_error = message
         LOG.warning("%s: %s", self.name, message)
-
-    def _report(self) -> None:
-        status = self._backend_status()
-        if status is None or status == self._last_reported:
-            return
-        try:
-            self.driver.report_status(self.resource, status)
-            self._last_reported = status
-        except Exception as exc:  # the backend being down must not stop the machine
-            LOG.warning("%s: could not report status %s: %s", self.name, status, exc)
 
     def _api(self) -> tuple[str, int] | None:
         address = self.management_address
@@ -317,44 +247,45 @@ class InstanceManager:
         # Right after a replug the ports were ensured and checked plugged a moment ago: go
         # straight to the configuration (it reads the backend anew; a change made since is
         # another event, whose configure step ensures and replugs again).
-        replugged, self._replugged_ports = self._replugged_ports, None
-        ports = replugged[1] if replugged and replugged[0] == self.instance.instance_id else None
+        ports = self._hotplug.take_plugged(self.instance.instance_id)
         try:
             if ports is None:
                 ports = self.driver.ensure_ports(self.resource)
                 if self._interfaces_differ(ports):
-                    self._replug_ports = list(ports)
+                    self._hotplug.wanted = list(ports)
                     self._set(InstanceState.REPLUG, "(interfaces differ from required ports)")
                     return
             document = self.driver.build_config(self.resource, self.instance)
         except ResourceGone:
             self._set(InstanceState.GONE, "(deleted from backend)")
             return
-        for attempt in range(self.settings.max_retries + 1):
-            try:
-                self.appliance.put_config(*api, document)
-                break
-            except ApplianceConfigRejected as exc:
-                self._fail(f"appliance refused configuration: {exc} {list(exc.paths)}")
-                self._set(InstanceState.DEGRADED)
-                return
-            except ApplianceError as exc:
-                self._fail(f"configuration push {attempt + 1} failed: {exc}")
-        else:
-            self._boot_failed("configuration could not be pushed (max_retries)")
-            self._set(InstanceState.RESTART)
+        try:
+            self.appliance.put_config(*api, document)
+        except ApplianceConfigRejected as exc:
+            self._fail(f"appliance refused configuration: {exc} {list(exc.paths)}")
+            self._set(InstanceState.DEGRADED)
             return
-        self.floating_ips = _floating_ips(document)
-        self._pushed = document_digests(document)
-        self._drift_due_at = self._next_drift_check()
-        self.boot_failures = 0
+        except ApplianceError as exc:
+            self._push_failed(exc)
+            return
+        self._pushed = PushedDocument(document, self.clock(), self.settings.drift_check_period)
+        self.boot_failures = self._push_failures = 0
         self.last_error = None
         LOG.info("%s: configuration applied", self.name)
         self._set(InstanceState.CONFIGURED)
 
-    def _next_drift_check(self) -> float:
-        # Spread over +-10% so that appliances configured together are not all read at once.
-        return self.clock() + self.settings.drift_check_period * random.uniform(0.9, 1.1)
+    def _push_failed(self, exc: ApplianceError) -> None:
+        """A push the appliance did not take: owed (the requeue retries it later), and after
+        ``max_retries`` retries in a row, a restart."""
+        self._push_failures += 1
+        tries = self.settings.max_retries + 1
+        if self._push_failures < tries:
+            self._fail(f"configuration push {self._push_failures}/{tries} failed: {exc}")
+            self.owe_configuration("configuration push failed")
+            return
+        self._push_failures = 0
+        self._boot_failed(f"configuration could not be pushed {tries} times (max_retries): {exc}")
+        self._set(InstanceState.RESTART)
 
     def drift(self) -> str | None:
         """When a drift check is due: what differs between the last pushed document and the
@@ -364,38 +295,28 @@ class InstanceManager:
         was unreachable, say): the caller pushes the current document when this says why.
         A backend failure propagates (the machine records it and configures on a later POLL).
         """
+        pushed = self._pushed
         if (
-            not self.settings.drift_check_period
-            or self.state is not InstanceState.CONFIGURED
+            self.state is not InstanceState.CONFIGURED
             or self.instance is None
-            or self._pushed is None
-            or self.clock() < self._drift_due_at
+            or pushed is None
+            or not pushed.check_due(self.clock(), self.settings.drift_check_period)
         ):
             return None
-        self._drift_due_at = self._next_drift_check()
         try:
-            document = self.driver.build_config(self.resource, self.instance)
+            return pushed.differs(self.driver.build_config(self.resource, self.instance))
         except ResourceGone:
             return "the resource is gone from the backend"
-        now = document_digests(document)
-        pushed = self._pushed
-        changed = sorted(k for k in now.keys() | pushed.keys() if now.get(k) != pushed.get(k))
-        if not changed:
-            return None
-        return f"{', '.join(changed)} differ from the last pushed document"
+
+    def _present_macs(self) -> set[str]:
+        api = self._api()
+        assert api is not None
+        return present_macs(self.appliance.get_interfaces(*api))
 
     def _interfaces_differ(self, ports: Sequence[PortSpec]) -> bool:
-        """Do the appliance's NICs (by MAC) differ from ``ports``?
-
-        Only NICs of ports we know (required now, or plugged at boot/replug) count: anything
-        else the appliance reports (loopback, its own devices) is not ours to replug.
-        """
-        api = self._api()
-        assert api is not None and self.instance is not None
-        present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
-        wanted = {p.mac_address.lower() for p in ports}
-        ours = wanted | {p.mac_address.lower() for p in self.instance.ports}
-        return wanted != present & ours
+        """Do the appliance's NICs differ from ``ports`` (:func:`interfaces_differ`)?"""
+        assert self.instance is not None
+        return interfaces_differ(self._present_macs(), ports, self.instance.ports)
 
     def replug(self) -> None:
         """Hot-plug missing ports and unplug stale ones, without rebooting.
@@ -407,41 +328,29 @@ class InstanceManager:
         if api is None or self.instance is None:
             self._set(InstanceState.DOWN, "(no instance to replug)")
             return
-        ports, self._replug_ports = self._replug_ports, None
-        if ports is None:
-            ports = self.driver.ensure_ports(self.resource)
-        wanted = {p.mac_address.lower(): p for p in ports}
-        present = {str(i.get("lladdr") or "").lower() for i in self.appliance.get_interfaces(*api)}
-        attached = {p.mac_address.lower() for p in self.instance.ports}
+        ports = self._hotplug.take_wanted() or self.driver.ensure_ports(self.resource)
+        plug, unplug = replug_plan(self._present_macs(), ports, list(self.instance.ports))
         try:
-            for mac, port in wanted.items():
-                if mac not in present and mac not in attached:
-                    LOG.info("%s: plugging port %s (%s)", self.name, port.port_id, mac)
-                    self.provider.plug(self.resource, port)
-            for port in list(self.instance.ports):
-                mac = port.mac_address.lower()
-                if mac in present and mac not in wanted and port.role is not PortRole.MANAGEMENT:
-                    LOG.info("%s: unplugging port %s (%s)", self.name, port.port_id, mac)
-                    self.provider.unplug(self.resource, port.port_id)
+            for port in plug:
+                LOG.info("%s: plugging port %s (%s)", self.name, port.port_id, port.mac_address)
+                self.provider.plug(self.resource, port)
+            for port in unplug:
+                LOG.info("%s: unplugging port %s (%s)", self.name, port.port_id, port.mac_address)
+                self.provider.unplug(self.resource, port.port_id)
         except ProviderError as exc:
             self._boot_failed(f"replug failed, restarting: {exc}")
             self._set(InstanceState.RESTART)
             return
         self.instance = self.provider.get(self.resource) or self.instance
         if not self._interfaces_differ(ports):
-            self._waiting_for_nics_since = None
-            self._replugged_ports = (self.instance.instance_id, list(ports))
+            self._hotplug.done(self.instance.instance_id, ports)
             self._set(InstanceState.UP, "(replugged)")
             return
         # A hot-plugged NIC shows up in a VM a moment after the attach returns (PCI hotplug,
         # udev; the hypervisor stand-in polls): look again later, up to hotplug_timeout.
-        now = self.clock()
-        since = self._waiting_for_nics_since = self._waiting_for_nics_since or now
-        if now - since < self.settings.hotplug_timeout:
-            self._replug_ports = list(ports)
+        if self._hotplug.still_in_time(self.clock(), self.settings.hotplug_timeout, ports):
             self._set(InstanceState.REPLUG, "(waiting for the appliance to see its new NICs)")
             return
-        self._waiting_for_nics_since = None
         self._boot_failed(
             f"interfaces still differ {self.settings.hotplug_timeout:.0f}s after the replug "
             "(hotplug_timeout), restarting"
@@ -451,7 +360,7 @@ class InstanceManager:
     @property
     def waiting_for_nics(self) -> bool:
         """Plugged, but the appliance does not show every NIC yet (replug looks again)."""
-        return self._waiting_for_nics_since is not None and self.state is InstanceState.REPLUG
+        return self._hotplug.waiting_since is not None and self.state is InstanceState.REPLUG
 
     def read_stats(self) -> Mapping[str, Any] | None:
         """Read and keep the appliance's traffic counters."""

@@ -19,14 +19,11 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 
 from astara.core.control import Transition
-from astara.core.events import Action, Event, Resource
-from astara.core.instance import Clock
-from astara.core.interfaces import DebugModes
+from astara.core.events import Action, Event
+from astara.core.spec import Backends, WorkerSpec
 from astara.core.state_machine import Machine
 
 LOG = logging.getLogger(__name__)
-
-MachineFactory = Callable[[Resource, threading.Lock], Machine]
 
 
 class ResourceScheduler:
@@ -34,16 +31,14 @@ class ResourceScheduler:
 
     def __init__(
         self,
-        make_machine: MachineFactory,
-        debug: DebugModes | None = None,
-        deleted_memory: float = 3600.0,
-        clock: Clock = time.time,
+        backends: Backends,
+        spec: WorkerSpec,
         on_done: Callable[[Machine], None] | None = None,
     ) -> None:
-        self._make_machine = make_machine
-        self.debug = debug
-        self.deleted_memory = deleted_memory
-        self.clock = clock
+        self.backends = backends
+        self.spec = spec
+        self.debug = backends.debug
+        self.clock = spec.clock
         self._on_done = on_done
         self._cond = threading.Condition()
         self._queue_lock = threading.Lock()  # guards every machine's action queue
@@ -53,6 +48,7 @@ class ResourceScheduler:
         self._scheduled: set[str] = set()  # on the ready queue
         self._busy: set[str] = set()  # being worked by a thread
         self._timers: list[tuple[float, str]] = []
+        self._due: dict[str, float] = {}  # each machine's current timer (older ones are stale)
         self._stopped = False
         self.transitions: Counter[tuple[str, str]] = Counter()
         self.skipped = 0  # runs skipped because of a debug mode
@@ -78,7 +74,7 @@ class ResourceScheduler:
             if machine is None:
                 if event.action is Action.DELETE:
                     LOG.info("%s %s: DELETE for an unknown resource", event.resource.kind, rid)
-                machine = self._make_machine(event.resource, self._queue_lock)
+                machine = Machine(event.resource, self.backends, self.spec, self._queue_lock)
                 self.machines[rid] = machine
             if not machine.send(event):
                 self.dropped += 1
@@ -103,7 +99,7 @@ class ResourceScheduler:
             self._cond.notify()
 
     def _forget_old_deletions(self) -> None:
-        horizon = self.clock() - self.deleted_memory
+        horizon = self.clock() - self.spec.deleted_memory
         while self.deleted and next(iter(self.deleted.values())) < horizon:
             self.deleted.popitem(last=False)
 
@@ -133,8 +129,10 @@ class ResourceScheduler:
     def _fire_timers(self) -> None:
         now = self.clock()
         while self._timers and self._timers[0][0] <= now:
-            _, rid = heapq.heappop(self._timers)
-            self._schedule(rid)
+            at, rid = heapq.heappop(self._timers)
+            if self._due.get(rid) == at:  # not replaced by a later one (a retry backing off)
+                del self._due[rid]
+                self._schedule(rid)
 
     def _next_timer_in(self) -> float | None:
         if not self._timers:
@@ -160,11 +158,13 @@ class ResourceScheduler:
         rid = machine.resource.id
         with self._cond:
             self._busy.discard(rid)
+            self._due.pop(rid, None)
             if machine.deleted:
                 self.machines.pop(rid, None)
                 self.deleted[rid] = self.clock()
                 self.deleted.move_to_end(rid)
             elif machine.wake_at is not None:
+                self._due[rid] = machine.wake_at
                 heapq.heappush(self._timers, (machine.wake_at, rid))
                 machine.wake_at = None
                 self._cond.notify()
@@ -190,6 +190,13 @@ class ResourceScheduler:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+
+    def update_spec(self, spec: WorkerSpec) -> None:
+        """New tunables for this scheduler and every machine (after a configuration reload)."""
+        with self._cond:
+            self.spec = spec
+            for machine in self.machines.values():
+                machine.instance.spec = spec
 
     # -- inspecting ----------------------------------------------------------------------------
     def wakeup(self) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import ClassVar
@@ -19,10 +18,11 @@ from typing import ClassVar
 from astara.core.coalesce import MACHINE_ACTIONS, coalesce
 from astara.core.control import ResourceView, Transition
 from astara.core.events import Action, Event, Resource
-from astara.core.instance import Clock, InstanceManager
-from astara.core.instance import InstanceState as I
-from astara.core.interfaces import ApplianceClient, ComputeProvider, ResourceDriver
-from astara.core.settings import MachineSettings
+from astara.core.instance import InstanceManager
+from astara.core.instance_state import SETTLED
+from astara.core.instance_state import InstanceState as I
+from astara.core.requeue import Requeue
+from astara.core.spec import Backends, WorkerSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class Machine:
         "history",
         "instance",
         "queue",
+        "requeue",
         "resource",
         "state",
         "wake_at",
@@ -63,20 +64,18 @@ class Machine:
     def __init__(
         self,
         resource: Resource,
-        driver: ResourceDriver,
-        provider: ComputeProvider,
-        appliance: ApplianceClient,
-        settings: MachineSettings,
-        clock: Clock = time.time,
+        backends: Backends,
+        spec: WorkerSpec,
         lock: threading.Lock | None = None,
         on_transition: Callable[[Transition], None] | None = None,
     ) -> None:
         self.resource = resource
-        self.instance = InstanceManager(resource, driver, provider, appliance, settings, clock)
+        self.instance = InstanceManager(resource, backends, spec)
         self.state = State.CALC_ACTION
         self.action: Action | None = None
         self.queue: list[Action] = []
-        self.history: deque[Transition] = deque(maxlen=settings.transition_history)
+        self.history: deque[Transition] = deque(maxlen=spec.settings.transition_history)
+        self.requeue = Requeue()
         self.deleted = False
         self.wake_at: float | None = None  # set when the machine wants to run again later
         self.debug_reason: str | None = None
@@ -127,18 +126,60 @@ class Machine:
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> list[Transition]:
-        """Handle the next coalesced action until the machine yields (CalcAction) or exits."""
+        """Handle the next coalesced action until the machine yields (CalcAction) or exits;
+        after a failed step, plan a retry (:meth:`_requeue`)."""
         self.debug_reason = None
+        self.requeue.fired()
         done: list[Transition] = []
+        failed: str | None = None
         while len(done) < MAX_STEPS_PER_RUN:
+            error_before = self.instance.last_error
             transition = self.step()
             if transition is None:
-                return done
+                break
             done.append(transition)
+            error = self.instance.last_error
+            if error and error is not error_before:
+                failed = transition.from_state
             if self.state in (State.CALC_ACTION, State.EXIT):
-                return done
-        LOG.error("%s: %d steps without yielding; yielding now", self.name, MAX_STEPS_PER_RUN)
+                break
+        else:
+            LOG.error("%s: %d steps without yielding; yielding now", self.name, MAX_STEPS_PER_RUN)
+        if done:
+            self._requeue(failed)
         return done
+
+    def _requeue(self, failed: str | None) -> None:
+        """After a run: forget past failures if the resource converged; else, if a step failed
+        and nothing else will run the machine soon, run it again after the backoff delay.
+
+        Level-triggered: the retry carries the same action, and every step reads the desired
+        state anew. ERROR (its own cool-down) and GONE are not retried; a DELETE always is.
+        """
+        instance = self.instance
+        if instance.state is I.CONFIGURED:
+            self.requeue.succeeded()
+            return
+        if failed is None or self.deleted or self.wake_at is not None:
+            return
+        action = self.action or Action.POLL
+        if instance.state in SETTLED and action is not Action.DELETE:
+            return
+        with self._lock:
+            if self.queue:
+                return  # runs again at once
+            self.queue.append(action)
+        delay = self.requeue.failed(failed, instance.clock(), instance.settings.requeue_backoff)
+        self.wake_at = self.requeue.next_at
+        LOG.warning(
+            "%s: step %s failed (%s); retrying %s in %.1fs (failure %d in a row)",
+            self.name,
+            failed,
+            instance.last_error,
+            action,
+            delay,
+            self.requeue.failures,
+        )
 
     def step(self) -> Transition | None:
         """Execute the current state once and move to the next; None if there is nothing to do."""
@@ -158,7 +199,7 @@ class Machine:
                 next_state = self._route()
             else:
                 next_state = self._HANDLERS[from_state](self)
-        except Exception as exc:  # a backend failure: record it, yield, retry on a later event
+        except Exception as exc:  # a backend failure: record it, yield, retry after a backoff
             self.instance.last_error = f"{from_state} failed: {exc!r}"
             LOG.exception("%s: %s failed (action %s)", self.name, from_state, self.action)
             if from_state is not State.CALC_ACTION:
@@ -245,7 +286,7 @@ class Machine:
         return {
             I.GONE: State.STOP_INSTANCE,
             I.ERROR: State.CALC_ACTION,
-            I.DOWN: State.CREATE_INSTANCE,  # counted: ends in ERROR after the threshold
+            I.DOWN: State.CALC_ACTION,  # counted, retried after a backoff; ERROR at threshold
             I.BOOTING: State.CHECK_BOOT,
         }.get(self.instance.state, State.CALC_ACTION)
 
@@ -300,7 +341,7 @@ class Machine:
             return State.EXIT
         if self.instance.state is I.DOWN:
             return State.CREATE_INSTANCE
-        return State.CALC_ACTION  # the stop failed; a later event retries
+        return State.CALC_ACTION  # the stop failed; retried after a backoff
 
     def _rebuild_instance(self) -> State:
         self.instance.stop(delete=False)
@@ -342,4 +383,7 @@ class Machine:
             queued_actions=[a.value for a in self.queue],
             transitions=list(self.history) if with_history else [],
             boot_failures=instance.boot_failures,
+            failed_step=self.requeue.step,
+            failures_in_a_row=self.requeue.failures,
+            next_retry_at=self.requeue.next_at,
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,12 +22,15 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from astara.core.retry import Backoff, call_with_retry
+
 SQLITE_BUSY_TIMEOUT_S = 30
 SQLITE_FILE = "astara.db"
 _WRITE_OPTION = "astara_write"
 _MYSQL_TRANSIENT = {1205, 1213}  # lock wait timeout, deadlock
 _PG_TRANSIENT = {"40001", "40P01"}  # serialization failure, deadlock
 T = TypeVar("T")
+BACKOFF = Backoff(base=0.01, cap=0.5)  # a deadlock victim is sent again at once, nearly
 
 _engines: dict[tuple[int, str], Engine] = {}
 _engines_lock = threading.Lock()
@@ -74,18 +76,16 @@ def upsert(engine: Engine, table: Table, keys: Sequence[str]) -> Executable:
 
 
 def retry_transient(work: Callable[[], T], attempts: int = 5) -> T:
-    """Run a write transaction again when the database chose it as a deadlock victim."""
-    for attempt in range(attempts):
-        try:
-            return work()
-        except DBAPIError as err:
-            if attempt == attempts - 1 or not _is_transient(err):
-                raise
-            time.sleep(0.01 * 2**attempt)
-    raise AssertionError("unreachable")
+    """Run a write transaction again when the database chose it as a deadlock victim (the
+    one retry policy of :mod:`astara.core.retry`, with delays of 10 ms doubling to 0.5 s)."""
+    return call_with_retry(
+        "database write", work, transient=_is_transient, backoff=BACKOFF, attempts=attempts
+    )
 
 
-def _is_transient(err: DBAPIError) -> bool:
+def _is_transient(err: Exception) -> bool:
+    if not isinstance(err, DBAPIError):
+        return False
     orig = err.orig
     if getattr(orig, "sqlstate", None) in _PG_TRANSIENT:
         return True

@@ -16,9 +16,11 @@ import logging
 import threading
 import time
 
+from astara.core.retry import Backoff
 from astara.neutron.client import NeutronClient
 
 LOG = logging.getLogger(__name__)
+STATUS_BACKOFF = Backoff(base=1.0, cap=30.0)
 
 TAG_PREFIX = "astara-status:"
 STATUS_EXTENSION = "dhrouterstatus"
@@ -57,12 +59,15 @@ class BackgroundStatusReporter:
 
     Only the newest status of each router is kept: a router that went BUILD then ACTIVE before
     the thread got to it is reported ACTIVE once. A report that fails (Neutron down) is retried
-    every ``retry_interval`` seconds until it succeeds or a newer status replaces it.
+    after ``backoff`` (the one retry policy: exponential, jittered, capped; reset by a report
+    that succeeds) until it succeeds or a newer status replaces it: unbounded on purpose, the
+    router's status in Neutron must catch up once Neutron is back.
     """
 
-    def __init__(self, reporter: StatusReporter, retry_interval: float = 2.0) -> None:
+    def __init__(self, reporter: StatusReporter, backoff: Backoff = STATUS_BACKOFF) -> None:
         self._reporter = reporter
-        self._retry_interval = retry_interval
+        self._backoff = backoff
+        self._failures = 0  # failed reports in a row
         self._pending: dict[str, str] = {}
         self._busy = 0
         self._cond = threading.Condition()
@@ -115,4 +120,7 @@ class BackgroundStatusReporter:
                     self._pending.setdefault(router_id, status)
                 self._cond.notify_all()
             if failed:
-                time.sleep(self._retry_interval)
+                time.sleep(self._backoff.delay(self._failures))
+                self._failures += 1
+            else:
+                self._failures = 0

@@ -132,8 +132,24 @@ DEFAULT_OPTS = [
         "max_retries",
         default=3,
         min=0,
-        help="Times a failed appliance configuration is retried before the resource is marked "
-        "for restart.",
+        help="Times a failed appliance configuration push is retried (each after the requeue "
+        "backoff) before the resource is marked for restart.",
+    ),
+    cfg.FloatOpt(
+        "requeue_backoff_base",
+        default=1.0,
+        min=0.01,
+        help="Seconds before a resource whose step failed (boot, configuration, health check) "
+        "is worked again, without waiting for an event or the health sweep. Doubles after each "
+        "failure in a row, with jitter (between half and all of the nominal delay), up to "
+        "requeue_backoff_cap; starts over once the resource is configured.",
+    ),
+    cfg.FloatOpt(
+        "requeue_backoff_cap",
+        default=30.0,
+        min=0.01,
+        help="The longest wait, in seconds, between retries of a resource whose steps keep "
+        "failing (see requeue_backoff_base).",
     ),
     cfg.IntOpt(
         "deleted_memory",

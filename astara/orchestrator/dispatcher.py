@@ -26,7 +26,8 @@ from typing import Any
 from astara.core.control import ResourceView
 from astara.core.events import Action, Event, Resource
 from astara.core.settings import MachineSettings
-from astara.orchestrator.worker import BackendsFactory, ResourceSummary, Worker
+from astara.core.spec import WorkerSpec
+from astara.orchestrator.worker import ResourceSummary, Worker
 
 LOG = logging.getLogger(__name__)
 
@@ -38,19 +39,8 @@ REQUEST_TIMEOUT = 10.0
 class InProcessPool:
     """Workers as thread pools in this process."""
 
-    def __init__(
-        self,
-        count: int,
-        factory: BackendsFactory,
-        settings: MachineSettings,
-        threads: int,
-        deleted_memory: float,
-        sink: SummarySink,
-    ) -> None:
-        self.workers = [
-            Worker(n, factory(), settings, threads, deleted_memory, lambda s: sink([s]))
-            for n in range(count)
-        ]
+    def __init__(self, count: int, spec: WorkerSpec, sink: SummarySink) -> None:
+        self.workers = [Worker(n, spec, lambda s: sink([s])) for n in range(count)]
 
     def start(self) -> None:
         for worker in self.workers:
@@ -87,15 +77,7 @@ class InProcessPool:
 
 
 # -- worker processes ------------------------------------------------------------------------
-def worker_process_main(
-    index: int,
-    factory: BackendsFactory,
-    settings: MachineSettings,
-    threads: int,
-    deleted_memory: float,
-    inbox: Any,
-    outbox: Any,
-) -> None:
+def worker_process_main(index: int, spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
     """The body of a worker process: build the backends, run the worker, serve the inbox."""
     pending: dict[str, ResourceSummary] = {}
     lock = threading.Lock()
@@ -121,7 +103,7 @@ def worker_process_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
-    worker = Worker(index, factory(), settings, threads, deleted_memory, publish)
+    worker = Worker(index, spec, publish)
     worker.start()
     threading.Thread(target=flusher, name=f"worker-{index}-flush", daemon=True).start()
     outbox.put(("ready", index, os.getpid()))
@@ -160,21 +142,11 @@ class ProcessPool:
     """One process per worker; summaries and replies come back on one queue."""
 
     def __init__(
-        self,
-        count: int,
-        factory: BackendsFactory,
-        settings: MachineSettings,
-        threads: int,
-        deleted_memory: float,
-        sink: SummarySink,
-        start_method: str = "spawn",
+        self, count: int, spec: WorkerSpec, sink: SummarySink, start_method: str = "spawn"
     ) -> None:
         self._ctx: Any = multiprocessing.get_context(start_method)
         self._count = count
-        self._factory = factory
-        self._settings = settings
-        self._threads = threads
-        self._deleted_memory = deleted_memory
+        self._spec = spec
         self._sink = sink
         self._outbox: Any = self._ctx.Queue()
         self._inboxes: list[Any] = [None] * count
@@ -200,15 +172,7 @@ class ProcessPool:
         inbox = self._ctx.Queue()
         process = self._ctx.Process(
             target=worker_process_main,
-            args=(
-                index,
-                self._factory,
-                self._settings,
-                self._threads,
-                self._deleted_memory,
-                inbox,
-                self._outbox,
-            ),
+            args=(index, self._spec, inbox, self._outbox),
             name=f"astara-worker-{index}",
             daemon=True,
         )
@@ -294,7 +258,7 @@ class ProcessPool:
         return result
 
     def update_settings(self, settings: MachineSettings) -> None:
-        self._settings = settings
+        self._spec = self._spec.with_settings(settings)
         for inbox in self._inboxes:
             inbox.put(("settings", settings))
 

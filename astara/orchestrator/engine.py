@@ -3,12 +3,8 @@
 Events are routed by tenant-id hash to one of ``num_worker_processes`` workers (each with
 ``num_worker_threads`` threads, one state machine per resource). A background thread sends a
 POLL to every resource each ``health_check_period`` and resyncs from the driver at start and
-each ``resync_period``: listed resources are adopted with POLL (never rebuilt), known ones the
-backend no longer lists get DELETE — unless the listing is empty or would delete more than
-``resync_max_delete_fraction`` of the known resources (or of the running appliances, for the
-start-up orphan sweep) at once: then the resync deletes nothing, says why in the log, the
-health report and ``workers debug``, until it passes again or an operator forces it
-(:meth:`Engine.resync` with ``force``, ``astara-ctl resync --force``). The engine keeps one
+each ``resync_period`` (:mod:`astara.orchestrator.resync`: adopt what the driver lists,
+delete what it no longer lists, guarded against a listing that looks wrong). The engine keeps one
 small summary per resource, pushed by the workers; details (transition history) are fetched
 from the owning worker on demand.
 """
@@ -26,7 +22,9 @@ from astara.core.control import ResourceView
 from astara.core.events import Action, Event, Resource
 from astara.core.settings import MachineSettings
 from astara.core.sharding import shard_for
+from astara.core.spec import WorkerSpec
 from astara.orchestrator.dispatcher import InProcessPool, ProcessPool
+from astara.orchestrator.resync import Resync, ResyncReport
 from astara.orchestrator.worker import Backends, BackendsFactory, ResourceSummary
 
 LOG = logging.getLogger(__name__)
@@ -56,6 +54,8 @@ class EngineSettings:
                 transition_history=conf.transition_history,
                 mgt_service_port=conf.router.mgt_service_port,
                 drift_check_period=conf.drift_check_period,
+                requeue_base=conf.requeue_backoff_base,
+                requeue_cap=conf.requeue_backoff_cap,
             ),
             num_worker_processes=conf.num_worker_processes,
             num_worker_threads=conf.num_worker_threads,
@@ -69,18 +69,14 @@ class EngineSettings:
     def runs_in_process(self) -> bool:
         return self.num_worker_processes == 1 if self.in_process is None else self.in_process
 
-
-@dataclass
-class ResyncReport:
-    at: float = 0.0
-    listed: int = 0
-    adopted: int = 0
-    deleted: int = 0
-    orphans_stopped: int = 0
-    error: str | None = None
-    runs: int = 0
-    held_back: str | None = None  # why the last resync deleted nothing (None: it was not held)
-    forced: bool = False
+    def worker_spec(self, backends: BackendsFactory) -> WorkerSpec:
+        """What every worker is built from (passed down whole to the pools)."""
+        return WorkerSpec(
+            backends=backends,
+            settings=self.machine,
+            threads=self.num_worker_threads,
+            deleted_memory=self.deleted_memory,
+        )
 
 
 class Engine:
@@ -103,22 +99,18 @@ class Engine:
         self._local = local  # the parent's backends, for resync (built on first use if None)
         self._stop = threading.Event()
         self._resync_now = threading.Event()
-        self._resync_lock = threading.Lock()  # the periodic thread and an operator's request
         self._periodic: threading.Thread | None = None
-        self.resync_report = ResyncReport()
+        self._resync = Resync(
+            self._backends,
+            self._known,
+            self.submit,
+            lambda: self.settings.resync_max_delete_fraction,
+        )
         self.health_sweeps = 0
         self._health_parts: dict[str, Callable[[], Mapping[str, Any]]] = {}
-        pool_args = (
-            self._shards,
-            factory,
-            settings.machine,
-            settings.num_worker_threads,
-            settings.deleted_memory,
-            self._on_summaries,
-        )
-        self.pool: InProcessPool | ProcessPool = (
-            InProcessPool(*pool_args) if settings.runs_in_process else ProcessPool(*pool_args)
-        )
+        pool = InProcessPool if settings.runs_in_process else ProcessPool
+        spec = settings.worker_spec(factory)
+        self.pool: InProcessPool | ProcessPool = pool(self._shards, spec, self._on_summaries)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, background: bool = True) -> None:
@@ -139,6 +131,10 @@ class Engine:
         if self._periodic is not None:
             self._periodic.join(10)
         self.pool.stop()
+
+    def _known(self) -> dict[str, ResourceSummary]:
+        with self._cond:
+            return dict(self._summaries)
 
     def _backends(self) -> Backends:
         if self._local is None:
@@ -323,99 +319,9 @@ class Engine:
         return vars(self.resync(force=force)).copy()
 
     def resync(self, startup: bool = False, force: bool = False) -> ResyncReport:
-        """Adopt every resource the driver lists (POLL); DELETE known ones it no longer lists.
+        """Adopt what the driver lists, delete what it no longer lists (:class:`Resync`)."""
+        return self._resync.run(startup, force)
 
-        At start-up, appliances the provider runs for resources nobody lists are stopped.
-        Deletes are held back (none at all) when the listing looks wrong, unless ``force``.
-        """
-        with self._resync_lock:
-            return self._resync(startup, force)
-
-    def _resync(self, startup: bool, force: bool) -> ResyncReport:
-        report = self.resync_report
-        report.at, report.runs, report.forced = time.time(), report.runs + 1, force
-        with self._cond:
-            known_before = {rid: s for rid, s in self._summaries.items()}
-        backends = self._backends()
-        try:
-            listed = backends.driver.list_resources()
-        except Exception as exc:
-            report.error = f"could not list resources: {exc}"
-            LOG.error("resync: %s", report.error)
-            return report
-        listed_ids = {r.id for r in listed}
-        for resource in listed:
-            self.submit(Event(resource, Action.POLL))
-        gone = [s for rid, s in known_before.items() if rid not in listed_ids]
-        held = None if force else self.hold_back(len(listed), len(known_before), len(gone))
-        if held is not None:
-            LOG.error(
-                "resync: deleting none of the %d resources missing from the listing: %s; "
-                "run 'astara-ctl resync --force' if they really are gone",
-                len(gone),
-                held,
-            )
-            gone = []
-        for s in gone:
-            LOG.info(
-                "%s %s: no longer in the backend (resync%s), deleting",
-                s.kind,
-                s.id,
-                ", forced" if force else "",
-            )
-            self.submit(Event(Resource(s.id, s.tenant_id, s.kind), Action.DELETE))
-        report.listed, report.deleted, report.error = len(listed), len(gone), None
-        report.adopted = len(listed_ids - set(known_before))
-        report.held_back = held
-        if startup:
-            wanted = listed_ids | set(known_before)
-            report.orphans_stopped = self._stop_orphans(backends, wanted, len(listed), force)
-        LOG.info(
-            "resync: %d listed, %d new, %d deleted", report.listed, report.adopted, report.deleted
-        )
-        return report
-
-    def hold_back(self, listed: int, known: int, missing: int) -> str | None:
-        """Why deleting ``missing`` of ``known`` resources after a listing of ``listed`` must
-        wait (None: go ahead): the listing is empty, or too large a share would go at once."""
-        if missing == 0:
-            return None
-        if listed == 0:
-            return f"the backend listed no resources while {known} are known"
-        fraction = self.settings.resync_max_delete_fraction
-        if missing > fraction * known:
-            return (
-                f"{missing} of {known} known resources missing from the listing, more than "
-                f"resync_max_delete_fraction ({fraction:g})"
-            )
-        return None
-
-    def _stop_orphans(self, backends: Backends, wanted: set[str], listed: int, force: bool) -> int:
-        try:
-            instances = backends.provider.list_instances()
-        except Exception as exc:
-            LOG.warning("resync: could not list appliances to find orphans: %s", exc)
-            return 0
-        orphans = [i for i in instances if i.resource_id not in wanted]
-        held = None if force else self.hold_back(listed, len(instances), len(orphans))
-        if held is not None:
-            self.resync_report.held_back = f"orphan appliances: {held}"
-            LOG.error(
-                "resync: stopping none of %d appliances without a resource: %s",
-                len(orphans),
-                self.resync_report.held_back,
-            )
-            return 0
-        stopped = 0
-        for instance in orphans:
-            LOG.info(
-                "appliance %s of resource %s: no such resource in the backend, stopping it",
-                instance.instance_id,
-                instance.resource_id,
-            )
-            try:
-                backends.provider.stop(Resource(instance.resource_id, ""))
-                stopped += 1
-            except Exception as exc:
-                LOG.warning("could not stop orphan %s: %s", instance.instance_id, exc)
-        return stopped
+    @property
+    def resync_report(self) -> ResyncReport:
+        return self._resync.report

@@ -44,6 +44,7 @@ from oslo_config import cfg
 from astara.core.control import Control
 from astara.core.events import Command, Event
 from astara.core.interfaces import RouterLookup
+from astara.core.retry import Backoff
 from astara.orchestrator.normalize import (
     COMMAND_EVENT,
     WILDCARD,
@@ -60,7 +61,7 @@ PREFETCH = 500
 ACK_BATCH = 100  # handled messages acked together (and whenever the queue goes idle)
 QUEUE_EXPIRES_MS = 3_600_000  # a pool queue nobody consumes for an hour is removed
 DRAIN_TIMEOUT = 1.0
-RECONNECT_DELAY = 2.0
+RECONNECT_BACKOFF = Backoff(base=1.0, cap=30.0)  # between reconnects; reset once consuming
 
 
 MAX_MESSAGE_BYTES = 1_048_576  # intake_max_message_bytes's default
@@ -340,14 +341,22 @@ class NotificationListener:
         self._last_handled, self._unacked = None, 0
 
     def _run(self) -> None:
+        """Consume until stopped; reconnect after the one retry policy's delay, for ever (the
+        listener must come back with RabbitMQ), from ``base`` again once it consumed."""
+        failures = 0
         while not self._stop.is_set():
             try:
                 self._consume()
             except Exception as exc:
+                failures = 0 if self._ready.is_set() else failures
                 self._ready.clear()
                 self._count("reconnects")
-                LOG.warning("intake: connection to RabbitMQ lost (%s); reconnecting", exc)
-                self._stop.wait(RECONNECT_DELAY)
+                delay = RECONNECT_BACKOFF.delay(failures)
+                failures += 1
+                LOG.warning(
+                    "intake: connection to RabbitMQ lost (%s); reconnecting in %.1fs", exc, delay
+                )
+                self._stop.wait(delay)
 
     def _consume(self) -> None:
         urls = ";".join(self._urls)

@@ -108,9 +108,9 @@ def debug_machine(conf: cfg.ConfigOpts, resource: Resource) -> Machine:
     For ``astara-debug-router``: ``machine.send(event)``, then ``machine.step()`` returns one
     :class:`~astara.core.control.Transition` at a time (None when there is nothing to do).
     """
-    b = build_backends(conf)
-    settings = EngineSettings.from_conf(conf).machine
-    return Machine(resource, b.driver, b.provider, b.appliance, settings)
+    backends = build_backends(conf)
+    spec = EngineSettings.from_conf(conf).worker_spec(lambda: backends)
+    return Machine(resource, backends, spec)
 
 
 def setup_logging(argv: Sequence[str]) -> cfg.ConfigOpts:

@@ -10,33 +10,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, NamedTuple
 
 from astara.core.control import ResourceView
-from astara.core.events import Action, Command, Event, Resource
-from astara.core.instance import Clock
-from astara.core.interfaces import ApplianceClient, ComputeProvider, DebugModes, ResourceDriver
+from astara.core.events import Action, Command, Event
 from astara.core.scheduler import ResourceScheduler
 from astara.core.settings import MachineSettings
+from astara.core.spec import Backends, BackendsFactory, WorkerSpec
 from astara.core.state_machine import Machine
 
+__all__ = ["Backends", "BackendsFactory", "ResourceSummary", "Worker", "WorkerSpec"]
+
 LOG = logging.getLogger(__name__)
-
-
-@dataclass
-class Backends:
-    """What a worker's machines talk to; built inside each worker process."""
-
-    driver: ResourceDriver
-    provider: ComputeProvider
-    appliance: ApplianceClient
-    debug: DebugModes | None = None
-
-
-BackendsFactory = Callable[[], Backends]
 
 COMMAND_ACTIONS = {
     Command.REBUILD: Action.REBUILD,
@@ -69,6 +56,9 @@ class ResourceSummary(NamedTuple):
     last_error: str | None
     boot_failures: int
     debug_reason: str | None
+    failed_step: str | None
+    failures_in_a_row: int
+    next_retry_at: float | None
     floating_ips: tuple[str, ...]
     deleted: bool = False
 
@@ -89,38 +79,19 @@ class Worker:
     """The machines of the tenants sharded to worker ``index``, and the threads running them."""
 
     def __init__(
-        self,
-        index: int,
-        backends: Backends,
-        settings: MachineSettings,
-        num_threads: int,
-        deleted_memory: float,
-        publish: Callable[[ResourceSummary], None],
-        clock: Clock = time.time,
+        self, index: int, spec: WorkerSpec, publish: Callable[[ResourceSummary], None]
     ) -> None:
         self.index = index
-        self.backends = backends
-        self.settings = settings
-        self.num_threads = num_threads
-        self.clock = clock
+        self.spec = spec
+        self.backends = spec.backends()
         self._publish = publish
         self._published: dict[str, int] = {}  # resource id -> hash of its last summary
         self._threads: list[threading.Thread] = []
-        self.scheduler = ResourceScheduler(
-            self._make_machine,
-            debug=backends.debug,
-            deleted_memory=deleted_memory,
-            clock=clock,
-            on_done=self._after_run,
-        )
-
-    def _make_machine(self, resource: Resource, lock: threading.Lock) -> Machine:
-        b = self.backends
-        return Machine(resource, b.driver, b.provider, b.appliance, self.settings, self.clock, lock)
+        self.scheduler = ResourceScheduler(self.backends, spec, on_done=self._after_run)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        for n in range(self.num_threads):
+        for n in range(self.spec.threads):
             thread = threading.Thread(
                 target=self.scheduler.run_thread, name=f"worker-{self.index}-{n}", daemon=True
             )
@@ -175,9 +146,8 @@ class Worker:
 
     def update_settings(self, settings: MachineSettings) -> None:
         """New settings for every machine (after a configuration reload)."""
-        self.settings = settings
-        for machine in self.scheduler:
-            machine.instance.settings = settings
+        self.spec = self.spec.with_settings(settings)
+        self.scheduler.update_spec(self.spec)
 
     # -- publishing ----------------------------------------------------------------------------
     def _after_run(self, machine: Machine) -> None:

@@ -122,7 +122,7 @@ class NovaProvider:
         )
 
     def _idempotent(self, what: str, call: Callable[[], T]) -> T:
-        return idempotent(what, call, pause=self.settings.poll_interval, sleep=self._sleep)
+        return idempotent(what, call, sleep=self._sleep)
 
     # -- finding servers ---------------------------------------------------------------------
     def _servers(self, resource: Resource) -> list[Any]:

@@ -1,5 +1,6 @@
 """How the Nova provider calls Nova and Neutron: failures become ProviderError, and idempotent
-calls are retried when the API answers a transient server error (500, 502, 503, 504).
+calls are retried when the API answers a transient server error (500, 502, 503, 504), with
+Astara's one retry policy (:mod:`astara.core.retry`: exponential backoff, jitter, a cap).
 
 A transient 5xx is common on busy clouds (and on the local cloud's SQLite, a "database is
 locked" surfaces as a 500); reads, deletes and metadata writes are safe to send again. Creating
@@ -9,7 +10,6 @@ a server or attaching an interface is never retried here: the state machine deci
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -18,11 +18,11 @@ from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 
 from astara.core.interfaces import ProviderError
-
-LOG = logging.getLogger(__name__)
+from astara.core.retry import Backoff, call_with_retry
 
 API_ERRORS = (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError)
 TRANSIENT = {500, 502, 503, 504}
+BACKOFF = Backoff(base=0.5, cap=4.0)  # 3 attempts wait 0.25-0.5 s, then 0.5-1 s
 T = TypeVar("T")
 
 
@@ -36,23 +36,22 @@ def errors(what: str) -> Iterator[None]:
         raise ProviderError(f"{what}: {detail}") from exc
 
 
+def transient(exc: Exception) -> bool:
+    """A server error worth sending an idempotent call again for."""
+    return isinstance(exc, API_ERRORS) and getattr(exc, "status_code", None) in TRANSIENT
+
+
 def idempotent(
     what: str,
     call: Callable[[], T],
     *,
     attempts: int = 3,
-    pause: float = 1.0,
+    backoff: Backoff = BACKOFF,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``call()``, sent again (up to ``attempts`` times) after a transient server error."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with errors(what):
-                return call()
-        except ProviderError as exc:
-            status = getattr(exc.__cause__, "status_code", None)
-            if status not in TRANSIENT or attempt == attempts:
-                raise
-            LOG.info("%s: HTTP %s, trying again (%d/%d)", what, status, attempt, attempts)
-            sleep(pause * attempt)
-    raise AssertionError("unreachable")
+    """``call()``, sent again (up to ``attempts`` times in all) after a transient server error;
+    the last failure (or any other) as ProviderError."""
+    with errors(what):
+        return call_with_retry(
+            what, call, transient=transient, backoff=backoff, attempts=attempts, sleep=sleep
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 from astara.cli.client import ApiClient
 from astara.cli.debug_router import debug_router
 from astara.core.events import Action, Resource
-from astara.core.settings import MachineSettings
+from astara.core.spec import WorkerSpec
 from astara.core.state_machine import Machine
 from tests.functional.api.conftest import Running
 
@@ -20,8 +20,9 @@ DEBUG_ROUTER = str(Path(sys.executable).parent / "astara-debug-router")
 
 def _machine(running: Running) -> Callable[[Resource], Machine]:
     """Machines on the running engine's fake backends (the CLI uses service.debug_machine)."""
-    b = running.backends
-    return lambda resource: Machine(resource, b.driver, b.provider, b.appliance, MachineSettings())
+    backends = running.backends
+    spec = WorkerSpec(lambda: backends)
+    return lambda resource: Machine(resource, backends, spec)
 
 
 def test_steps_an_update_while_the_orchestrator_leaves_the_router_alone(running: Running):

@@ -1,18 +1,21 @@
 """Run the engine with the netns provider and the HTTP appliance client (a test helper script).
 
 Started by ``test_engine_netns.py`` inside the kit's management namespace, where the
-orchestrator lives; prints one JSON line of what it saw.
+orchestrator lives; prints one JSON line of what it saw. With ``flaky`` as a fifth argument,
+the provider refuses the first boot and the first configuration push does not reach the
+appliance API, and the health sweep is an hour away: only the requeue can configure it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from astara.core.events import Action, Event, Resource
-from astara.core.interfaces import Instance, PortRole, PortSpec
+from astara.core.interfaces import ApplianceError, Instance, PortRole, PortSpec, ProviderError
 from astara.core.settings import MachineSettings
 from astara.orchestrator.appliance_client import HttpApplianceClient
 from astara.orchestrator.engine import Engine, EngineSettings
@@ -58,8 +61,44 @@ class OneRouterDriver:
         return [self.resource] if self.exists else []
 
 
+class Once:
+    """Wraps a backend: its ``method`` fails the first time it is called."""
+
+    def __init__(self, inner: Any, method: str, error: Exception) -> None:
+        self._inner, self._method, self._error = inner, method, error
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method:
+            return attr
+
+        def once(*args: Any, **kwargs: Any) -> Any:
+            if not self.failed:
+                self.failed += 1
+                raise self._error
+            return attr(*args, **kwargs)
+
+        return once
+
+
+class Retries(logging.Handler):
+    """Keeps the requeue's log lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retrying" in record.getMessage():
+            self.lines.append(record.getMessage())
+
+
 def main() -> None:
     state_dir, prefix, registry, ports_json = sys.argv[1:5]
+    flaky = sys.argv[5:] == ["flaky"]
+    retries = Retries()
+    logging.getLogger("astara.core.state_machine").addHandler(retries)
     ports = [
         PortSpec(p["port_id"], p["network_id"], p["mac"], tuple(p["ips"]), PortRole(p["role"]))
         for p in json.loads(ports_json)
@@ -67,9 +106,12 @@ def main() -> None:
     resource = Resource("e2e-router", "tenant")
     driver = OneRouterDriver(resource, ports)
     provider = NetnsProvider(state_dir, namespace_prefix=prefix, namespace_registry=registry)
-    backends = Backends(
-        driver, provider, HttpApplianceClient(alive_timeout=5, config_timeout=60, tls=None)
-    )
+    appliance: Any = HttpApplianceClient(alive_timeout=5, config_timeout=60, tls=None)
+    compute: Any = provider
+    if flaky:
+        compute = Once(provider, "boot", ProviderError("injected: no capacity"))
+        appliance = Once(appliance, "put_config", ApplianceError("injected: API not answering"))
+    backends = Backends(driver, compute, appliance)
     settings = EngineSettings(
         machine=MachineSettings(boot_timeout=60, boot_check_interval=0.2),
         num_worker_threads=2,
@@ -83,6 +125,14 @@ def main() -> None:
         out["configured"] = engine.wait_for(
             lambda e: getattr(e.summary("e2e-router"), "instance_status", "") == "configured", 90
         )
+        out["retries"] = retries.lines
+        out["health_sweeps"] = engine.health_sweeps
+        if flaky:
+            out["injected"] = [compute.failed, appliance.failed]
+            view = engine.get_resource("e2e-router")
+            out["path"] = [t.to_state for t in view.transitions] if view else []
+            out["failures_in_a_row"] = view.failures_in_a_row if view else None
+            return
         engine.submit(Event(resource, Action.READ))
         out["read"] = engine.wait_for(
             lambda e: any(
@@ -103,7 +153,7 @@ def main() -> None:
         out["instances_left"] = len(provider.list_instances())
     finally:
         engine.stop()
-    print(json.dumps(out))
+        print(json.dumps(out))
 
 
 def _none() -> Any:

@@ -10,6 +10,7 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from astara.core.interfaces import PortRole
 from astara.linux import netns
@@ -19,7 +20,8 @@ __all__ = ["netns_kit"]
 PROBE = Path(__file__).with_name("engine_netns_probe.py")
 
 
-def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
+def probe(netns_kit: NetnsKit, *extra: str) -> dict[str, Any]:
+    """Run the probe in the management namespace; what it printed."""
     mgmt = netns_kit.management_port()
     service = port(str(uuid.uuid4()), PortRole.SERVICE, "192.0.2.10/24")
     ports = [
@@ -29,9 +31,16 @@ def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
     ]  # fmt: skip
     argv = [
         sys.executable, str(PROBE), str(netns_kit.state_dir), netns_kit.prefix,
-        str(netns_kit.registry.path), json.dumps(ports),
+        str(netns_kit.registry.path), json.dumps(ports), *extra,
     ]  # fmt: skip
-    out = json.loads(netns.exec_in(netns_kit.mgmt_ns, argv, timeout=240).strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(
+        netns.exec_in(netns_kit.mgmt_ns, argv, timeout=240).strip().splitlines()[-1]
+    )
+    return out
+
+
+def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
+    out = probe(netns_kit)
     assert out["configured"], out
     assert out["read"], out
     assert out["path"][:4] == ["Alive", "CreateInstance", "CheckBoot", "ConfigureInstance"], out
@@ -39,3 +48,18 @@ def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
     assert out["statuses"][-1] == "ACTIVE" and "BUILD" in out["statuses"]
     assert out["held_back"] and "listed no resources" in out["held_back"], out
     assert out["deleted"] and out["instances_left"] == 0, out
+
+
+def test_a_failed_boot_and_a_failed_push_are_retried_without_an_event(netns_kit: NetnsKit):
+    """The requeue, for real: the provider refuses the first boot and the appliance API does
+    not take the first configuration; no event follows the start-up resync and the health sweep
+    is an hour away, so only the per-router retries can bring the router to "configured"."""
+    out = probe(netns_kit, "flaky")
+    assert out["configured"], out
+    assert out["injected"] == [1, 1] and out["health_sweeps"] == 0, out
+    assert out["path"].count("CreateInstance") == 2, out  # the refused boot, then the retry
+    steps = [line.split(": step ")[1].split(" failed")[0] for line in out["retries"]]
+    assert steps == ["CreateInstance", "ConfigureInstance"], out
+    assert all(line.startswith("router e2e-router: step ") for line in out["retries"]), out
+    assert "no capacity" in out["retries"][0] and "API not answering" in out["retries"][1], out
+    assert out["failures_in_a_row"] == 0, out  # reset once configured

@@ -9,6 +9,7 @@ import pytest
 from astara.core.control import Transition
 from astara.core.events import Action, Event, Resource
 from astara.core.settings import MachineSettings
+from astara.core.spec import Backends, WorkerSpec
 from astara.core.state_machine import Machine
 from astara.orchestrator.fakes import FakeRouterDriver
 from astara.providers.fake import FakeComputeProvider
@@ -48,10 +49,16 @@ class World:
     def router(self, rid: str = "r1", tenant: str = "t1", **kwargs: object) -> Resource:
         return self.driver.add(rid, tenant, **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def backends(self) -> Backends:
+        return Backends(self.driver, self.provider, self.fleet)
+
+    @property
+    def spec(self) -> WorkerSpec:
+        return WorkerSpec(lambda: self.backends, self.settings, clock=self.clock)
+
     def machine(self, resource: Resource) -> Machine:
-        return Machine(
-            resource, self.driver, self.provider, self.fleet, self.settings, clock=self.clock
-        )
+        return Machine(resource, self.backends, self.spec)
 
 
 def path(transitions: list[Transition]) -> list[str]:
@@ -69,3 +76,22 @@ def send_run(machine: Machine, action: Action, **body: object) -> list[Transitio
 @pytest.fixture
 def world() -> World:
     return World()
+
+
+def run_retries(world: World, machine: Machine, limit: int = 20) -> list[Transition]:
+    """Run the machine, then each retry its requeue plans (the fake clock moved to when it is
+    due, as the scheduler's timer would), until none is planned; every transition."""
+    done: list[Transition] = []
+    for _ in range(limit):
+        if machine.wake_at is not None:
+            world.clock.now = max(world.clock.now, machine.wake_at)
+            machine.wake_at = None
+        elif done or not machine.has_work():
+            return done
+        done += machine.run()
+    raise AssertionError(f"still retrying after {limit} runs")
+
+
+def send_retries(world: World, machine: Machine, action: Action) -> list[Transition]:
+    assert machine.send(Event(machine.resource, action))
+    return run_retries(world, machine)

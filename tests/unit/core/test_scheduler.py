@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
-from astara.core.events import Action, Event, Resource
+from astara.core.events import Action, Event
 from astara.core.instance import InstanceState as I
 from astara.core.scheduler import ResourceScheduler
 from astara.core.sharding import shard_for
-from astara.core.state_machine import Machine
 from astara.orchestrator.fakes import FakeDebugModes
 from astara.providers.fake import Fault
 from tests.unit.core.conftest import World
 
 
-def scheduler(world: World, **kwargs: object) -> ResourceScheduler:
-    def make(resource: Resource, lock: threading.Lock) -> Machine:
-        return Machine(
-            resource, world.driver, world.provider, world.fleet, world.settings, world.clock, lock
-        )
-
-    return ResourceScheduler(make, clock=world.clock, **kwargs)  # type: ignore[arg-type]
+def scheduler(
+    world: World, deleted_memory: float = 3600.0, debug: FakeDebugModes | None = None
+) -> ResourceScheduler:
+    backends = replace(world.backends, debug=debug)
+    spec = replace(world.spec, deleted_memory=deleted_memory)
+    return ResourceScheduler(backends, spec)
 
 
 def drain(sched: ResourceScheduler) -> int:
@@ -143,6 +142,10 @@ def test_poll_all_reaches_every_machine_but_not_those_in_error(world: World):
         sched.submit(Event(world.router(f"p{n}"), Action.CREATE))
     world.provider.inject("p2", Fault.BOOT_FAILS)
     drain(sched)
+    for _ in range(world.settings.reboot_error_threshold):  # each boot retried after a backoff
+        world.clock.advance(world.settings.requeue_cap)
+        sched.wakeup()
+        drain(sched)
     assert sched.machines["p2"].instance.state is I.ERROR
     assert sched.poll_all() == 2
     drain(sched)
@@ -194,3 +197,25 @@ def test_a_stuck_resource_holds_one_thread_while_the_others_move_on(world: World
         for t in threads:
             t.join(10)
     assert sched.machines["stuck"].instance.state is I.CONFIGURED  # its run went on
+
+
+def test_a_retry_backs_off_from_its_latest_failure_not_an_older_timer(world: World):
+    sched = scheduler(world)
+    resource = world.router("flaky")
+    world.provider.inject("flaky", Fault.BOOT_FAILS, times=2)
+    sched.submit(Event(resource, Action.CREATE))
+    assert drain(sched) == 1
+    machine = sched.machines["flaky"]
+    first = machine.requeue.next_at
+    assert first is not None
+    sched.submit(Event(resource, Action.UPDATE))  # an event: runs at once, fails again
+    assert drain(sched) == 1
+    second = machine.requeue.next_at
+    assert second is not None and second > first
+    world.clock.now = first
+    sched.wakeup()
+    assert drain(sched) == 0  # the older timer is stale
+    world.clock.now = second
+    sched.wakeup()
+    assert drain(sched) == 1
+    assert machine.instance.state is I.CONFIGURED and world.provider.calls["boot"] == 3

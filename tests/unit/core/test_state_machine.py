@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from dataclasses import replace
+
 from astara.core.events import Action, Event
 from astara.core.instance import InstanceState as I
 from astara.core.settings import MachineSettings
 from astara.core.state_machine import Machine, State
 from astara.providers.fake import Fault
-from tests.unit.core.conftest import World, path, send_run
+from tests.unit.core.conftest import World, path, run_retries, send_retries, send_run
 
 S = State
 
@@ -113,20 +117,90 @@ def test_dead_appliance_found_by_poll_is_booted_again(world: World):
     assert "does not answer" in (done[1].reason or "")
 
 
+def test_a_failed_boot_is_retried_after_a_backoff_not_at_once(world: World):
+    machine = world.machine(world.router())
+    world.provider.inject("r1", Fault.BOOT_FAILS, times=1)
+    done = send_run(machine, Action.CREATE)
+    assert path(done) == [S.CALC_ACTION, S.ALIVE, S.CREATE_INSTANCE, S.CALC_ACTION]
+    assert world.provider.calls["boot"] == 1 and machine.queue == [Action.CREATE]
+    due = machine.wake_at
+    assert due is not None and world.clock.now + 0.5 <= due < world.clock.now + 1.0
+    view = machine.view(worker=0)
+    assert view.failed_step == S.CREATE_INSTANCE and view.failures_in_a_row == 1
+    assert view.next_retry_at == due
+
+    world.clock.now, machine.wake_at = due, None  # the scheduler's timer
+    done = machine.run()
+    assert path(done)[-3:] == [S.CHECK_BOOT, S.CONFIGURE_INSTANCE, S.CALC_ACTION]
+    assert machine.instance.state is I.CONFIGURED and world.provider.calls["boot"] == 2
+    view = machine.view(worker=0)
+    assert (view.failed_step, view.failures_in_a_row, view.next_retry_at) == (None, 0, None)
+
+
+def test_retries_back_off_exponentially_up_to_the_cap(world: World):
+    world.settings = replace(world.settings, requeue_base=1, requeue_cap=4, max_retries=10)
+    machine = configured(world)
+    address = machine.instance.management_address
+    assert address
+    world.fleet.fail_puts(address, 6)
+    delays = []
+    assert machine.send(Event(machine.resource, Action.UPDATE))
+    for _ in range(6):
+        machine.run()
+        assert machine.wake_at is not None and machine.instance.state is I.UP
+        delays.append(machine.wake_at - world.clock.now)
+        world.clock.now, machine.wake_at = machine.wake_at, None
+    nominal = [1, 2, 4, 4, 4, 4]
+    assert all(n / 2 <= d <= n for d, n in zip(delays, nominal, strict=True))
+    machine.run()
+    assert machine.instance.state is I.CONFIGURED and machine.wake_at is None
+
+
+def test_an_event_during_the_backoff_runs_the_resource_at_once(world: World):
+    machine = configured(world)
+    world.driver.build_config = _broken  # type: ignore[method-assign]
+    send_run(machine, Action.UPDATE)
+    assert machine.wake_at is not None
+    del world.driver.build_config
+    machine.wake_at = None  # the scheduler keeps the timer; the event does not wait for it
+    done = send_run(machine, Action.UPDATE)
+    assert path(done)[-2:] == [S.CONFIGURE_INSTANCE, S.CALC_ACTION]
+    assert machine.instance.state is I.CONFIGURED and machine.requeue.next_at is None
+
+
+def test_a_failed_delete_is_retried_though_the_appliance_still_runs(world: World):
+    machine = configured(world)
+    world.provider.stop = _broken  # type: ignore[method-assign]
+    send_run(machine, Action.DELETE)
+    assert machine.instance.state is not I.GONE and machine.queue == [Action.DELETE]
+    assert machine.wake_at is not None
+    del world.provider.stop
+    machine.wake_at = None
+    done = machine.run()
+    assert done[-1].to_state == S.EXIT and machine.deleted
+
+
+def test_a_failure_is_logged_with_the_step_and_the_delay(world: World, caplog):
+    machine = world.machine(world.router())
+    world.provider.inject("r1", Fault.BOOT_FAILS, times=1)
+    with caplog.at_level(logging.WARNING, logger="astara.core.state_machine"):
+        send_run(machine, Action.CREATE)
+    (line,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert line.startswith("router r1: step CreateInstance failed (boot failed (1/3)")
+    assert re.search(r"retrying create in \d\.\ds \(failure 1 in a row\)$", line)
+
+
+def _broken(*args: object, **kwargs: object) -> object:
+    raise RuntimeError("backend unreachable")
+
+
 def test_boot_failures_count_and_end_in_error(world: World):
     machine = world.machine(world.router())
     world.provider.inject("r1", Fault.BOOT_FAILS)
-    done = send_run(machine, Action.CREATE)
-    assert path(done) == [
-        S.CALC_ACTION,
-        S.ALIVE,
-        S.CREATE_INSTANCE,
-        S.CREATE_INSTANCE,
-        S.CREATE_INSTANCE,
-        S.CREATE_INSTANCE,
-        S.CALC_ACTION,
-    ]
+    done = send_retries(world, machine, Action.CREATE)
+    assert path(done).count(S.CREATE_INSTANCE) == 4  # the 4th finds the threshold reached
     assert world.provider.calls["boot"] == 3  # reboot_error_threshold
+    assert machine.wake_at is None  # ERROR has its own cool-down: no retry planned
     assert machine.instance.state is I.ERROR
     assert world.driver.statuses["r1"] == "ERROR"
     assert "reboot_error_threshold" in (machine.instance.last_error or "")
@@ -135,7 +209,7 @@ def test_boot_failures_count_and_end_in_error(world: World):
 def test_error_ignores_poll_and_cools_down_before_clear_error(world: World):
     machine = world.machine(world.router())
     world.provider.inject("r1", Fault.BOOT_FAILS)
-    send_run(machine, Action.CREATE)
+    send_retries(world, machine, Action.CREATE)
     assert machine.instance.state is I.ERROR
     assert not machine.send(Event(machine.resource, Action.POLL))  # POLL does not wake it
 
@@ -161,7 +235,7 @@ def test_error_ignores_poll_and_cools_down_before_clear_error(world: World):
 def test_operator_rebuild_clears_error_without_waiting(world: World):
     machine = world.machine(world.router())
     world.provider.inject("r1", Fault.BOOT_FAILS, times=3)
-    send_run(machine, Action.CREATE)
+    send_retries(world, machine, Action.CREATE)
     assert machine.instance.state is I.ERROR
     done = send_run(machine, Action.REBUILD)
     assert path(done)[:4] == [S.CALC_ACTION, S.CLEAR_ERROR, S.REBUILD_INSTANCE, S.CREATE_INSTANCE]
@@ -201,7 +275,7 @@ def test_appliance_that_never_answers_ends_in_error(world: World):
     machine = world.machine(world.router())
     world.provider.inject("r1", Fault.NEVER_ALIVE)
     send_run(machine, Action.CREATE)
-    for _ in range(world.settings.reboot_error_threshold):
+    for _ in range(world.settings.reboot_error_threshold + 1):
         world.clock.advance(61)
         machine.run()
     assert machine.instance.state is I.ERROR
@@ -385,12 +459,17 @@ def test_push_failures_are_retried_then_restart(world: World):
     address = machine.instance.management_address
     assert address
     world.fleet.fail_puts(address, world.settings.max_retries)  # the last try succeeds
-    send_run(machine, Action.UPDATE)
+    done = send_run(machine, Action.UPDATE)
+    assert machine.instance.state is I.UP and "push 1/3 failed" in done[-1].reason
+    run_retries(world, machine)
     assert machine.instance.state is I.CONFIGURED and world.provider.calls["boot"] == 1
 
     world.fleet.fail_puts(address, world.settings.max_retries + 1)
-    done = send_run(machine, Action.UPDATE)
-    assert path(done)[2:5] == [S.CONFIGURE_INSTANCE, S.STOP_INSTANCE, S.CREATE_INSTANCE]
+    done = send_retries(world, machine, Action.UPDATE)
+    states = path(done)
+    stop = states.index(S.STOP_INSTANCE)
+    assert states[stop - 1 : stop + 2] == [S.CONFIGURE_INSTANCE, S.STOP_INSTANCE, S.CREATE_INSTANCE]
+    assert states.count(S.CONFIGURE_INSTANCE) == 4  # 3 failed pushes, then the new appliance's
     assert machine.instance.state is I.CONFIGURED and world.provider.calls["boot"] == 2
 
 
@@ -489,11 +568,8 @@ def test_transitions_are_counted_through_the_callback(world: World):
     resource = world.router()
     machine = Machine(
         resource,
-        world.driver,
-        world.provider,
-        world.fleet,
-        world.settings,
-        world.clock,
+        world.backends,
+        world.spec,
         on_transition=lambda t: seen.append((t.from_state, t.to_state)),
     )
     send_run(machine, Action.CREATE)
@@ -530,7 +606,8 @@ def test_every_state_and_instance_state_is_reached(world: World):
     address = machine.instance.management_address
     assert address
     world.fleet.fail_puts(address, 10)
-    drive(machine, Action.UPDATE)  # restart
+    for _ in range(world.settings.max_retries + 1):
+        drive(machine, Action.UPDATE)  # restart, after max_retries retries
     address = machine.instance.management_address
     assert address
     world.fleet.reject_configs(address, ["x"])
@@ -539,7 +616,8 @@ def test_every_state_and_instance_state_is_reached(world: World):
 
     failing = world.machine(world.router("b"))
     world.provider.inject("b", Fault.BOOT_FAILS)
-    drive(failing, Action.CREATE)
+    for _ in range(world.settings.reboot_error_threshold + 1):
+        drive(failing, Action.CREATE)
     world.provider.heal("b")
     world.provider.inject("b", Fault.HANGS, times=1)
     world.clock.advance(31)

@@ -12,6 +12,7 @@ import pytest
 from oslo_config import cfg
 
 from astara.core.interfaces import LookupUnavailable
+from astara.core.retry import Backoff
 from astara.neutron import client as neutron_client
 from astara.neutron.client import KEYSTONE_GROUP, NeutronUnavailable, connect, list_opts
 from astara.neutron.lookup import CachedRouterLookup
@@ -230,7 +231,8 @@ def test_background_report_is_retried_while_neutron_is_down():
     inner = GatedReporter()
     inner.gate.set()
     inner.failures = 2
-    reporter = BackgroundStatusReporter(inner, retry_interval=0.01)  # type: ignore[arg-type]
+    backoff = Backoff(base=0.01, cap=0.02)
+    reporter = BackgroundStatusReporter(inner, backoff)  # type: ignore[arg-type]
     reporter.report("r-1", "ACTIVE")
     assert reporter.flush(timeout=10)
     assert inner.reported == [("r-1", "ACTIVE")]

@@ -13,6 +13,7 @@ from openstack.exceptions import HttpException
 
 from astara.core.events import Resource
 from astara.core.interfaces import PortRole, PortSpec, ProviderError
+from astara.core.retry import Backoff
 from astara.providers import nova_userdata
 from astara.providers.nova import NovaProvider, _epoch, server_name
 from astara.providers.nova_calls import idempotent
@@ -182,9 +183,10 @@ def _failing(statuses: list[int], result: str = "ok"):  # type: ignore[no-untype
 def test_idempotent_calls_are_sent_again_after_a_transient_error() -> None:
     call, calls = _failing([500, 503])
     pauses: list[float] = []
-    assert idempotent("GET thing", call, attempts=3, pause=0.5, sleep=pauses.append) == "ok"
+    backoff = Backoff(base=1, cap=10)
+    assert idempotent("GET thing", call, attempts=3, backoff=backoff, sleep=pauses.append) == "ok"
     assert len(calls) == 3
-    assert pauses == [0.5, 1.0]
+    assert 0.5 <= pauses[0] <= 1 and 1 <= pauses[1] <= 2  # exponential, jittered
 
 
 def test_client_errors_and_exhausted_retries_raise_provider_error() -> None:
