@@ -31,7 +31,7 @@ from oslo_config import cfg
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, InstanceStatus, PortRole, PortSpec, ProviderError
 from astara.providers import nova_config, nova_userdata
-from astara.providers.nova_calls import errors, idempotent
+from astara.providers.nova_calls import errors, find_or_none, idempotent
 from astara.providers.nova_config import NovaSettings
 from astara.providers.nova_ports import PortBook
 from astara.providers.nova_ratelimit import BuildRateLimiter
@@ -298,7 +298,7 @@ class NovaProvider:
         """The server as Nova shows it now, or None once it is gone."""
         server = self._idempotent(
             f"appliance {resource.id}: get server {server_id}",
-            lambda: self.nova.find_server(server_id, ignore_missing=True),
+            lambda: find_or_none(self.nova.find_server, server_id),
         )
         return None if server is None or server.status in GONE else server
 

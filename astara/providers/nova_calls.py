@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
@@ -34,6 +34,15 @@ def errors(what: str) -> Iterator[None]:
     except API_ERRORS as exc:
         detail = getattr(exc, "details", None) or str(exc)
         raise ProviderError(f"{what}: {detail}") from exc
+
+
+def find_or_none(find: Callable[..., Any], name_or_id: str) -> Any | None:
+    """``find(name_or_id)`` (an openstacksdk ``find_*``), or None when nothing matches: the SDK
+    deprecates ``ignore_missing=True`` for its ``find_*`` methods, so the miss is caught here."""
+    try:
+        return find(name_or_id, ignore_missing=False)
+    except sdk_exceptions.NotFoundException:
+        return None
 
 
 def transient(exc: Exception) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from openstack.connection import Connection
 
 from astara.core.interfaces import PortRole, PortSpec
-from astara.providers.nova_calls import idempotent
+from astara.providers.nova_calls import find_or_none, idempotent
 
 PORT_KEY = "astara_port_"
 
@@ -101,7 +101,7 @@ class PortBook:
         """Does Neutron see ``port_id`` bound to ``server_id``?"""
         port = idempotent(
             f"read port {port_id} from Neutron",
-            lambda: self.net.find_port(port_id, ignore_missing=True),
+            lambda: find_or_none(self.net.find_port, port_id),
             sleep=self._sleep,
         )
         return port is not None and bool(port.device_id == server_id)

@@ -6,6 +6,7 @@ import base64
 from types import SimpleNamespace
 
 import pytest
+import requests
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -174,7 +175,9 @@ def _failing(statuses: list[int], result: str = "ok"):  # type: ignore[no-untype
     def call() -> str:
         calls.append(1)
         if len(calls) <= len(statuses):
-            raise HttpException(message="boom", http_status=statuses[len(calls) - 1])
+            response = requests.Response()  # as the SDK raises it (http_status= is deprecated)
+            response.status_code = statuses[len(calls) - 1]
+            raise HttpException(message="boom", response=response)
         return result
 
     return call, calls
