@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -81,7 +82,14 @@ def test_a_dead_worker_is_restarted_and_its_routers_adopted(engine: Engine):
         lambda e: e.health()["workers"][1]["pid"] != victim and e.health()["status"] == "ok", 30
     )
     assert engine.wait_for(configured, 30)
-    view = engine.get_resource(next(r for r, t in ROUTERS if shard_for(t, 2) == 1))
+    # The summaries may still be the dead worker's: ask the new worker itself until its machine
+    # for one of the adopted routers has run (outside wait_for, which holds the engine's lock).
+    adopted = next(r for r, t in ROUTERS if shard_for(t, 2) == 1)
+    deadline = time.monotonic() + 30
+    view = engine.get_resource(adopted)
+    while not (view is not None and view.transitions) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        view = engine.get_resource(adopted)
     assert view is not None and view.transitions
 
 
