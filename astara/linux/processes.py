@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -147,6 +147,22 @@ class ProcessTracker:
             if proc is not None:
                 procs.append(proc)
         return procs
+
+    @contextlib.contextmanager
+    def paused(self, name: str) -> Iterator[TrackedProcess]:
+        """Freeze process ``name`` and its session for the block (SIGSTOP to the process group
+        its recorded PID leads, so the workers it forked too), then let it go on (SIGCONT):
+        a hung service, for fault tests. RuntimeError if ``name`` is not running.
+        """
+        proc = self.get(name)
+        if proc is None:
+            raise RuntimeError(f"{name} is not running")
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            yield proc
+        finally:
+            if proc.alive():
+                os.killpg(proc.pid, signal.SIGCONT)
 
     def stop(self, name: str, timeout: float = 10.0) -> bool:
         """Stop process ``name`` and its session: SIGTERM, then SIGKILL after ``timeout``.

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import time
@@ -341,15 +340,8 @@ class NovaCloud:
         """Freeze ``service`` for the block (SIGSTOP to the process group its recorded PID leads,
         so forked API workers too): a hung hypervisor or API, for fault tests.
         """
-        proc = self.tracker.get(self._process(service))
-        if proc is None:
-            raise RuntimeError(f"{service} is not running")
-        os.killpg(proc.pid, signal.SIGSTOP)
-        try:
+        with self.tracker.paused(self._process(service)):
             yield
-        finally:
-            if proc.alive():
-                os.killpg(proc.pid, signal.SIGCONT)
 
     def running(self) -> bool:
         return all(self.tracker.get(self._process(s)) is not None for s in self._services())

@@ -7,6 +7,9 @@ import subprocess
 import time
 from dataclasses import asdict
 
+import psutil
+import pytest
+
 from astara.linux.processes import ProcessTracker, TrackedProcess, process_start_time
 
 
@@ -69,3 +72,19 @@ def test_sigterm_ignored_then_killed(tmp_path):
     # It survived SIGTERM for the whole timeout, so only the SIGKILL path can have ended it.
     assert time.monotonic() - started >= 0.5
     assert process_start_time(proc.pid) is None
+
+
+def test_paused_freezes_the_session_and_lets_it_go_on(tmp_path):
+    tracker = ProcessTracker(tmp_path / "pids")
+    proc = tracker.start("leader", ["sh", "-c", "sleep 60 & wait"])
+    try:
+        time.sleep(0.2)  # the leader has forked its child
+        members = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children())]
+        assert len(members) == 2
+        with tracker.paused("leader"):
+            assert {psutil.Process(p).status() for p in members} == {psutil.STATUS_STOPPED}
+        assert psutil.STATUS_STOPPED not in {psutil.Process(p).status() for p in members}
+        with pytest.raises(RuntimeError, match="not running"), tracker.paused("nobody"):
+            pass
+    finally:
+        tracker.stop("leader")

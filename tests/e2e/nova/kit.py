@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import signal
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -132,14 +130,8 @@ class NovaE2EKit(E2EKit):
         """The hypervisor stand-in frozen (SIGSTOP by its recorded PID): Nova still says ACTIVE,
         but no appliance starts, as if the VMs hung at boot.
         """
-        proc = self.cloud.tracker.get(HYPERVISOR)
-        assert proc is not None, "the hypervisor stand-in is not running"
-        os.killpg(proc.pid, signal.SIGSTOP)
-        try:
+        with self.cloud.tracker.paused(HYPERVISOR):
             yield
-        finally:
-            if proc.alive():
-                os.killpg(proc.pid, signal.SIGCONT)
 
     # -- the hypervisor's view ---------------------------------------------------------------
     def instance(self, router_id: str) -> Instance | None:
