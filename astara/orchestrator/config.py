@@ -70,6 +70,13 @@ DEFAULT_OPTS = [
         help="Seconds between health-check POLLs sent to every resource.",
     ),
     cfg.IntOpt(
+        "stats_period",
+        default=300,
+        min=0,
+        help="Seconds between reads of every configured appliance's traffic counters (GET "
+        "/v1/system/stats), shown per interface in /metrics and 'astara-ctl show' (0: never).",
+    ),
+    cfg.IntOpt(
         "resync_period",
         default=600,
         min=0,
