@@ -230,9 +230,22 @@ class Show(ShowOne):
         values[SHOW_FIELDS.index("queued_actions")] = ", ".join(view.get("queued_actions") or [])
         transitions = "\n".join(format_transition(t) for t in view.get("transitions") or [])
         return (
-            (*SHOW_FIELDS, "last_transitions", "why"),
-            (*values, transitions, "\n".join(textwrap.fill(line, 88) for line in explain(view))),
+            (*SHOW_FIELDS, "traffic", "last_transitions", "why"),
+            (
+                *values,
+                format_traffic(view.get("traffic") or {}),
+                transitions,
+                "\n".join(textwrap.fill(line, 88) for line in explain(view)),
+            ),
         )
+
+
+def format_traffic(traffic: dict[str, dict[str, int]]) -> str:
+    """One line per interface: ``ge0: bytes_in 1234, bytes_out 567, packets_in 12, ...``."""
+    return "\n".join(
+        f"{ifname}: " + ", ".join(f"{name} {value}" for name, value in sorted(counters.items()))
+        for ifname, counters in sorted(traffic.items())
+    )
 
 
 class Browse(Command):

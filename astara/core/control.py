@@ -48,6 +48,18 @@ class ResourceView:
     failed_step: str | None = None  # the state whose step failed last (None: converged since)
     failures_in_a_row: int = 0  # failed runs since the resource last converged
     next_retry_at: float | None = None  # time.time() of the planned retry (None: none)
+    # The appliance's traffic counters at its last READ, per interface: bytes_in, bytes_out,
+    # packets_in, packets_out (empty: never read).
+    traffic: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def traffic_counters(stats: Mapping[str, Any] | None) -> dict[str, dict[str, int]]:
+    """The numeric counters of an appliance's ``GET /v1/system/stats`` answer, per interface."""
+    return {
+        str(ifname): {k: v for k, v in counters.items() if isinstance(v, int)}
+        for ifname, counters in (stats or {}).items()
+        if isinstance(counters, Mapping)
+    }
 
 
 class Control(Protocol):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from astara.core.coalesce import MACHINE_ACTIONS, coalesce
-from astara.core.control import ResourceView, Transition
+from astara.core.control import ResourceView, Transition, traffic_counters
 from astara.core.events import Action, Event, Resource
 from astara.core.instance import InstanceManager
 from astara.core.instance_state import SETTLED
@@ -386,4 +386,5 @@ class Machine:
             failed_step=self.requeue.step,
             failures_in_a_row=self.requeue.failures,
             next_retry_at=self.requeue.next_at,
+            traffic=traffic_counters(instance.stats),
         )

@@ -1,7 +1,8 @@
 """Every option of ``astara-orchestrator`` (oslo.config), with the seed install guide's names.
 
 An operator's ``orchestrator.ini`` from the seed install guide keeps working: option names and
-groups are the original ones, with their old spellings as deprecated aliases. The sample file
+groups are the original ones, with their old spellings as deprecated aliases; the seed's
+options that are gone stop the start naming their replacement (:mod:`seed_options`). The sample file
 ``etc/orchestrator.ini.sample`` is generated from :func:`list_opts` by
 ``oslo-config-generator --namespace astara.orchestrator``.
 """
@@ -12,6 +13,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 from oslo_config import cfg
+
+from astara.orchestrator.seed_options import LEGACY_RABBIT_OPTS
+from astara.orchestrator.seed_options import register_opts as register_seed_opts
 
 DEFAULT_OPTS = [
     cfg.StrOpt(
@@ -42,23 +46,6 @@ DEFAULT_OPTS = [
         deprecated_name="management_net_id",
         help="Neutron network id of the management network.",
     ),
-    cfg.StrOpt("management_subnet_id", help="Neutron subnet id of the management network."),
-    cfg.StrOpt("external_network_id", help="Neutron network id of the external (public) network."),
-    cfg.StrOpt("external_subnet_id", help="Neutron subnet id of the external network."),
-    cfg.StrOpt(
-        "external_prefix",
-        help="CIDR of the external subnet; derived from external_subnet_id when unset.",
-    ),
-    cfg.StrOpt(
-        "interface_driver",
-        help="Kept for configuration files from the seed install guide; appliances are "
-        "plugged by the compute provider, so this option has no effect.",
-    ),
-    cfg.StrOpt(
-        "provider_rules_path",
-        default="/etc/astara/provider_rules.json",
-        help="JSON file of provider (operator) firewall rules and labels pushed to appliances.",
-    ),
     cfg.StrOpt(
         "ssh_public_key",
         default="/etc/astara/astara.pub",
@@ -81,6 +68,13 @@ DEFAULT_OPTS = [
         default=60,
         min=1,
         help="Seconds between health-check POLLs sent to every resource.",
+    ),
+    cfg.IntOpt(
+        "stats_period",
+        default=300,
+        min=0,
+        help="Seconds between reads of every configured appliance's traffic counters (GET "
+        "/v1/system/stats), shown per interface in /metrics and 'astara-ctl show' (0: never).",
     ),
     cfg.IntOpt(
         "resync_period",
@@ -204,31 +198,6 @@ ROUTER_OPTS = [
     ),
 ]
 
-COORDINATION_OPTS = [
-    cfg.BoolOpt(
-        "enabled",
-        default=False,
-        help="Share resources among several orchestrators through a hash ring.",
-    ),
-    cfg.StrOpt(
-        "url",
-        default="memcached://localhost:11211",
-        help="tooz coordination backend URL (e.g. zookeeper://host:2181, etcd3+http://host:2379, "
-        "redis://host:6379).",
-    ),
-    cfg.StrOpt(
-        "group_id",
-        default="astara.orchestrator",
-        help="Coordination group; change it to run several clusters on one backend.",
-    ),
-    cfg.FloatOpt(
-        "heartbeat_interval",
-        default=1.0,
-        min=0.1,
-        help="Seconds between heartbeats to the coordination backend.",
-    ),
-]
-
 # Safety of the orchestrator's front doors and destructive paths (issue 10, part C).
 SAFETY_OPTS = [
     cfg.IntOpt(
@@ -349,9 +318,8 @@ APPLIANCE_TLS_OPTS = [
 GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
     None: [*DEFAULT_OPTS, *SAFETY_OPTS],
     "router": ROUTER_OPTS,
-    "coordination": COORDINATION_OPTS,
     "database": DATABASE_OPTS,
-    "oslo_messaging_rabbit": RABBIT_OPTS,
+    "oslo_messaging_rabbit": [*RABBIT_OPTS, *LEGACY_RABBIT_OPTS],
     "appliance_tls": APPLIANCE_TLS_OPTS,
 }
 
@@ -360,6 +328,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every orchestrator option on ``conf`` (idempotent)."""
     for group, opts in GROUPS.items():
         conf.register_opts(list(opts), group=group)
+    register_seed_opts(conf)
 
 
 def list_opts() -> list[tuple[str | None, Iterable[cfg.Opt]]]:

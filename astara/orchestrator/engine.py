@@ -36,6 +36,7 @@ class EngineSettings:
     num_worker_processes: int = 1
     num_worker_threads: int = 4
     health_check_period: float = 60.0
+    stats_period: float = 0.0  # 0: traffic counters only read when an operator asks
     resync_period: float = 600.0  # 0: only at start
     deleted_memory: float = 3600.0
     resync_max_delete_fraction: float = 0.5  # a resync deleting a larger share is held back
@@ -60,6 +61,7 @@ class EngineSettings:
             num_worker_processes=conf.num_worker_processes,
             num_worker_threads=conf.num_worker_threads,
             health_check_period=conf.health_check_period,
+            stats_period=conf.stats_period,
             resync_period=conf.resync_period,
             deleted_memory=conf.deleted_memory,
             resync_max_delete_fraction=conf.resync_max_delete_fraction,
@@ -145,6 +147,7 @@ class Engine:
         """Health sweeps and resyncs on their periods; restarts dead worker processes."""
         next_health = time.monotonic() + self.settings.health_check_period
         next_resync = time.monotonic() + (self.settings.resync_period or float("inf"))
+        next_stats = time.monotonic() + (self.settings.stats_period or float("inf"))
         while not self._stop.is_set():
             now = time.monotonic()
             if self._stop.is_set():
@@ -157,8 +160,11 @@ class Engine:
                 self.poll_all()
                 self.health_sweeps += 1
                 next_health = now + self.settings.health_check_period
+            if now >= next_stats:
+                self.read_all()
+                next_stats = now + (self.settings.stats_period or float("inf"))
             self._adopt_after_restart(self.pool.restart_dead())
-            wait = min(next_health, next_resync) - time.monotonic()
+            wait = min(next_health, next_resync, next_stats) - time.monotonic()
             self._resync_now.wait(max(0.0, min(wait, 1.0)))
 
     def _adopt_after_restart(self, workers: list[int]) -> None:
@@ -225,6 +231,14 @@ class Engine:
         with self._cond:
             return sum(1 for s in self._summaries.values() if s.instance_status != "error")
 
+    def read_all(self) -> int:
+        """A READ (traffic counters) to every configured resource; how many were sent."""
+        with self._cond:
+            configured = [s for s in self._summaries.values() if s.instance_status == "configured"]
+        for s in configured:
+            self.submit(Event(Resource(s.id, s.tenant_id, s.kind), Action.READ))
+        return len(configured)
+
     def list_resources(self) -> list[ResourceView]:
         with self._cond:
             summaries = list(self._summaries.values())
@@ -271,6 +285,7 @@ class Engine:
             num_worker_processes=self.settings.num_worker_processes,  # fixed while running
             num_worker_threads=self.settings.num_worker_threads,
             health_check_period=new.health_check_period,
+            stats_period=new.stats_period,
             resync_period=new.resync_period,
             deleted_memory=self.settings.deleted_memory,
             resync_max_delete_fraction=new.resync_max_delete_fraction,

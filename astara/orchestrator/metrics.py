@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -18,7 +18,7 @@ from prometheus_client import Counter as RequestCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from astara.core.control import Control
+from astara.core.control import Control, ResourceView
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Labels = tuple[tuple[str, str], ...]
@@ -82,12 +82,33 @@ class ControlCollector(Collector):
             "Failed boots in a row, summed over all resources.",
             value=sum(v.boot_failures for v in views),
         )
+        yield from traffic_families(views)
         health = self._control.health()
         yield from _families("astara_health", health)
         yield from _families("astara_workers", self._control.workers_report())
         listener = health.get("listener")
         if isinstance(listener, Mapping):
             yield intake_family(listener)
+
+
+def traffic_families(views: Iterable[ResourceView]) -> Iterator[CounterMetricFamily]:
+    """The appliances' traffic counters at their last READ (``stats_period``), one family per
+    counter (``astara_appliance_interface_bytes_in_total``, ...), by resource and interface."""
+    families: dict[str, CounterMetricFamily] = {}
+    for view in views:
+        for ifname, counters in sorted(view.traffic.items()):
+            for counter, value in sorted(counters.items()):
+                if not _NAME.match(counter):
+                    continue
+                if counter not in families:
+                    families[counter] = CounterMetricFamily(
+                        f"astara_appliance_interface_{counter}",
+                        f"The appliance's {counter.replace('_', ' ')} per interface, as last "
+                        "read (GET /v1/system/stats); restarts from 0 when the appliance does.",
+                        labels=["resource", "tenant", "interface"],
+                    )
+                families[counter].add_metric([view.id, view.tenant_id, ifname], float(value))
+    yield from families.values()
 
 
 def intake_family(counters: Mapping[str, Any]) -> CounterMetricFamily:

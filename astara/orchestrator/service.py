@@ -52,10 +52,15 @@ def front_door(dotted: str) -> Any:
 
 
 def load_service_config(config_files: Sequence[str]) -> cfg.ConfigOpts:
-    """Every orchestrator option, validated (ConfigError names a bad option)."""
+    """Every orchestrator option, validated (ConfigError names a bad option or a retired one);
+    ``transport_url`` built from the seed's deprecated rabbit_* options when they are used."""
+    from astara.orchestrator.seed_options import check_retired, resolve_transport_url
     from astara.orchestrator.settings import load_config
 
-    return load_config(list(config_files))
+    conf = load_config(list(config_files))
+    check_retired(conf)
+    resolve_transport_url(conf)
+    return conf
 
 
 @dataclass
@@ -189,6 +194,7 @@ def _config_files(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from astara.core.settings import ConfigError
+    from astara.orchestrator.seed_options import rabbit_deprecation
     from astara.orchestrator.settings import default_config_files
 
     try:
@@ -196,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = _config_files(argv) or default_config_files()
         conf = load_service_config(files)
         setup_logging(argv)
+        if notice := rabbit_deprecation(conf):
+            LOG.warning("%s", notice)
         service = Service(conf, files, argv)
     except BackendUnavailable as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

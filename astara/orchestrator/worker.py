@@ -36,10 +36,14 @@ COMMAND_ACTIONS = {
 REPORT_SAMPLE = 50  # machines listed by name in a worker's report
 
 
-# What a summary keeps of a ResourceView: all but the queued actions and the transitions.
+# What a summary keeps of a ResourceView: all but the queued actions and the transitions
+# (and the traffic counters, kept as tuples so that a summary hashes).
 _SUMMARIZED = tuple(
-    f.name for f in fields(ResourceView) if f.name not in ("queued_actions", "transitions")
+    f.name
+    for f in fields(ResourceView)
+    if f.name not in ("queued_actions", "transitions", "traffic")
 )
+Traffic = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # ((ifname, ((counter, n), ...)))
 
 
 class ResourceSummary(NamedTuple):
@@ -61,9 +65,13 @@ class ResourceSummary(NamedTuple):
     next_retry_at: float | None
     floating_ips: tuple[str, ...]
     deleted: bool = False
+    traffic: Traffic = ()
 
     def view(self) -> ResourceView:
-        return ResourceView(**{name: getattr(self, name) for name in _SUMMARIZED})
+        return ResourceView(
+            **{name: getattr(self, name) for name in _SUMMARIZED},
+            traffic={ifname: dict(counters) for ifname, counters in self.traffic},
+        )
 
 
 def summarize(machine: Machine, worker: int) -> ResourceSummary:
@@ -72,6 +80,10 @@ def summarize(machine: Machine, worker: int) -> ResourceSummary:
         **{name: getattr(view, name) for name in _SUMMARIZED},
         floating_ips=machine.instance.floating_ips,
         deleted=machine.deleted,
+        traffic=tuple(
+            (ifname, tuple(sorted(counters.items())))
+            for ifname, counters in sorted(view.traffic.items())
+        ),
     )
 
 

@@ -2,7 +2,8 @@
 
 Sub-commands: ``up`` (RabbitMQ, a real neutron-server, the bridge fabric, the management and
 external networks, the upstream gateway and internet stand-in, the orchestrator when it is
-installed, and a demo tenant router), ``status``, ``down`` and ``vm create|exec|delete|list``.
+installed, and a demo tenant router), ``status`` (tables; ``--json`` for scripts), ``down``
+and ``vm create|exec|delete|list``.
 State lives in ``--state-dir`` (default ``/var/lib/astara-local``); every process is recorded
 there by PID and every namespace by name, so ``down`` removes exactly what ``up`` made.
 """
@@ -15,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from astara_localcloud import demo
+from astara_localcloud import demo, status_view
 from astara_localcloud.kit import DEFAULT_STATE_DIR, NEUTRON_PORT, VHOST, LocalCloud
 from astara_localcloud.vms import VmError
 
@@ -81,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run Nova (fake virt driver) with a hypervisor stand-in; the orchestrator "
         "boots appliances as Nova servers (kept for later runs on this state)",
     )
-    sub.add_parser("status", help="what runs: processes, namespaces, bridges, appliances, VMs")
+    status = sub.add_parser(
+        "status", help="what runs: processes, namespaces, bridges, appliances, VMs (tables)"
+    )
+    status.add_argument("--json", action="store_true", help="the same as JSON, for scripts")
     down = sub.add_parser("down", help="stop everything and remove the state")
     down.add_argument("--keep-state", action="store_true", help="keep the state directory")
     vm = sub.add_parser("vm", help="VM stand-ins").add_subparsers(dest="vm_command", required=True)
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{cloud.orchestrator.note()}\nTake it down with: sudo scripts/demo.sh down")
             return 0
         if args.command == "status":
-            print(json.dumps(cloud.status(), indent=2))
+            state = cloud.status()
+            print(json.dumps(state, indent=2) if args.json else status_view.render(state))
             return 0
         if args.command == "vm":
             return _vm(cloud, args)

@@ -14,11 +14,14 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from astara.core.events import Action, Event, Resource
 from astara.core.interfaces import ApplianceError, Instance, PortRole, PortSpec, ProviderError
 from astara.core.settings import MachineSettings
 from astara.orchestrator.appliance_client import HttpApplianceClient
 from astara.orchestrator.engine import Engine, EngineSettings
+from astara.orchestrator.metrics import new_registry
 from astara.orchestrator.worker import Backends
 from astara.providers.netns import NetnsProvider
 
@@ -144,6 +147,16 @@ def main() -> None:
         view = engine.get_resource("e2e-router")
         out["path"] = [t.to_state for t in view.transitions] if view else []
         out["last_error"] = view.last_error if view else "no view"
+        out["traffic"] = view.traffic if view else {}
+        engine.wait_for(lambda e: bool(getattr(e.summary("e2e-router"), "traffic", ())), 10)
+        summary = engine.summary("e2e-router")  # what /metrics is built from
+        out["summary_traffic"] = summary.view().traffic if summary else {}
+        registry, _requests = new_registry(engine)
+        out["metrics"] = [
+            line
+            for line in generate_latest(registry).decode().splitlines()
+            if line.startswith("astara_appliance_interface_")
+        ]
         out["statuses"] = driver.statuses
         driver.exists = False  # deleted from the backend: the operator's resync deletes it
         held = engine.resync()  # an empty listing alone deletes nothing (the resync guard)

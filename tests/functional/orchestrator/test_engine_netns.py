@@ -45,6 +45,19 @@ def test_engine_manages_a_real_appliance(netns_kit: NetnsKit):
     assert out["read"], out
     assert out["path"][:4] == ["Alive", "CreateInstance", "CheckBoot", "ConfigureInstance"], out
     assert out["last_error"] is None, out
+    # The READ's traffic counters, per interface of the real appliance: the management NIC
+    # carried the API calls, so its counters are not zero; the summary (and /metrics) has them.
+    traffic = out["traffic"]
+    assert traffic and out["summary_traffic"] == traffic, out
+    assert all(set(c) == {"bytes_in", "bytes_out", "packets_in", "packets_out"}
+               for c in traffic.values()), traffic  # fmt: skip
+    busiest = max(traffic, key=lambda nic: traffic[nic]["packets_in"])
+    assert traffic[busiest]["packets_in"] > 0 and traffic[busiest]["bytes_out"] > 0, traffic
+    line = (
+        f'astara_appliance_interface_packets_in_total{{interface="{busiest}",'
+        f'resource="e2e-router",tenant="tenant"}} {float(traffic[busiest]["packets_in"])}'
+    )
+    assert line in out["metrics"], out["metrics"]
     assert out["statuses"][-1] == "ACTIVE" and "BUILD" in out["statuses"]
     assert out["held_back"] and "listed no resources" in out["held_back"], out
     assert out["deleted"] and out["instances_left"] == 0, out

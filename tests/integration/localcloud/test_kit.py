@@ -165,7 +165,9 @@ def test_up_vm_status_down(kit: Kit, process_tracker, capsys) -> None:
         capsys.readouterr()
         assert kit.cli("vm", "exec", "web", "--", "ping", "-c", "1", "-W", "2", "10.40.0.250") == 0
         assert "1 received" in capsys.readouterr().out
-        assert kit.cli("status") == 0
+        assert kit.cli("status") == 0  # tables, for people
+        assert "web" in capsys.readouterr().out.split("VMs\n", 1)[1]
+        assert kit.cli("status", "--json") == 0
         status = json.loads(capsys.readouterr().out)
         assert [v["address"] for v in status["vms"]] == [address]
         assert fabric.namespace in status["namespaces"]

@@ -289,3 +289,39 @@ def test_a_start_up_with_an_empty_listing_stops_no_running_appliance(backends: B
         assert len(provider.instances) == 6
     finally:
         second.stop()
+
+
+def test_stats_period_reads_traffic_counters_into_views_and_metrics(backends: Backends):
+    from prometheus_client import generate_latest
+
+    from astara.cli.ctl_commands import format_traffic
+    from astara.orchestrator.metrics import new_registry
+
+    fleet = backends.appliance
+    assert isinstance(fleet, FakeApplianceFleet)
+    engine = Engine(lambda: backends, settings(stats_period=0.2))
+    engine.start()
+    try:
+        assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+        assert engine.wait_for(lambda e: all(v.traffic for v in e.list_resources()), 10), (
+            "no READ sweep reached every router"
+        )
+        assert fleet.calls["get_stats"] >= 6
+        view = next(v for v in engine.list_resources() if v.id == "router-0")
+        assert view.traffic["ge0"]["rx_packets"] > 0
+        text = generate_latest(new_registry(engine)[0]).decode()
+        assert (
+            'astara_appliance_interface_rx_packets_total{interface="ge0",resource="router-0",'
+            'tenant="tenant-0"}'
+        ) in text
+        assert format_traffic(view.traffic).startswith("ge0: rx_bytes ")
+    finally:
+        engine.stop()
+
+
+def test_without_stats_period_no_counters_are_read(engine: Engine, backends: Backends):
+    fleet = backends.appliance
+    assert isinstance(fleet, FakeApplianceFleet)
+    assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+    assert fleet.calls["get_stats"] == 0
+    assert all(v.traffic == {} for v in engine.list_resources())
