@@ -172,6 +172,31 @@ def test_admin_down_stops_traffic_and_shows_down(
     record_property("admin_down_up_s", round(time.monotonic() - started, 2))
 
 
+def test_distributed_router_is_refused_loudly(kit: E2EKit) -> None:
+    """A router with ``distributed = true``: one appliance cannot give it per-compute routing,
+    so it is refused: ERROR in Neutron with its reason, a log line naming it, no traffic."""
+    api = kit.api
+    assert kit.nets is not None
+    public = api.net.get_network(kit.nets.external_network_id)
+    net = api.network("e2e-net-dvr", PROJECT)
+    subnet = api.subnet(net, "10.57.0.0/24", PROJECT)
+    router = api.router("e2e-router-dvr", PROJECT, is_distributed=True)
+    try:
+        api.add_interface(router, subnet)
+        api.set_gateway(router, public)
+        kit.wait(lambda: neutron_status(kit, router.id) == "ERROR", 90, "the router in ERROR")
+        tags = api.net.get_router(router.id).tags
+        assert "astara-reason:distributed-unsupported" in tags, tags
+        assert f"router {router.id} refused" in kit.log_tail(200_000)
+        assert kit.vm(net, "d1")["routers"] == "10.57.0.1"  # its network is still served
+        assert not kit.ping("d1", wait=2)  # but nothing is routed
+    finally:
+        kit.cloud.vm_delete("d1")
+        api.remove_interface(router, subnet)
+        api.net.delete_router(router)
+        api.net.delete_network(net)
+
+
 def test_extra_route_goes_via_its_next_hop(kit: E2EKit, main_router: MainRouter) -> None:
     """The router's ``routes``: b1 reaches a prefix that only a2 (on network a) holds, once
     the router routes it via a2."""
@@ -299,8 +324,11 @@ def test_router_delete_removes_everything(kit: E2EKit) -> None:
     )
     assert netns.netns_exists(ns) and all(kit.cloud.fabric.is_attached(t) for t in taps)
 
+    # A user's script: interface, router, then network, back to back (each call raises on
+    # anything but 2xx): the appliance's port on the network does not keep it (issue 15).
     api.remove_interface(router, subnet)
     api.net.delete_router(router)
+    api.net.delete_network(net)
 
     def gone() -> bool:
         return (
@@ -313,7 +341,7 @@ def test_router_delete_removes_everything(kit: E2EKit) -> None:
     kit.wait(gone, 60, "the deleted router's namespace, veths, processes and ports gone")
     assert not [pid for pid in appliance_pids if os.path.exists(f"/proc/{pid}")]
     assert all(api.find("port", p) is None for p in astara_ports)
-    api.net.delete_network(net)  # no port of ours keeps the tenant from deleting it
+    assert api.find("network", net.id) is None
 
 
 def test_neutron_outage_then_converges(
