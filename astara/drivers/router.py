@@ -30,12 +30,17 @@ class RouterGone(ResourceGone):
 
 
 def document_settings(conf: cfg.ConfigOpts) -> DocumentSettings:
-    """Where appliances' metadata proxies forward to: ``orchestrator_address``, or ::1 of the
-    management prefix."""
+    """Where appliances' metadata proxies forward to (``orchestrator_address``, or ::1 of the
+    management prefix) and the BGP ASNs (``asn``, ``neighbor_asn``)."""
     address = conf.orchestrator_address or str(
         ipaddress.ip_network(conf.management_prefix, strict=False)[1]
     )
-    return DocumentSettings(orchestrator_address=address, metadata_port=conf.metadata_port)
+    return DocumentSettings(
+        orchestrator_address=address,
+        metadata_port=conf.metadata_port,
+        asn=conf.asn,
+        neighbor_asn=conf.neighbor_asn,
+    )
 
 
 class RouterDriver:

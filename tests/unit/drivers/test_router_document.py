@@ -272,3 +272,20 @@ def test_an_older_document_without_them_is_still_valid(doc):
         del doc["configuration"][key]
     conf = configdoc.parse_document(doc).configuration
     assert conf.enable_snat is True and conf.admin_state_up is True
+
+
+def test_asns_are_the_orchestrators_options():
+    from oslo_config import cfg
+
+    from astara.drivers.router import document_settings
+    from astara.orchestrator.config import register_opts
+
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf([], default_config_files=[])
+    assert (document_settings(conf).asn, document_settings(conf).neighbor_asn) == (64512, 64512)
+    conf.set_override("asn", 65010)
+    conf.set_override("neighbor_asn", 65020)
+    settings = document_settings(conf)
+    doc = build_document(topology(), appliance_ports(), settings)
+    assert (doc["configuration"]["asn"], doc["configuration"]["neighbor_asn"]) == (65010, 65020)
