@@ -36,6 +36,8 @@ class FirewallInputs:
     api_address: str | None = None  # where the API listens: never locked out
     # the box's own management addresses: reachable from the management NICs only
     management_addresses: tuple[str, ...] = ()
+    snat: bool = True  # internal IPv4 -> the external address (Neutron's enable_snat)
+    forwarding: bool = True  # False: the router is administratively down (forwards nothing)
 
 
 def inputs_from(
@@ -82,6 +84,8 @@ def inputs_from(
         else frozenset((str(f.floating_ip), str(f.fixed_ip)) for f in conf.floating_ips),
         api_address=api_address,
         management_addresses=tuple(sorted(mgmt_addrs)),
+        snat=conf.enable_snat,
+        forwarding=conf.admin_state_up,
     )
 
 
@@ -168,12 +172,13 @@ def render(inp: FirewallInputs) -> str:
     if inp.management_ifs:  # never between management and tenant or external NICs
         q = _quoted(inp.management_ifs)
         lines += [f"\t\tiifname {q} drop", f"\t\toifname {q} drop"]
-    lines += [
-        "\t\tct state established,related accept",
-        "\t\tct state invalid drop",
-        "\t\tct status dnat accept",
-    ]
-    if internal_ifs:
+    if inp.forwarding:
+        lines += [
+            "\t\tct state established,related accept",
+            "\t\tct state invalid drop",
+            "\t\tct status dnat accept",
+        ]
+    if internal_ifs and inp.forwarding:
         lines.append(f"\t\tiifname {_quoted(internal_ifs)} accept")
         if inp.external_if:  # tenant IPv6 is routed, not NATed
             lines.append(
@@ -211,7 +216,7 @@ def render(inp: FirewallInputs) -> str:
         v4_cidrs = [
             c for _i, cs, _v in inp.internal for c in cs if _family(c.split("/")[0]) == "ip"
         ]
-        if inp.external_v4 and v4_cidrs:
+        if inp.snat and inp.external_v4 and v4_cidrs:
             lines.append(f"\t\t{ext} ip saddr {_set(v4_cidrs)} snat ip to {inp.external_v4}")
     lines += ["\t}", "}"]
     return "\n".join(lines) + "\n"

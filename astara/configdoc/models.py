@@ -186,6 +186,11 @@ class Configuration(_Model, frozen=True, kw_only=True):
     asn: Asn | None = None
     neighbor_asn: Asn | None = None
     orchestrator: Orchestrator | None = None
+    # Neutron's router semantics (absent in older documents: the defaults are Neutron's too).
+    # enable_snat false: internal hosts without a floating IP are not translated to the
+    # gateway's address (floating IPs still are); admin_state_up false: nothing is forwarded.
+    enable_snat: bool = True
+    admin_state_up: bool = True
 
     # -- helpers the appliance uses ------------------------------------------------------------
     def networks_of(self, network_type: str) -> list[Network]:

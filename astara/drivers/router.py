@@ -17,6 +17,7 @@ from oslo_config import cfg
 from astara.core.events import Resource
 from astara.core.interfaces import Instance, PortSpec, ResourceGone
 from astara.drivers.router_document import DocumentSettings, build_document
+from astara.drivers.router_status import RouterStatuses
 from astara.neutron.client import NeutronClient
 from astara.neutron.models import ROUTER_GATEWAY_OWNER
 from astara.neutron.ports import AppliancePorts
@@ -29,12 +30,17 @@ class RouterGone(ResourceGone):
 
 
 def document_settings(conf: cfg.ConfigOpts) -> DocumentSettings:
-    """Where appliances' metadata proxies forward to: ``orchestrator_address``, or ::1 of the
-    management prefix."""
+    """Where appliances' metadata proxies forward to (``orchestrator_address``, or ::1 of the
+    management prefix) and the BGP ASNs (``asn``, ``neighbor_asn``)."""
     address = conf.orchestrator_address or str(
         ipaddress.ip_network(conf.management_prefix, strict=False)[1]
     )
-    return DocumentSettings(orchestrator_address=address, metadata_port=conf.metadata_port)
+    return DocumentSettings(
+        orchestrator_address=address,
+        metadata_port=conf.metadata_port,
+        asn=conf.asn,
+        neighbor_asn=conf.neighbor_asn,
+    )
 
 
 class RouterDriver:
@@ -49,6 +55,7 @@ class RouterDriver:
         self.client = client
         self.ports = AppliancePorts(client, management_network_id)
         self.status = BackgroundStatusReporter(StatusReporter(client))
+        self.statuses = RouterStatuses(self.status.report)
         self.settings = settings
 
     @classmethod
@@ -85,15 +92,18 @@ class RouterDriver:
         topology = read_router_topology(self.client, resource.id)
         if topology is None:
             raise RouterGone(f"router {resource.id} no longer exists in Neutron")
+        self.statuses.router_read(topology.router)
         appliance_ports = instance.ports or self.ports.find(resource.id)
         return build_document(topology, appliance_ports, self.settings)
 
     def delete_ports(self, resource: Resource) -> None:
+        self.statuses.forget(resource.id)
         self.ports.delete(resource.id)
 
     def report_status(self, resource: Resource, status: str) -> None:
-        """Queued: a background thread writes it to Neutron (see BackgroundStatusReporter)."""
-        self.status.report(resource.id, status)
+        """Neutron's status for the appliance's (:class:`RouterStatuses`), queued: a background
+        thread writes it to Neutron (see BackgroundStatusReporter)."""
+        self.statuses.report(resource.id, status)
 
     def flush_status(self, timeout: float = 30.0) -> bool:
         """Wait until every queued status is in Neutron; False on timeout."""

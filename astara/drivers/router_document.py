@@ -23,6 +23,7 @@ from typing import Any
 
 from astara.configdoc import HOSTNAME_RE
 from astara.core.interfaces import PortRole, PortSpec
+from astara.drivers.router_status import forwards
 from astara.neutron.models import ROUTER_GATEWAY_OWNER, Port, RouterTopology, Subnet
 
 LOG = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def build_document(
                 "address": settings.orchestrator_address,
                 "metadata_port": settings.metadata_port,
             },
+            "enable_snat": router.enable_snat,
+            "admin_state_up": forwards(router),  # down, or refused (ha, distributed)
         },
     }
 

@@ -172,9 +172,13 @@ class NeutronClient:
         with _translated(f"GET ports named {', '.join(names)}"):
             return [Port.from_sdk(p) for p in self.net.ports(name=list(names))]
 
-    def create_port(self, name: str, network_id: str, *, with_ips: bool) -> Port:
+    def create_port(
+        self, name: str, network_id: str, *, with_ips: bool, device_owner: str = ""
+    ) -> Port:
         """A port for an appliance: port security off when Neutron allows, IPs only if asked."""
         attrs: dict[str, Any] = {"name": name, "network_id": network_id, "admin_state_up": True}
+        if device_owner:
+            attrs["device_owner"] = device_owner
         if not with_ips:
             attrs["fixed_ips"] = []
         if "port-security" in self.extensions():

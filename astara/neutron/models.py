@@ -33,6 +33,10 @@ class Router:
     external_network_id: str | None = None
     routes: tuple[tuple[str, str], ...] = ()  # (destination, nexthop)
     tags: tuple[str, ...] = ()
+    admin_state_up: bool = True
+    enable_snat: bool = True  # the gateway's (Neutron's default: on)
+    ha: bool = False
+    distributed: bool = False
 
     @classmethod
     def from_sdk(cls, r: Any) -> Router:
@@ -45,6 +49,10 @@ class Router:
             external_network_id=gateway.get("network_id"),
             routes=_routes(r.routes),
             tags=tuple(r.tags or ()),
+            admin_state_up=r.is_admin_state_up is not False,
+            enable_snat=gateway.get("enable_snat") is not False,
+            ha=bool(r.is_ha),
+            distributed=bool(r.is_distributed),
         )
 
 

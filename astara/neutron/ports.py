@@ -7,8 +7,12 @@
   port security off where the port-security extension allows, so it may answer for them.
 
 Names are the only marker: Nova rewrites ``device_owner``/``device_id`` when it attaches a port,
-so neither can be relied on. Ports on networks the router left are deleted, so they never keep a
-tenant from deleting its network.
+so neither can be relied on. Ports on networks the router left are deleted. Service ports are
+created with ``device_owner`` ``network:dhcp`` (the appliance is the network's DHCP server),
+one of the owners whose ports Neutron deletes with their network: a tenant deleting its router
+and then its network back to back is not refused while the orchestrator still tears the
+appliance down (docs/neutron-events.md). Where Nova plugs the port, it rewrites the owner, and
+only the prompt deletion on teardown releases the network.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ LOG = logging.getLogger(__name__)
 
 MANAGEMENT_LABEL = "MGT"
 SERVICE_LABEL = "VRRP"
+SERVICE_OWNER = "network:dhcp"  # Neutron deletes such ports with their network
 
 
 def port_name(label: str, resource_id: str) -> str:
@@ -66,7 +71,10 @@ class AppliancePorts:
         service = [p for p in existing if p.name == name]
         for network_id in wanted:
             specs.append(
-                self._spec(self._keep_one(name, network_id, service, False), PortRole.SERVICE)
+                self._spec(
+                    self._keep_one(name, network_id, service, False, SERVICE_OWNER),
+                    PortRole.SERVICE,
+                )
             )
         for stale in service:
             if stale.network_id not in wanted:
@@ -98,7 +106,9 @@ class AppliancePorts:
             LOG.info("router %s: deleted %d appliance ports", resource_id, deleted)
         return deleted
 
-    def _keep_one(self, name: str, network_id: str, named: list[Port], with_ips: bool) -> Port:
+    def _keep_one(
+        self, name: str, network_id: str, named: list[Port], with_ips: bool, owner: str = ""
+    ) -> Port:
         """The port called ``name`` on ``network_id`` among ``named``, created if missing."""
         existing = [p for p in named if p.network_id == network_id]
         if existing:
@@ -106,7 +116,7 @@ class AppliancePorts:
                 LOG.warning("deleting duplicate port %s (%s) on %s", duplicate.id, name, network_id)
                 self._client.delete_port(duplicate.id)
             return existing[0]
-        port = self._client.create_port(name, network_id, with_ips=with_ips)
+        port = self._client.create_port(name, network_id, with_ips=with_ips, device_owner=owner)
         LOG.info("created port %s (%s) on network %s", port.id, name, network_id)
         return port
 

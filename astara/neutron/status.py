@@ -2,7 +2,9 @@
 
 Stock Neutron has no writable router status, so the status goes into a router tag
 ``astara-status:<STATUS>`` (the new tag is added before the old one is removed, and the router's
-other tags are left alone). When the astara Neutron plugin's router-status extension is loaded
+other tags are left alone); a status given with a reason (a short code, e.g. why a router is
+refused) also gets the tag ``astara-reason:<code>``, removed with the next status without one.
+When the astara Neutron plugin's router-status extension is loaded
 (alias ``dhrouterstatus``, as the seed's astara-neutron named it; seen in GET /v2.0/extensions),
 its status field is set as well: ``PUT /v2.0/dhrouterstatus/<id>``.
 
@@ -23,6 +25,8 @@ LOG = logging.getLogger(__name__)
 STATUS_BACKOFF = Backoff(base=1.0, cap=30.0)
 
 TAG_PREFIX = "astara-status:"
+REASON_PREFIX = "astara-reason:"
+MAX_TAG_LENGTH = 60  # Neutron's
 STATUS_EXTENSION = "dhrouterstatus"
 
 
@@ -34,17 +38,20 @@ class StatusReporter:
     def __init__(self, client: NeutronClient) -> None:
         self._client = client
 
-    def report(self, router_id: str, status: str) -> bool:
-        """Record ``status`` on the router; False if the router no longer exists."""
+    def report(self, router_id: str, status: str, reason: str = "") -> bool:
+        """Record ``status`` (and ``reason``) on the router; False if the router no longer
+        exists."""
         router = self._client.get_router(router_id)
         if router is None:
             LOG.debug("router %s is gone: status %s not reported", router_id, status)
             return False
-        tag = status_tag(status)
-        if tag not in router.tags:
+        wanted = {status_tag(status)}
+        if reason:
+            wanted.add(f"{REASON_PREFIX}{reason}"[:MAX_TAG_LENGTH])
+        for tag in sorted(wanted - set(router.tags)):
             self._client.add_router_tag(router_id, tag)
         for old in router.tags:
-            if old.startswith(TAG_PREFIX) and old != tag:
+            if old.startswith((TAG_PREFIX, REASON_PREFIX)) and old not in wanted:
                 self._client.remove_router_tag(router_id, old)
         if STATUS_EXTENSION in self._client.extensions():
             self._client.put(
@@ -69,14 +76,16 @@ class BackgroundStatusReporter:
         self._backoff = backoff
         self._failures = 0  # failed reports in a row
         self._pending: dict[str, str] = {}
+        self._reasons: dict[str, str] = {}  # the pending statuses' reasons
         self._busy = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def report(self, router_id: str, status: str) -> None:
+    def report(self, router_id: str, status: str, reason: str = "") -> None:
         with self._cond:
             self._pending.pop(router_id, None)
             self._pending[router_id] = status  # newest last: reported in order of change
+            self._reasons[router_id] = reason
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="status-reporter", daemon=True
@@ -107,17 +116,19 @@ class BackgroundStatusReporter:
                     self._cond.wait()
                 router_id = next(iter(self._pending))
                 status = self._pending.pop(router_id)
+                reason = self._reasons.pop(router_id, "")
                 self._busy += 1
             failed = False
             try:
-                self._reporter.report(router_id, status)
+                self._reporter.report(router_id, status, reason)
             except Exception as exc:  # Neutron down: keep it, unless a newer status came
                 LOG.warning("router %s: could not report status %s: %s", router_id, status, exc)
                 failed = True
             with self._cond:
                 self._busy -= 1
-                if failed:
-                    self._pending.setdefault(router_id, status)
+                if failed and router_id not in self._pending:
+                    self._pending[router_id] = status
+                    self._reasons[router_id] = reason
                 self._cond.notify_all()
             if failed:
                 time.sleep(self._backoff.delay(self._failures))

@@ -315,8 +315,31 @@ APPLIANCE_TLS_OPTS = [
     ),
 ]
 
+# BGP of the appliances (issue 15): each announces its router's tenant IPv6 prefixes to the
+# external IPv6 subnet's gateway. Neutron has no per-router ASN to override them with.
+BGP_OPTS = [
+    cfg.IntOpt(
+        "asn",
+        default=64512,
+        min=1,
+        max=4294967295,
+        help="Autonomous system number the appliances speak BGP as (the seed's fixed 64512 by "
+        "default). Each announces its router's tenant IPv6 prefixes to the external IPv6 "
+        "subnet's gateway.",
+    ),
+    cfg.IntOpt(
+        "neighbor_asn",
+        default=64512,
+        min=1,
+        max=4294967295,
+        help="Autonomous system number of the BGP peer: the external IPv6 subnet's gateway, "
+        "which must accept sessions from the appliances' external addresses. Equal to asn: "
+        "iBGP.",
+    ),
+]
+
 GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
-    None: [*DEFAULT_OPTS, *SAFETY_OPTS],
+    None: [*DEFAULT_OPTS, *SAFETY_OPTS, *BGP_OPTS],
     "router": ROUTER_OPTS,
     "database": DATABASE_OPTS,
     "oslo_messaging_rabbit": [*RABBIT_OPTS, *LEGACY_RABBIT_OPTS],

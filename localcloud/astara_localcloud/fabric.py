@@ -7,7 +7,10 @@ Layout (``<prefix>`` is ``astara`` for the local cloud, a unique string in tests
   ``fdca:3ba5:a17a:acda::1/64``); nothing else is routed there.
 - ``<prefix>-upstream``: the external network's gateway (``ext0``) and a router to the stand-in
   internet host ``<prefix>-internet`` (203.0.113.10, 2001:db8:ff::10: documentation ranges).
-  The internet host has routes to the external subnets only, so no route leads off the host.
+  The internet host has routes to the external subnets, and its IPv6 default route to upstream,
+  where bird learns the tenant IPv6 prefixes from the appliances
+  (:mod:`astara_localcloud.upstream_bgp`); upstream has no default route, so no route leads off
+  the host.
 """
 
 from __future__ import annotations
@@ -130,6 +133,12 @@ class KitFabric(Fabric):
                 if ipaddress.ip_interface(c).version == subnet.version
             )
             netns.run(["ip", "-n", internet, "route", "add", str(subnet), "via", via])
+        v6_upstream = next(
+            strip_prefix(c)
+            for c in upstream_internet_cidrs
+            if ipaddress.ip_interface(c).version == 6
+        )  # tenant IPv6 prefixes: routed (BGP), not NATed
+        netns.run(["ip", "-n", internet, "-6", "route", "add", "default", "via", v6_upstream])
         return upstream, internet
 
     def _upstream_complete(self) -> bool:

@@ -28,7 +28,7 @@ from astara.core.events import Resource
 from astara.linux.netns import NamespaceRegistry
 from astara.linux.processes import ProcessTracker
 from astara.providers.netns import NetnsProvider
-from astara_localcloud import rabbit
+from astara_localcloud import rabbit, upstream_bgp
 from astara_localcloud.cloud_api import NeutronBuilder
 from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR, KitFabric
 from astara_localcloud.networks import EXTERNAL_GATEWAY_CIDRS, KitNetworks, create_networks
@@ -140,6 +140,9 @@ class LocalCloud:
             f"{self.fabric.management_namespace} at {ORCHESTRATOR_MANAGEMENT_CIDR}"
         )
         self.fabric.ensure_upstream(nets.external_network_id, EXTERNAL_GATEWAY_CIDRS)
+        upstream_bgp.ensure_bird(
+            self.tracker, self.state_dir, self.fabric.upstream_namespace, EXTERNAL_GATEWAY_CIDRS
+        )
         self.say(
             f"external network: gateway in {self.fabric.upstream_namespace}, internet "
             f"stand-in in {self.fabric.internet_namespace} (203.0.113.10, 2001:db8:ff::10)"

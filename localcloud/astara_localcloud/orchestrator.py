@@ -23,6 +23,7 @@ from astara.providers.certificates import Authority, write_private
 from astara_localcloud import rabbit
 from astara_localcloud.fabric import MANAGEMENT_PREFIX, ORCHESTRATOR_MANAGEMENT_CIDR
 from astara_localcloud.networks import KitNetworks
+from astara_localcloud.upstream_bgp import UPSTREAM_ASN
 
 ORCHESTRATOR_BIN = Path(sys.executable).parent / "astara-orchestrator"
 API_PORT = 44250
@@ -43,6 +44,8 @@ num_worker_processes = 2
 num_worker_threads = 4
 health_check_period = 10
 log_file = {orch_dir}/orchestrator.log
+# the upstream's BGP peer (astara_localcloud.upstream_bgp) is this AS: eBGP
+neighbor_asn = {neighbor_asn}
 
 [router]
 mgt_service_port = 5000
@@ -135,6 +138,7 @@ class KitOrchestrator:
                 api_port=API_PORT,
                 nets=nets,
                 tls=self.certificates.ensure(),
+                neighbor_asn=UPSTREAM_ASN,
                 **values,
             )
         )

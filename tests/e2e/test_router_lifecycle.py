@@ -16,9 +16,11 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.fabric import port_ifname
+from astara.neutron.status import TAG_PREFIX
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, E2EKit, ProbeLoop, kill_namespace
 
 PROJECT = "e2e-tenant"
+ROUTED_PREFIX, ROUTED_HOST = "198.51.100.0/24", "198.51.100.1"  # behind a2 (extra route)
 
 
 def listening(kit: E2EKit, vm: str, port: int) -> bool:
@@ -114,6 +116,105 @@ def test_floating_ip_follows_association(kit: E2EKit, main_router: MainRouter) -
     assert {kit.ask(address) for _ in range(5)} == {"a2"}
     api.net.delete_ip(fip)
     kit.wait(lambda: kit.ask(address).startswith("ERROR"), 30, f"{address} gone")
+
+
+def neutron_status(kit: E2EKit, router_id: str) -> str | None:
+    """The status the orchestrator reported in Neutron (the router's ``astara-status:`` tag)."""
+    tags = kit.api.net.get_router(router_id).tags or []
+    return next((t.split(":", 1)[1] for t in tags if t.startswith(TAG_PREFIX)), None)
+
+
+def test_snat_off_keeps_floating_ips(
+    kit: E2EKit, main_router: MainRouter, record_property: Any
+) -> None:
+    """``enable_snat = false``: a1 (no floating IP) no longer reaches the internet stand-in,
+    a2's floating IP still answers from outside; SNAT back on, a1 reaches it again."""
+    api = kit.api
+    assert kit.nets is not None
+    router = main_router.router
+    public = api.net.get_network(kit.nets.external_network_id)
+    fip = api.floating_ip(public, PROJECT)
+    api.associate(fip, next(iter(api.net.ports(name="astara-local-vm-a2"))))
+    address = fip.floating_ip_address
+    kit.wait(lambda: kit.ask(address) == "a2", 30, f"{address} -> a2")
+    gateway = {"network_id": public.id}
+    started = time.monotonic()
+    try:
+        api.net.update_router(router, external_gateway_info={**gateway, "enable_snat": False})
+        kit.wait(lambda: not kit.ping("a1"), 30, "a1 cut off from the internet stand-in")
+        record_property("snat_off_to_no_traffic_s", round(time.monotonic() - started, 2))
+        assert {kit.ask(address) for _ in range(3)} == {"a2"}  # the floating IP still works
+        assert kit.ping("a2")  # a2 goes out through its floating IP
+        assert not kit.ping("a1")
+    finally:
+        api.net.update_router(router, external_gateway_info={**gateway, "enable_snat": True})
+        api.net.delete_ip(fip)
+    kit.wait_ping("a1", timeout=30)
+
+
+def test_admin_down_stops_traffic_and_shows_down(
+    kit: E2EKit, main_router: MainRouter, record_property: Any
+) -> None:
+    api = kit.api
+    router = main_router.router
+    kit.wait(lambda: neutron_status(kit, router.id) == "ACTIVE", 30, "the router ACTIVE")
+    started = time.monotonic()
+    try:
+        api.net.update_router(router, is_admin_state_up=False)
+        kit.wait(lambda: not kit.ping("a1"), 30, "no traffic through a router set down")
+        kit.wait(lambda: neutron_status(kit, router.id) == "DOWN", 30, "the router DOWN")
+        record_property("admin_down_to_down_s", round(time.monotonic() - started, 2))
+        assert not kit.ping("a1") and not kit.ping("a2")
+    finally:
+        api.net.update_router(router, is_admin_state_up=True)
+    kit.wait_ping("a1", timeout=30)
+    kit.wait(lambda: neutron_status(kit, router.id) == "ACTIVE", 30, "the router ACTIVE again")
+    record_property("admin_down_up_s", round(time.monotonic() - started, 2))
+
+
+def test_distributed_router_is_refused_loudly(kit: E2EKit) -> None:
+    """A router with ``distributed = true``: one appliance cannot give it per-compute routing,
+    so it is refused: ERROR in Neutron with its reason, a log line naming it, no traffic."""
+    api = kit.api
+    assert kit.nets is not None
+    public = api.net.get_network(kit.nets.external_network_id)
+    net = api.network("e2e-net-dvr", PROJECT)
+    subnet = api.subnet(net, "10.57.0.0/24", PROJECT)
+    router = api.router("e2e-router-dvr", PROJECT, is_distributed=True)
+    try:
+        api.add_interface(router, subnet)
+        api.set_gateway(router, public)
+        kit.wait(lambda: neutron_status(kit, router.id) == "ERROR", 90, "the router in ERROR")
+        tags = api.net.get_router(router.id).tags
+        assert "astara-reason:distributed-unsupported" in tags, tags
+        assert f"router {router.id} refused" in kit.log_tail(200_000)
+        assert kit.vm(net, "d1")["routers"] == "10.57.0.1"  # its network is still served
+        assert not kit.ping("d1", wait=2)  # but nothing is routed
+    finally:
+        kit.cloud.vm_delete("d1")
+        api.remove_interface(router, subnet)
+        api.net.delete_router(router)
+        api.net.delete_network(net)
+
+
+def test_extra_route_goes_via_its_next_hop(kit: E2EKit, main_router: MainRouter) -> None:
+    """The router's ``routes``: b1 reaches a prefix that only a2 (on network a) holds, once
+    the router routes it via a2."""
+    api = kit.api
+    router = main_router.router
+    a2 = kit.cloud.vms.get("a2")
+    assert a2 is not None and a2.lease is not None
+    kit.cloud.vms.exec("a2", ["ip", "address", "add", f"{ROUTED_HOST}/32", "dev", "lo"])
+    assert not kit.ping("b1", address=ROUTED_HOST)  # no route to it yet
+    route = {"destination": ROUTED_PREFIX, "nexthop": a2.lease["ip_address"]}
+    try:
+        api.net.update_router(router, routes=[route])
+        kit.wait_ping("b1", timeout=30, address=ROUTED_HOST)
+        api.net.update_router(router, routes=[])
+        kit.wait(lambda: not kit.ping("b1", address=ROUTED_HOST), 30, "the route removed")
+    finally:
+        api.net.update_router(router, routes=[])
+        kit.cloud.vms.exec("a2", ["ip", "address", "del", f"{ROUTED_HOST}/32", "dev", "lo"])
 
 
 def test_killed_appliance_is_rebuilt(
@@ -223,8 +324,11 @@ def test_router_delete_removes_everything(kit: E2EKit) -> None:
     )
     assert netns.netns_exists(ns) and all(kit.cloud.fabric.is_attached(t) for t in taps)
 
+    # A user's script: interface, router, then network, back to back (each call raises on
+    # anything but 2xx): the appliance's port on the network does not keep it (issue 15).
     api.remove_interface(router, subnet)
     api.net.delete_router(router)
+    api.net.delete_network(net)
 
     def gone() -> bool:
         return (
@@ -237,7 +341,7 @@ def test_router_delete_removes_everything(kit: E2EKit) -> None:
     kit.wait(gone, 60, "the deleted router's namespace, veths, processes and ports gone")
     assert not [pid for pid in appliance_pids if os.path.exists(f"/proc/{pid}")]
     assert all(api.find("port", p) is None for p in astara_ports)
-    api.net.delete_network(net)  # no port of ours keeps the tenant from deleting it
+    assert api.find("network", net.id) is None
 
 
 def test_neutron_outage_then_converges(

@@ -11,6 +11,7 @@ namespace (an nft counter there says so).
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +20,14 @@ import pytest
 
 from astara.linux import netns
 from astara.linux.fabric import strip_prefix
-from astara_localcloud.fabric import ORCHESTRATOR_MANAGEMENT_CIDR
+from astara_localcloud.fabric import INTERNET_HOST_CIDRS, ORCHESTRATOR_MANAGEMENT_CIDR
 from tests.e2e.kit import E2EKit
 
 ORCHESTRATOR = strip_prefix(ORCHESTRATOR_MANAGEMENT_CIDR)
 APPLIANCE_PORTS = (5000, 22, 53, 80, 179, 9602, 9697)
 ORCHESTRATOR_PORTS = (9697, 5000, 44250, 7777)
 PROBE_TABLE = "inet astara_e2e_probe"
+INTERNET_V6 = strip_prefix(INTERNET_HOST_CIDRS[1])  # the internet stand-in's IPv6 address
 
 # connect to every (address, port) given, side by side; print {"addr port": outcome}
 CONNECT_ALL = """
@@ -129,6 +131,29 @@ def test_dual_stack_vms_get_slaac_and_reach_the_internet_over_ipv4(
         # its IPv6 default route comes from the router's advertisement (bird)
         routes = kit.cloud.vms.exec(tenant.vm, ["ip", "-6", "route", "show", "default"]).stdout
         assert "proto ra" in routes, routes
+
+
+def test_dual_stack_vms_reach_the_internet_over_ipv6_both_ways(
+    kit: E2EKit, tenants: list[Tenant]
+) -> None:
+    """IPv6 north-south (issue 15): tenant prefixes are routed, not NATed; the upstream learns
+    them from each appliance over BGP (bird both sides), so the internet stand-in answers the
+    VMs and reaches them."""
+    internet = kit.cloud.fabric.internet_namespace
+    for tenant in tenants:
+        address = kit.wait(lambda t=tenant: slaac_address(kit, t.vm, t.v6_prefix), 60,  # type: ignore[misc]
+                           f"{tenant.vm}'s SLAAC address in {tenant.v6_prefix}")  # fmt: skip
+        kit.wait_ping(tenant.vm, timeout=60, address=INTERNET_V6)  # out, and the answer back
+        kit.wait(lambda a=address: _pings(internet, a), 30,  # type: ignore[misc]
+                 f"the internet stand-in reaching {address}")  # fmt: skip
+    routes = netns.run(["ip", "-n", kit.cloud.fabric.upstream_namespace, "-6", "route", "show"])
+    assert all(t.v6_prefix in routes and "proto bird" in routes for t in tenants), routes
+
+
+def _pings(ns: str, address: str) -> bool:
+    result = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", address],
+                            capture_output=True, timeout=10, check=False)  # fmt: skip
+    return result.returncode == 0
 
 
 def test_no_vm_reaches_any_management_address_or_the_orchestrator(

@@ -128,6 +128,9 @@ def test_port_lifecycle_through_router_deletion(driver, tenant, api):
         assert port.name.endswith(tenant.router.id)
         if "port-security" in driver.client.extensions():
             assert port.is_port_security_enabled is False
+        # Neutron deletes the service ports with their network (issue 15); not the management's
+        owner = "network:dhcp" if spec.role is PortRole.SERVICE else ""
+        assert port.device_owner == owner
 
     assert driver.ensure_ports(resource(tenant)) == specs  # found again by name, none created
 

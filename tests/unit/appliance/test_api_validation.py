@@ -109,6 +109,8 @@ def test_config_before_any_put_is_the_empty_document(client: Client) -> None:
             "asn": None,
             "neighbor_asn": None,
             "orchestrator": None,
+            "enable_snat": True,
+            "admin_state_up": True,
         },
     }
 

@@ -296,7 +296,8 @@ def test_document_json_is_the_document() -> None:
     assert document_json(doc) == text  # the networks' JSON reused
     assert list(json.loads(text)["configuration"]) == [
         "networks", "static_routes", "floating_ips", "tenant_id", "hostname",
-        "default_v4_gateway", "asn", "neighbor_asn", "orchestrator",
+        "default_v4_gateway", "asn", "neighbor_asn", "orchestrator", "enable_snat",
+        "admin_state_up",
     ]  # fmt: skip
     assert list(json.loads(text)["configuration"]["networks"][2]["subnets"][0])[:2] == [
         "id", "cidr"]  # fmt: skip

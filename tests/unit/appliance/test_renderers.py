@@ -164,3 +164,23 @@ def test_the_proxy_owners_are_asked_of_the_document() -> None:
             {k: v for k, v in one.items() if k != "instances"} for one in config["listeners"]
         ],
     }
+
+
+def test_firewall_without_snat_keeps_floating_ips() -> None:
+    doc = with_fip(base_document())
+    doc["configuration"]["enable_snat"] = False
+    text = firewall.render(firewall.inputs_from(conf_of(doc), IFNAMES, 5000))
+    assert "snat ip to 172.24.4.10" not in text  # no default SNAT to the gateway's address
+    assert "elements = { 10.10.10.5 : 172.24.4.100 }" in text  # the floating IP's SNAT stays
+    assert "dnat ip to ip daddr map @fip_dnat_ip" in text
+    assert 'iifname { "ge2" } accept' in text  # still forwarding
+
+
+def test_firewall_of_a_router_administratively_down_forwards_nothing() -> None:
+    doc = with_fip(base_document())
+    doc["configuration"]["admin_state_up"] = False
+    text = firewall.render(firewall.inputs_from(conf_of(doc), IFNAMES, 5000))
+    forward = text.split("chain forward {")[1].split("}")[0]
+    assert "policy drop;" in forward
+    assert "accept" not in forward  # not even established flows: they stop too
+    assert 'iifname { "ge2" } udp dport { 53, 67, 547 } accept' in text  # DHCP still served

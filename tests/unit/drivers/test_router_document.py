@@ -247,3 +247,45 @@ def test_a_dns_name_that_is_not_one_whole_hostname_is_replaced(dns_name: str) ->
     # "web-1\n" matched the hostname pattern with re.match ($ takes a final line break)
     port = Port("p", NET, "fa:16:3e:aa:00:09", (("s-v4", "10.0.0.9"),), dns_name=dns_name)
     assert allocation_hostname(port, "10.0.0.9") == "host-10-0-0-9"
+
+
+def test_router_semantics_default_to_neutrons(doc):
+    conf = configdoc.parse_document(doc).configuration
+    assert conf.enable_snat is True and conf.admin_state_up is True
+
+
+def test_snat_off_and_admin_down_are_carried():
+    router = Router("r-1", "d3adb33f", enable_snat=False, admin_state_up=False)
+    doc = build_document(topology(router=router), appliance_ports(), SETTINGS)
+    conf = configdoc.parse_document(doc).configuration
+    assert conf.enable_snat is False and conf.admin_state_up is False
+
+
+def test_a_refused_router_forwards_nothing():
+    router = Router("r-1", "d3adb33f", distributed=True)
+    doc = build_document(topology(router=router), appliance_ports(), SETTINGS)
+    assert doc["configuration"]["admin_state_up"] is False
+
+
+def test_an_older_document_without_them_is_still_valid(doc):
+    for key in ("enable_snat", "admin_state_up"):
+        del doc["configuration"][key]
+    conf = configdoc.parse_document(doc).configuration
+    assert conf.enable_snat is True and conf.admin_state_up is True
+
+
+def test_asns_are_the_orchestrators_options():
+    from oslo_config import cfg
+
+    from astara.drivers.router import document_settings
+    from astara.orchestrator.config import register_opts
+
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    conf([], default_config_files=[])
+    assert (document_settings(conf).asn, document_settings(conf).neighbor_asn) == (64512, 64512)
+    conf.set_override("asn", 65010)
+    conf.set_override("neighbor_asn", 65020)
+    settings = document_settings(conf)
+    doc = build_document(topology(), appliance_ports(), settings)
+    assert (doc["configuration"]["asn"], doc["configuration"]["neighbor_asn"]) == (65010, 65020)

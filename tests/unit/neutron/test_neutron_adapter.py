@@ -180,6 +180,17 @@ def test_status_tag_replaces_the_previous_one_only():
     assert client.puts == []
 
 
+def test_a_reason_is_a_tag_of_its_own_until_a_status_without_one():
+    client = FakeClient()
+    client.tags = ["keep-me", "astara-status:BUILD"]
+    reporter = StatusReporter(client)  # type: ignore[arg-type]
+    assert reporter.report("r-1", "ERROR", "distributed-unsupported")
+    assert sorted(client.tags) == [
+        "astara-reason:distributed-unsupported", "astara-status:ERROR", "keep-me"]  # fmt: skip
+    assert reporter.report("r-1", "ACTIVE")
+    assert client.tags == ["keep-me", "astara-status:ACTIVE"]
+
+
 def test_status_extension_is_used_when_loaded():
     client = FakeClient()
     client.extension_aliases = frozenset({"dhrouterstatus", "router"})
@@ -201,7 +212,7 @@ class GatedReporter:
         self.reported: list[tuple[str, str]] = []
         self.failures = 0
 
-    def report(self, router_id: str, status: str) -> bool:
+    def report(self, router_id: str, status: str, reason: str = "") -> bool:
         self.gate.wait(10)
         if self.failures:
             self.failures -= 1
