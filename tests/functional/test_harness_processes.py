@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -74,16 +76,31 @@ def test_sigterm_ignored_then_killed(tmp_path):
     assert process_start_time(proc.pid) is None
 
 
+T = TypeVar("T")
+
+
+def _statuses(pids: list[int]) -> set[str]:
+    return {psutil.Process(pid).status() for pid in pids}
+
+
+def _until(check: Callable[[], T], timeout: float = 10.0) -> T:
+    """Poll ``check`` until it is true (signals and forks land asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
 def test_paused_freezes_the_session_and_lets_it_go_on(tmp_path):
     tracker = ProcessTracker(tmp_path / "pids")
     proc = tracker.start("leader", ["sh", "-c", "sleep 60 & wait"])
     try:
-        time.sleep(0.2)  # the leader has forked its child
-        members = [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children())]
+        children = _until(lambda: psutil.Process(proc.pid).children())
+        members = [proc.pid, *(c.pid for c in children)]
         assert len(members) == 2
         with tracker.paused("leader"):
-            assert {psutil.Process(p).status() for p in members} == {psutil.STATUS_STOPPED}
-        assert psutil.STATUS_STOPPED not in {psutil.Process(p).status() for p in members}
+            assert _until(lambda: _statuses(members) == {psutil.STATUS_STOPPED})
+        assert _until(lambda: psutil.STATUS_STOPPED not in _statuses(members))
         with pytest.raises(RuntimeError, match="not running"), tracker.paused("nobody"):
             pass
     finally:
