@@ -26,6 +26,7 @@ FORCE=0
 PACKAGES=(
     linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv udev kmod
     dnsmasq-base bird2 nftables iproute2 conntrack openssh-server sudo
+    netbase  # /etc/protocols and /etc/services: nft resolves "tcp", "icmp" by name
     python3 python3-venv
 )
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -44,16 +45,6 @@ for tool in mmdebstrap mke2fs qemu-img; do
     command -v "$tool" >/dev/null || { echo "build-image.sh: $tool missing (scripts/setup.sh test)" >&2; exit 1; }
 done
 
-# Refuse an unknown package before anything is built (mmdebstrap's own error is deep in its log).
-unknown=()
-for pkg in "${PACKAGES[@]}"; do
-    apt-cache show --no-all-versions "$pkg" >/dev/null 2>&1 || unknown+=("$pkg")
-done
-if [ ${#unknown[@]} -gt 0 ]; then
-    echo "build-image.sh: no such Debian package: ${unknown[*]} (apt-get update? a typo?)" >&2
-    exit 3
-fi
-
 UNITS=$ROOT/scripts/image
 inputs_hash=$( (cat "$0"; printf '%s\n' "${PACKAGES[@]}"; cat pyproject.toml;
                 find astara "$UNITS" -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cat) \
@@ -64,6 +55,16 @@ if [ "$FORCE" = 0 ] && [ -e "$OUT/manifest.json" ]; then
     ln -sfn "$inputs_hash" "$STATE_DIR/latest"
     echo "$OUT"
     exit 0
+fi
+# Refuse an unknown package before anything is built (mmdebstrap's own error is deep in its log).
+known=$(apt-cache policy "${PACKAGES[@]}" 2>/dev/null | sed -n 's/^\([^ ].*\):$/\1/p')
+unknown=()
+for pkg in "${PACKAGES[@]}"; do
+    grep -qxF "$pkg" <<<"$known" || unknown+=("$pkg")
+done
+if [ ${#unknown[@]} -gt 0 ]; then
+    echo "build-image.sh: no such Debian package: ${unknown[*]} (apt-get update? a typo?)" >&2
+    exit 3
 fi
 start=$(date +%s)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/astara-image.XXXXXX")
