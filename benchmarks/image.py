@@ -20,6 +20,7 @@ from pathlib import Path
 from astara.core.interfaces import PortRole, PortSpec
 from astara.linux.netns import NamespaceRegistry
 from astara_localcloud.fabric import KitFabric
+from astara_localcloud.qemu import probe_accel
 from astara_localcloud.qemu_guest import boot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def guest_memory_mb(meminfo: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold", action="store_true", help="also time a full rebuild (minutes)")
-    parser.add_argument("--accel", default="tcg")
+    parser.add_argument("--accel", default="auto", help="tcg, kvm or auto (a quick KVM probe)")
     parser.add_argument("--memory", type=int, default=320, help="guest RAM, MB")
     args = parser.parse_args()
 
@@ -55,6 +56,8 @@ def main() -> None:
         print(f"{name + ':':23}{size / 1e6:7.1f} MB")
     print(f"packages:              {len(manifest['packages']):7d}")
 
+    if args.accel == "auto":
+        args.accel = probe_accel(image_dir)
     prefix = f"ai{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory(prefix="astara-image-bench.") as tmp:
         work = Path(tmp)

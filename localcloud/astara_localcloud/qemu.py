@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -59,6 +60,29 @@ def config_drive(path: Path, user_data: str, *, uuid: str, hostname: str,
                         "-J", "-r", "-V", "config-2", tmp],
                        check=True, capture_output=True, timeout=60)  # fmt: skip
     return path
+
+
+def probe_accel(image_dir: Path = IMAGES / "latest", timeout: float = 15.0) -> str:
+    """``"kvm"`` if the image's kernel runs to its end under KVM within ``timeout`` seconds
+    (no root device: it panics, and qemu, told not to reboot, exits), else ``"tcg"``. Nested KVM
+    can hang early in a guest kernel's boot or abort qemu: measured so, never assumed."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    image_dir = Path(image_dir)
+    with tempfile.TemporaryDirectory(prefix="kvm-probe.") as tmp:
+        console = Path(tmp) / "console.log"
+        argv = [QEMU, "-machine", "pc", "-accel", "kvm", "-m", "256", "-nodefaults",
+                "-no-user-config", "-display", "none", "-no-reboot",
+                "-serial", f"file:{console}", "-kernel", str(image_dir / "vmlinuz"),
+                "-append", "console=ttyS0 panic=-1"]  # fmt: skip
+        try:
+            subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:  # subprocess.run kills qemu
+            LOG.info("KVM probe: no end within %.0f s; TCG", timeout)
+            return "tcg"
+        ran = "Kernel panic" in console.read_text(errors="replace") if console.exists() else False
+    LOG.info("KVM probe: %s", "the kernel ran; KVM" if ran else "qemu failed; TCG")
+    return "kvm" if ran else "tcg"
 
 
 class ApplianceVM:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from astara_localcloud.qemu import probe_accel
 from astara_localcloud.qemu_guest import Guest, boot
 from tests.functional.localcloud.netns_kit import NetnsKit
 
@@ -32,6 +33,12 @@ def image_dir() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="session")
+def accel(image_dir: Path) -> str:
+    """KVM if a quick probe boots the image's kernel with it, else TCG (nested KVM hangs)."""
+    return probe_accel(image_dir)
+
+
 @pytest.fixture(scope="module")
 def vm_kit() -> Iterator[NetnsKit]:
     kit = NetnsKit()
@@ -43,18 +50,18 @@ def vm_kit() -> Iterator[NetnsKit]:
         subprocess.run(["rm", "-rf", str(kit.state_dir)], check=False)
 
 
-def boot_on(kit: NetnsKit, image_dir: Path, files: Path, **options: Any) -> Guest:
+def boot_on(kit: NetnsKit, image_dir: Path, accel: str, files: Path, **options: Any) -> Guest:
     """A guest on ``kit``'s management network (``options``: :func:`boot`'s)."""
     port = kit.management_port()
-    return boot(kit.fabric, kit.mgmt_ns, port, files, name=port.port_id[:8],
-                state_dir=kit.state_dir / "vms", image_dir=image_dir, **options)  # fmt: skip
+    where = {"state_dir": kit.state_dir / "vms", "image_dir": image_dir, "accel": accel}
+    return boot(kit.fabric, kit.mgmt_ns, port, files, name=port.port_id[:8], **where, **options)
 
 
 @pytest.fixture(scope="module")
 def guest(
-    image_dir: Path, vm_kit: NetnsKit, tmp_path_factory: pytest.TempPathFactory
+    image_dir: Path, accel: str, vm_kit: NetnsKit, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Guest]:
-    booted = boot_on(vm_kit, image_dir, tmp_path_factory.mktemp("guest"))
+    booted = boot_on(vm_kit, image_dir, accel, tmp_path_factory.mktemp("guest"))
     try:
         booted.wait_for_api(BOOT_TIMEOUT)
         yield booted

@@ -13,10 +13,10 @@ from tests.vm.conftest import BOOT_TIMEOUT, boot_on
 
 
 def test_an_unknown_management_mac_is_said_on_the_console(
-    image_dir: Path, vm_kit: NetnsKit, tmp_path: Path
+    image_dir: Path, accel: str, vm_kit: NetnsKit, tmp_path: Path
 ) -> None:
     wrong = random_mac()
-    guest = boot_on(vm_kit, image_dir, tmp_path, user_data_mac=wrong)
+    guest = boot_on(vm_kit, image_dir, accel, tmp_path, user_data_mac=wrong)
     try:
         said = guest.vm.wait_for_console(r"no management address", BOOT_TIMEOUT)
         if said is None:
