@@ -35,9 +35,11 @@ NOVA_APT_PACKAGES=(
 if [ "$MODE" = test ] || [ "$MODE" = nova ]; then
     APT_PACKAGES+=("${NOVA_APT_PACKAGES[@]}")
 fi
-# The database tests run on MariaDB and PostgreSQL too (test mode only).
+# The database tests run on MariaDB and PostgreSQL too (test mode only); the vm tier builds the
+# appliance image (scripts/build-image.sh) and boots it under qemu with a Nova-style config drive.
 if [ "$MODE" = test ]; then
     APT_PACKAGES+=(mariadb-server mariadb-client postgresql)
+    APT_PACKAGES+=(mmdebstrap e2fsprogs qemu-utils qemu-system-x86 genisoimage openssh-client)
 fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -2,7 +2,7 @@
 # Install what the tests need, then run every quality gate and the whole test suite.
 #
 #   scripts/test.sh                 lint, format check, type check, layer contracts, all test tiers
-#   scripts/test.sh -m unit         one tier (unit | functional | integration | e2e)
+#   scripts/test.sh -m unit         one tier (unit | functional | integration | e2e | vm)
 #   scripts/test.sh tests/unit -k x any pytest arguments
 #
 # Needs root for the functional, integration and e2e tiers (namespaces, real daemons).

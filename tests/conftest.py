@@ -1,7 +1,8 @@
 """The shared test harness: real RabbitMQ, a real neutron-server, network namespaces.
 
 Tiers are markers given by directory (tests/unit, tests/functional, tests/integration,
-tests/e2e); run one with ``scripts/test.sh -m unit`` (or ``.venv/bin/pytest -m unit``).
+tests/e2e, tests/vm: the appliance image under qemu); run one with ``scripts/test.sh -m unit``
+(or ``.venv/bin/pytest -m unit``).
 
 Everything the harness creates is recorded under ``RUN_DIR``: processes by PID (with their
 start times) and namespaces by name. A run first removes what an interrupted earlier run
@@ -31,8 +32,8 @@ RUNS_DIR = Path(os.environ.get("ASTARA_TEST_RUN_DIR", "/run/astara-tests"))
 # Each pytest session records what it creates in a directory of its own, named by its PID, so
 # that several runs on one host (developers, CI) never clean up each other's resources.
 RUN_DIR = RUNS_DIR / f"run-{os.getpid()}"
-TIERS = ("unit", "functional", "integration", "e2e")
-ROOT_TIERS = {"functional", "integration", "e2e"}
+TIERS = ("unit", "functional", "integration", "e2e", "vm")
+ROOT_TIERS = {"functional", "integration", "e2e", "vm"}
 
 
 # -- tiers -------------------------------------------------------------------------------------

@@ -110,12 +110,22 @@ def _api_options(argv: list[str] | None) -> SimpleNamespace:
     parser.add_argument("--tls-key", help="server private key (PEM)")
     parser.add_argument("--tls-ca", help="CA bundle: clients must present a certificate it signed")
     parser.add_argument(
+        "--tls-from-state-dir",
+        action="store_true",
+        help="TLS with <state dir>/tls/ files when they are there (the image's unit)",
+    )
+    parser.add_argument(
         "--metadata-proxy-user",
         default="nobody",
         help="the unprivileged user the metadata proxy process runs as",
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.tls_from_state_dir and not args.tls_cert:
+        from astara.appliance.tls_files import api_arguments
+
+        files = api_arguments(args.state_dir)  # --tls-cert C --tls-key K --tls-ca A, or []
+        args.tls_cert, args.tls_key, args.tls_ca = files[1::2] or (None, None, None)
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
         parser.error("--tls-cert and --tls-key go together; --tls-ca needs them")
     if args.listen is None:

@@ -7,6 +7,8 @@ call, ``inspect.signature``, made only for a class without a docstring; ``inspec
 ``ast``, ``dis`` and ``opcode``: 0.8 MB of each process's own memory for nothing. A
 stand-in takes its place: its ``signature`` raises ValueError (which
 ``dataclasses`` catches), and any other name loads the real module and answers from it.
+Python before 3.11.4 (Debian 12 has 3.11.2: the appliance image) does not catch it (CPython
+gh-103449), so there the real module stays.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class _Stand(types.ModuleType):
 
 def without_inspect() -> None:
     """Put the stand-in for ``inspect`` in ``sys.modules`` if nothing loaded the module yet."""
-    if "inspect" in sys.modules:
+    if "inspect" in sys.modules or sys.version_info < (3, 11, 4):
         return
     stand = _Stand("inspect", "A stand-in for inspect (astara.appliance.slim).")
     setattr(stand, "signature", _signature)  # noqa: B010 - a module's names
