@@ -12,6 +12,9 @@ stand-ins in namespaces. Printed, never asserted:
   ``--tries`` (20); each try adds a fresh network, so the router grows to tries + 2 ports;
 - interface removed and added back -> first packet (``--readd-tries``);
 - router create -> traffic: create router, interface and gateway, the same probe;
+- floating IP associated -> reachable from outside: the internet stand-in pings a fresh floating
+  IP every 20 ms while it is associated with a VM stand-in's port; from the associate call to
+  the first reply, p50/p99 over ``--fip-tries`` (10);
 - N routers created at once (``--routers``, default 10; ``--routers 50`` for the full run,
   which takes several minutes on 2 cores) -> all passing traffic: the time, the orchestrator's
   peak memory (RSS of its process and its workers, sampled every 0.5 s) and each appliance's
@@ -19,7 +22,7 @@ stand-ins in namespaces. Printed, never asserted:
 - baseline in the same run: the bare kernel work of an appliance (namespace + veths, from
   benchmarks/netns_boot.py) on the same fabric.
 
-    sudo .venv/bin/python benchmarks/convergence.py [--tries 20] [--routers 10]
+    sudo .venv/bin/python benchmarks/convergence.py [--tries 20] [--routers 10] [--fip-tries 10]
 
 Nothing goes outside the kit's namespaces; everything is stopped by PID and deleted at the end.
 """
@@ -198,6 +201,38 @@ class Bench:
             print(f"  re-add {attempt + 1}/{tries}: {samples[-1]:.3f}s", file=sys.stderr)
         return samples
 
+    def floating_ip_reach(self, tries: int) -> list[float]:
+        """Seconds from the floating-IP associate call to the first echo reply from outside
+        (the internet stand-in pinging the address); a fresh floating IP each try."""
+        api = self.kit.api
+        router = self.router()
+        api.set_gateway(router, self.public)
+        net, subnet, gateway = self.network()
+        vm = self.static_vm(net, gateway)
+        api.add_interface(router, subnet)
+        self.kit.wait_active(router.id, timeout=180)
+        self.kit.wait_ping(vm, timeout=120)
+        port = next(iter(api.net.ports(name=f"bench-vm-{vm}")))
+        samples = []
+        for attempt in range(tries):
+            fip = api.floating_ip(self.public, PROJECT)
+            name = f"ping-fip-{attempt}"
+            log = self.kit.state_dir / f"{name}.log"
+            self.kit.responders.start(
+                name,
+                ["stdbuf", "-oL", "ping", "-D", "-n", "-i", "0.02", "-W", "1",
+                 fip.floating_ip_address],
+                netns=self.kit.cloud.fabric.internet_namespace,
+                log_path=log,
+            )  # fmt: skip
+            started = time.time()
+            api.associate(fip, port)
+            samples.append(self.first_reply(log) - started)
+            self.kit.responders.stop(name)
+            api.net.delete_ip(fip)
+            print(f"  floating IP {attempt + 1}/{tries}: {samples[-1]:.3f}s", file=sys.stderr)
+        return samples
+
     def routers_at_once(self, count: int) -> tuple[float, list[float], int, list[int]]:
         """``count`` routers (interface + gateway); seconds until each passes traffic."""
         api = self.kit.api
@@ -256,6 +291,9 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=10, help="routers at once (50: full)")
     parser.add_argument("--router-creates", type=int, default=3)
     parser.add_argument("--readd-tries", type=int, default=3, help="interface remove + add back")
+    parser.add_argument(
+        "--fip-tries", type=int, default=10, help="floating IP associate -> reachable (p50/p99)"
+    )
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="astara-convergence-"))
     bench = Bench(state / "kit")
@@ -277,6 +315,7 @@ def main() -> int:
             bench.kit.api.set_gateway(router, bench.public)
             creates.append(bench.first_reply(log) - t0)
             bench.stop_probe(vm)
+        fips = bench.floating_ip_reach(args.fip_tries)
         total, firsts, peak_kb, per_appliance = bench.routers_at_once(args.routers)
         load = os.getloadavg()[0]
         print(
@@ -300,6 +339,10 @@ def main() -> int:
         print(
             f"router create -> first packet       median {statistics.median(creates):6.3f} s   "
             f"max {max(creates):6.3f} s   (n={len(creates)})"
+        )
+        print(
+            f"floating IP associate -> reachable  p50 {percentile(fips, 0.5):6.3f} s   "
+            f"p99 {percentile(fips, 0.99):6.3f} s   (n={len(fips)}; pinged from outside)"
         )
         print(
             f"{args.routers} routers at once -> all passing   {total:6.1f} s   "
