@@ -119,11 +119,17 @@ class Bench:
         return name
 
     def start_probe(self, vm: str) -> Path:
-        log = self.kit.state_dir / f"ping-{vm}.log"
+        """The VM stand-in pinging the internet stand-in (probe ``ping-<vm>``)."""
+        return self._ping(f"ping-{vm}", INTERNET, self.kit.cloud.vms.namespace(vm))
+
+    def _ping(self, name: str, address: str, namespace: str) -> Path:
+        """Ping ``address`` from ``namespace`` every 20 ms, each reply with its wall-clock time
+        (``ping -D``) in the returned log; stopped with ``responders.stop(name)``."""
+        log = self.kit.state_dir / f"{name}.log"
         self.kit.responders.start(
-            f"ping-{vm}",
-            ["stdbuf", "-oL", "ping", "-D", "-n", "-i", "0.02", "-W", "1", INTERNET],
-            netns=self.kit.cloud.vms.namespace(vm),
+            name,
+            ["stdbuf", "-oL", "ping", "-D", "-n", "-i", "0.02", "-W", "1", address],
+            netns=namespace,
             log_path=log,
         )
         return log
@@ -145,6 +151,19 @@ class Bench:
         api = self.kit.api
         router = api.router(f"bench-router-{self.n}", PROJECT)
         return router
+
+    def routed_vm(self) -> tuple[Any, Any, str]:
+        """A router with its gateway and one fresh network holding a static VM stand-in, passing
+        traffic to the internet stand-in; returns (router, subnet, VM name)."""
+        api = self.kit.api
+        router = self.router()
+        api.set_gateway(router, self.public)
+        net, subnet, gateway = self.network()
+        vm = self.static_vm(net, gateway)
+        api.add_interface(router, subnet)
+        self.kit.wait_active(router.id, timeout=180)
+        self.kit.wait_ping(vm, timeout=120)
+        return router, subnet, vm
 
     # -- measurements ------------------------------------------------------------------------
     def interface_add(self, tries: int) -> tuple[list[float], list[float]]:
@@ -180,13 +199,7 @@ class Bench:
         """Remove an interface, wait until its traffic stops, add it back: seconds to the first
         packet from the add call (the appliance gets a new port, so a new MAC)."""
         api = self.kit.api
-        router = self.router()
-        api.set_gateway(router, self.public)
-        net, subnet, gateway = self.network()
-        vm = self.static_vm(net, gateway)
-        api.add_interface(router, subnet)
-        self.kit.wait_active(router.id, timeout=180)
-        self.kit.wait_ping(vm, timeout=120)
+        router, subnet, vm = self.routed_vm()
         samples = []
         for attempt in range(tries):
             api.remove_interface(router, subnet)
@@ -205,26 +218,14 @@ class Bench:
         """Seconds from the floating-IP associate call to the first echo reply from outside
         (the internet stand-in pinging the address); a fresh floating IP each try."""
         api = self.kit.api
-        router = self.router()
-        api.set_gateway(router, self.public)
-        net, subnet, gateway = self.network()
-        vm = self.static_vm(net, gateway)
-        api.add_interface(router, subnet)
-        self.kit.wait_active(router.id, timeout=180)
-        self.kit.wait_ping(vm, timeout=120)
+        _router, _subnet, vm = self.routed_vm()
         port = next(iter(api.net.ports(name=f"bench-vm-{vm}")))
         samples = []
         for attempt in range(tries):
             fip = api.floating_ip(self.public, PROJECT)
             name = f"ping-fip-{attempt}"
-            log = self.kit.state_dir / f"{name}.log"
-            self.kit.responders.start(
-                name,
-                ["stdbuf", "-oL", "ping", "-D", "-n", "-i", "0.02", "-W", "1",
-                 fip.floating_ip_address],
-                netns=self.kit.cloud.fabric.internet_namespace,
-                log_path=log,
-            )  # fmt: skip
+            internet = self.kit.cloud.fabric.internet_namespace
+            log = self._ping(name, fip.floating_ip_address, internet)
             started = time.time()
             api.associate(fip, port)
             samples.append(self.first_reply(log) - started)
