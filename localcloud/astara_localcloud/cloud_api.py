@@ -10,7 +10,8 @@ from typing import Any
 
 import openstack
 from openstack.connection import Connection
-from openstack.exceptions import NotFoundException
+
+from astara.providers.nova_calls import find_or_none
 
 
 def connect(endpoint: str) -> Connection:
@@ -33,11 +34,8 @@ class NeutronBuilder:
 
     def find(self, kind: str, name_or_id: str) -> Any | None:
         """The ``kind`` (``port``, ``network``, ``router``...) named or with id ``name_or_id``,
-        or None. (openstacksdk deprecates ``find_*(ignore_missing=True)``: we catch instead.)"""
-        try:
-            return getattr(self.net, f"find_{kind}")(name_or_id, ignore_missing=False)
-        except NotFoundException:
-            return None
+        or None (:func:`~astara.providers.nova_calls.find_or_none`)."""
+        return find_or_none(getattr(self.net, f"find_{kind}"), name_or_id)
 
     def network(self, name: str, project_id: str, *, external: bool = False, **kw: Any) -> Any:
         attrs: dict[str, Any] = {"name": name, "project_id": project_id, **kw}
