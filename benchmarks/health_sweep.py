@@ -37,8 +37,8 @@ from astara.providers.fake import FakeComputeProvider
 from astara.providers.fake_appliance import FakeApplianceFleet
 
 RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 25\r\n\r\n"
-    b'{"v4": true, "v6": false}'
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n"
+    b'{"v4": true, "v6": null}'
 )
 
 
@@ -94,10 +94,10 @@ class StatusOverHttp:
     def __init__(self, fleet: FakeApplianceFleet, http: HttpApplianceClient | None) -> None:
         self.fleet, self.http = fleet, http
 
-    def is_alive(self, address: str, port: int) -> bool:
+    def status(self, address: str, port: int) -> Mapping[str, bool] | None:
         if self.http is None:
-            return self.fleet.is_alive(address, port)
-        return self.http.is_alive(address, port)
+            return self.fleet.status(address, port)
+        return self.http.status(address, port)
 
     def get_config(self, address: str, port: int) -> Mapping[str, Any]:
         return self.fleet.get_config(address, port)

@@ -1,5 +1,9 @@
 """``GET /v1/status/``: can the box reach its default gateways? Cheap to ask, often.
 
+The answer is ``{"v4": true|false|null, "v6": ...}``: true when that family's default gateway
+answered a ping, false when it did not, null when the box has no default gateway of that family
+(nothing to reach: not a fault). The orchestrator reports false as an unreachable gateway.
+
 The gateways come from the kernel's routing tables (``/proc/net/route``, ``/proc/net/ipv6_route``:
 no process spawned); each is probed with one ICMP echo from a raw socket, both families at once,
 in a thread of its own.
@@ -115,9 +119,12 @@ def _is_reply(data: bytes, source: str, address: str, v6: bool, ident_seq: tuple
     return kind == (129 if v6 else 0) and (ident, seq) == ident_seq
 
 
-def probe(gateways: dict[str, tuple[str, str] | None], timeout: float = TIMEOUT) -> dict[str, bool]:
+Reach = dict[str, bool | None]  # family -> answered (None: no gateway of that family)
+
+
+def probe(gateways: dict[str, tuple[str, str] | None], timeout: float = TIMEOUT) -> Reach:
     """Ping each gateway once, all at once: which answered within ``timeout`` seconds?"""
-    result = {name: False for name in gateways}
+    result: Reach = {name: (None if gw is None else False) for name, gw in gateways.items()}
     ident_seq = _ident_seq()
     waiting: dict[socket.socket, tuple[str, str]] = {}  # socket -> (name, address)
     for name, gateway in gateways.items():
@@ -147,7 +154,7 @@ def probe(gateways: dict[str, tuple[str, str] | None], timeout: float = TIMEOUT)
 
 
 class GatewayStatus:
-    """The ``{"v4": bool, "v6": bool}`` answer, kept and refreshed as the module says.
+    """The ``{"v4": bool | None, "v6": bool | None}`` answer, kept and refreshed as the module says.
 
     Called from the API's connection threads; a probe runs in a thread of its own, and the
     requests that must wait for it share it.
@@ -155,13 +162,13 @@ class GatewayStatus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._result: dict[str, bool] | None = None
+        self._result: Reach | None = None
         self._at = 0.0
         self._for: Any = None  # the gateways the result is of
-        self._probe: Future[dict[str, bool]] | None = None
+        self._probe: Future[Reach] | None = None
         self._probing: Any = None  # the gateways the running probe is of
 
-    def get(self) -> dict[str, bool]:
+    def get(self) -> Reach:
         gateways = default_gateways()  # a read of /proc: other gateways, another answer
         with self._lock:
             result, age = self._result, time.monotonic() - self._at
@@ -174,17 +181,17 @@ class GatewayStatus:
             running = self._start_probe(gateways)
         return dict(running.result())
 
-    def _start_probe(self, gateways: dict[str, tuple[str, str] | None]) -> Future[dict[str, bool]]:
+    def _start_probe(self, gateways: dict[str, tuple[str, str] | None]) -> Future[Reach]:
         """The probe of ``gateways`` running, or a new one (under the lock)."""
         if self._probe is None or self._probe.done() or self._probing != gateways:
-            running: Future[dict[str, bool]] = Future()
+            running: Future[Reach] = Future()
             self._probe, self._probing = running, gateways
             threading.Thread(target=self._run_probe, args=(gateways, running), daemon=True,
                              name="status-probe").start()  # fmt: skip
         return self._probe
 
     def _run_probe(
-        self, gateways: dict[str, tuple[str, str] | None], running: Future[dict[str, bool]]
+        self, gateways: dict[str, tuple[str, str] | None], running: Future[Reach]
     ) -> None:
         try:
             result = probe(gateways)

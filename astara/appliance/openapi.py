@@ -46,7 +46,7 @@ def _body(name: str) -> dict[str, Any]:
 _CHANGES = {"415": _NOT_JSON, "500": _STEP_FAILED}
 # per route (the handler's name): the 200 answer's type, and what else the operation has
 META: dict[str, dict[str, Any]] = {
-    "status": {"answer": dict[str, bool]},
+    "status": {"answer": dict[str, bool | None]},
     "rules": {"answer": dict[str, str]},
     "interfaces": {"answer": dict[str, list[dict[str, Any]]]},
     "interface": {"answer": Any, "responses": {

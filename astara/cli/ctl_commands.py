@@ -230,14 +230,23 @@ class Show(ShowOne):
         values[SHOW_FIELDS.index("queued_actions")] = ", ".join(view.get("queued_actions") or [])
         transitions = "\n".join(format_transition(t) for t in view.get("transitions") or [])
         return (
-            (*SHOW_FIELDS, "traffic", "last_transitions", "why"),
+            (*SHOW_FIELDS, "gateways", "traffic", "last_transitions", "why"),
             (
                 *values,
+                format_gateways(view.get("gateways") or {}),
                 format_traffic(view.get("traffic") or {}),
                 transitions,
                 "\n".join(textwrap.fill(line, 88) for line in explain(view)),
             ),
         )
+
+
+def format_gateways(gateways: dict[str, bool]) -> str:
+    """``v4 reachable, v6 UNREACHABLE`` (empty: no gateway, or the appliance did not say)."""
+    return ", ".join(
+        f"{family} {'reachable' if answers else 'UNREACHABLE'}"
+        for family, answers in sorted(gateways.items())
+    )
 
 
 def format_traffic(traffic: dict[str, dict[str, int]]) -> str:

@@ -40,6 +40,12 @@ def explain(view: Mapping[str, Any], now: float | None = None) -> list[str]:
         lines.append(_STATUS[status])
         if failures:
             lines.append(f"{failures} boot(s) failed in a row so far.")
+    unreachable = sorted(f for f, answers in (view.get("gateways") or {}).items() if not answers)
+    if unreachable:
+        lines.append(
+            f"Its appliance cannot reach its {' and '.join(unreachable)} default gateway: "
+            "traffic to and from outside stops there (an upstream fault: no rebuild)."
+        )
     if view.get("last_error"):
         lines.append(f"Last error: {view['last_error']}")
     if view.get("queued_actions"):

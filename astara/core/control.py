@@ -51,6 +51,9 @@ class ResourceView:
     # The appliance's traffic counters at its last READ, per interface: bytes_in, bytes_out,
     # packets_in, packets_out (empty: never read).
     traffic: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Whether the appliance's default gateway answers its ping, per family ("v4", "v6") with a
+    # gateway, as its last status said (empty: no gateway, or not asked yet).
+    gateways: dict[str, bool] = field(default_factory=dict)
 
 
 def traffic_counters(stats: Mapping[str, Any] | None) -> dict[str, dict[str, int]]:

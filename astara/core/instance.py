@@ -47,6 +47,7 @@ class InstanceManager:
         "clock",
         "driver",
         "error_since",
+        "gateways",
         "image",
         "instance",
         "last_error",
@@ -74,6 +75,7 @@ class InstanceManager:
         self._pushed: PushedDocument | None = None
         self._push_failures = 0  # failed configuration pushes in a row
         self.stats: Mapping[str, Any] | None = None
+        self.gateways: dict[str, bool] = {}  # family -> the appliance's gateway answers it
         self._status = BackendStatus()
         self._hotplug = HotplugState()
 
@@ -152,10 +154,13 @@ class InstanceManager:
             self._set(InstanceState.DOWN, "(instance shut off)")
             return self.state
         api = self._api()
-        if api is not None and self.appliance.is_alive(*api):
+        reach = self.appliance.status(*api) if api is not None else None
+        if reach is not None:
+            self._note_gateways(reach)
             if self.state in (InstanceState.DOWN, InstanceState.BOOTING, InstanceState.RESTART):
                 self._set(InstanceState.UP, "(appliance API answers)")
             return self.state
+        self.gateways = {}  # nothing known of an appliance that does not answer
         booted_at = instance.booted_at
         age = self.clock() - booted_at if booted_at is not None else None
         in_time = age is not None and age < self.settings.boot_timeout
@@ -169,6 +174,18 @@ class InstanceManager:
             self._fail(f"appliance at {self.management_address} does not answer")
             self._set(InstanceState.DOWN, "(appliance dead)")
         return self.state
+
+    def _note_gateways(self, reach: Mapping[str, bool]) -> None:
+        """Keep what the appliance says of its default gateways; log each change of a family
+        (an unreachable gateway is an upstream fault: reported, not a reason to rebuild)."""
+        for family in sorted(set(reach) | set(self.gateways)):
+            now, before = reach.get(family), self.gateways.get(family)
+            if now is False and before is not False:
+                LOG.warning("%s: the appliance's %s default gateway does not answer its ping",
+                            self.name, family)  # fmt: skip
+            elif now is True and before is False:
+                LOG.info("%s: the appliance's %s default gateway answers again", self.name, family)
+        self.gateways = dict(reach)
 
     def _boot_failed(self, message: str) -> None:
         self.boot_failures += 1

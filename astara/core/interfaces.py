@@ -106,11 +106,16 @@ class ApplianceConfigRejected(ApplianceError):
         self.paths: tuple[str, ...] = tuple(paths)
 
 
+GatewayReach = Mapping[str, bool]  # address family ("v4", "v6") -> its default gateway answers
+
+
 class ApplianceClient(Protocol):
     """The appliance's REST API (DESIGN §5), addressed by management address and port."""
 
-    def is_alive(self, address: str, port: int) -> bool:
-        """True if the API answers (GET /v1/status/ or the config) within a short timeout."""
+    def status(self, address: str, port: int) -> GatewayReach | None:
+        """None if the API does not answer ``GET /v1/status/`` within a short timeout; else
+        whether each default gateway the appliance has answered its ping, by family
+        (``{"v4": True, "v6": False}``; a family without a gateway is left out)."""
         ...
 
     def get_config(self, address: str, port: int) -> Mapping[str, Any]: ...

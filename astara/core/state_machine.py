@@ -387,4 +387,5 @@ class Machine:
             failures_in_a_row=self.requeue.failures,
             next_retry_at=self.requeue.next_at,
             traffic=traffic_counters(instance.stats),
+            gateways=dict(instance.gateways),
         )

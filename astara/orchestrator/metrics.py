@@ -83,6 +83,7 @@ class ControlCollector(Collector):
             value=sum(v.boot_failures for v in views),
         )
         yield from traffic_families(views)
+        yield gateway_family(views)
         health = self._control.health()
         yield from _families("astara_health", health)
         yield from _families("astara_workers", self._control.workers_report())
@@ -109,6 +110,21 @@ def traffic_families(views: Iterable[ResourceView]) -> Iterator[CounterMetricFam
                     )
                 families[counter].add_metric([view.id, view.tenant_id, ifname], float(value))
     yield from families.values()
+
+
+def gateway_family(views: Iterable[ResourceView]) -> GaugeMetricFamily:
+    """``astara_appliance_gateway_reachable``: 1 when the appliance's default gateway of a
+    family answers its ping, 0 when it does not (families without a gateway are absent)."""
+    family = GaugeMetricFamily(
+        "astara_appliance_gateway_reachable",
+        "Whether the appliance's default gateway answers its ping (GET /v1/status/), by "
+        "resource and address family; 0 is an upstream fault.",
+        labels=["resource", "tenant", "family"],
+    )
+    for view in views:
+        for name, answers in sorted(view.gateways.items()):
+            family.add_metric([view.id, view.tenant_id, name], 1.0 if answers else 0.0)
+    return family
 
 
 def intake_family(counters: Mapping[str, Any]) -> CounterMetricFamily:

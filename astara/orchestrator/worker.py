@@ -37,11 +37,11 @@ REPORT_SAMPLE = 50  # machines listed by name in a worker's report
 
 
 # What a summary keeps of a ResourceView: all but the queued actions and the transitions
-# (and the traffic counters, kept as tuples so that a summary hashes).
+# (and the traffic counters and gateways, kept as tuples so that a summary hashes).
 _SUMMARIZED = tuple(
     f.name
     for f in fields(ResourceView)
-    if f.name not in ("queued_actions", "transitions", "traffic")
+    if f.name not in ("queued_actions", "transitions", "traffic", "gateways")
 )
 Traffic = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # ((ifname, ((counter, n), ...)))
 
@@ -66,11 +66,13 @@ class ResourceSummary(NamedTuple):
     floating_ips: tuple[str, ...]
     deleted: bool = False
     traffic: Traffic = ()
+    gateways: tuple[tuple[str, bool], ...] = ()  # ((family, answers), ...)
 
     def view(self) -> ResourceView:
         return ResourceView(
             **{name: getattr(self, name) for name in _SUMMARIZED},
             traffic={ifname: dict(counters) for ifname, counters in self.traffic},
+            gateways=dict(self.gateways),
         )
 
 
@@ -84,6 +86,7 @@ def summarize(machine: Machine, worker: int) -> ResourceSummary:
             (ifname, tuple(sorted(counters.items())))
             for ifname, counters in sorted(view.traffic.items())
         ),
+        gateways=tuple(sorted(view.gateways.items())),
     )
 
 

@@ -27,6 +27,7 @@ class FakeAppliance:
     packets: int = 0
     configs_applied: int = 0
     stats_reads: int = 0
+    gateways: dict[str, bool] = field(default_factory=dict)  # what GET /v1/status/ says
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,6 +56,10 @@ class FakeApplianceFleet:
         """The appliance stops answering (its instance still exists)."""
         self._get(address).alive = False
 
+    def set_gateways(self, address: str, **reach: bool) -> None:
+        """What the appliance's status says of its gateways from now on (``v4=False``...)."""
+        self._get(address).gateways = dict(reach)
+
     def reject_configs(self, address: str, paths: Iterable[str]) -> None:
         self._get(address).reject_paths = tuple(paths)
 
@@ -74,10 +79,13 @@ class FakeApplianceFleet:
             raise ApplianceError(f"appliance at [{address}] does not answer")
         return appliance
 
-    def is_alive(self, address: str, port: int) -> bool:
-        self.calls["is_alive"] += 1
+    def status(self, address: str, port: int) -> dict[str, bool] | None:
+        self.calls["status"] += 1
         appliance = self.appliances.get(address)
-        return appliance is not None and appliance.alive
+        return dict(appliance.gateways) if appliance is not None and appliance.alive else None
+
+    def is_alive(self, address: str, port: int) -> bool:
+        return self.status(address, port) is not None
 
     def get_config(self, address: str, port: int) -> Mapping[str, Any]:
         return self._alive(address).config or {}

@@ -72,3 +72,9 @@ def test_reply_is_matched_by_source_kind_ident_and_seq() -> None:
     reply6 = struct.pack("!BBHHH", 129, 0, 0, 7, 9)
     assert health._is_reply(reply6, "fe80::1%ge1", "fe80::1", True, (7, 9))
     assert not health._is_reply(reply6[:4], "fe80::1", "fe80::1", True, (7, 9))
+
+
+def test_a_family_without_a_gateway_is_null_not_unreachable() -> None:
+    # null: nothing to reach (the orchestrator says nothing); false is kept for a gateway
+    # that did not answer (reported as unreachable).
+    assert health.probe({"v4": None, "v6": None}, timeout=0.01) == {"v4": None, "v6": None}

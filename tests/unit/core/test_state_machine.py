@@ -6,6 +6,8 @@ import logging
 import re
 from dataclasses import replace
 
+import pytest
+
 from astara.core.events import Action, Event
 from astara.core.instance import InstanceState as I
 from astara.core.settings import MachineSettings
@@ -44,12 +46,38 @@ def test_create_boots_checks_and_configures_as_in_the_seed_example(world: World)
 
 def test_poll_of_a_configured_router_only_checks_aliveness(world: World):
     machine = configured(world)
-    alive_before, puts_before = world.fleet.calls["is_alive"], world.fleet.calls["put_config"]
+    alive_before, puts_before = world.fleet.calls["status"], world.fleet.calls["put_config"]
     done = send_run(machine, Action.POLL)
     assert path(done) == [S.CALC_ACTION, S.ALIVE, S.CALC_ACTION]
-    assert world.fleet.calls["is_alive"] == alive_before + 1
+    assert world.fleet.calls["status"] == alive_before + 1
     assert world.fleet.calls["put_config"] == puts_before
     assert world.provider.calls["boot"] == 1
+
+
+def test_an_unreachable_gateway_is_reported_not_rebuilt(
+    world: World, caplog: pytest.LogCaptureFixture
+):
+    machine = configured(world)
+    address = machine.instance.management_address
+    assert address
+    world.fleet.set_gateways(address, v4=False, v6=True)
+    with caplog.at_level("INFO", logger="astara.core.instance"):
+        send_run(machine, Action.POLL)
+        send_run(machine, Action.POLL)  # still down: said once
+        assert machine.view(0).gateways == {"v4": False, "v6": True}
+        assert machine.instance.state is I.CONFIGURED  # the appliance is fine: its upstream is not
+        assert world.provider.calls["boot"] == 1
+        world.fleet.set_gateways(address, v4=True, v6=True)
+        send_run(machine, Action.POLL)
+    said = [r.getMessage() for r in caplog.records]
+    assert [m for m in said if "does not answer its ping" in m] == [
+        "router r1: the appliance's v4 default gateway does not answer its ping"
+    ]
+    assert any("v4 default gateway answers again" in m for m in said)
+    assert machine.view(0).gateways == {"v4": True, "v6": True}
+    world.fleet.kill(address)
+    send_run(machine, Action.POLL)
+    assert machine.view(0).gateways == {}  # nothing said of an appliance that does not answer
 
 
 def test_update_pushes_the_configuration_again(world: World):

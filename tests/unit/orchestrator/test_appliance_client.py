@@ -28,6 +28,7 @@ class StandIn:
         self.release = threading.Event()  # a "hung" appliance waits for this
         self.hang = False
         self.status_code = 200
+        self.status_body: Any = {"v4": True, "v6": False}
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,7 +48,7 @@ class StandIn:
                 if standin.hang:
                     standin.release.wait(10)
                 routes = {
-                    "/v1/status/": {"v4": True, "v6": False},
+                    "/v1/status/": standin.status_body,
                     "/v1/system/interfaces": {"interfaces": INTERFACES},
                     "/v1/system/config": {"configuration": {"networks": []}},
                     "/v1/system/stats": {"interfaces": {"ge0": {"bytes_in": 42}}},
@@ -187,3 +188,35 @@ def test_something_else_answering_is_not_alive(client: HttpApplianceClient):
         thread.start()
         assert not client.is_alive("127.0.0.1", server.getsockname()[1])
         thread.join(5)
+
+
+def test_status_says_which_gateways_answer(standin: StandIn, client: HttpApplianceClient):
+    address = standin.address  # type: ignore[attr-defined]
+    assert client.status(address, standin.port) == {"v4": True, "v6": False}
+    standin.status_body = {"v4": None, "v6": True}  # null: no IPv4 gateway, nothing to say
+    assert client.status(address, standin.port) == {"v6": True}
+    standin.status_body = ["not", "a", "mapping"]  # an answer that says nothing: still alive
+    assert client.status(address, standin.port) == {}
+
+
+def test_status_does_not_wait_for_a_close_when_the_length_is_known(client: HttpApplianceClient):
+    """An appliance that keeps the connection open after the answer: the client stops reading
+    at Content-Length (else it would wait for the close and time out: not alive)."""
+    body = b'{"v4":false}'
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        done = threading.Event()
+
+        def answer_and_linger() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                done.wait(5)
+
+        thread = threading.Thread(target=answer_and_linger, daemon=True)
+        thread.start()
+        try:
+            assert client.status("127.0.0.1", server.getsockname()[1]) == {"v4": False}
+        finally:
+            done.set()
+            thread.join(5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 
 import pytest
 
@@ -169,13 +170,13 @@ def test_health_sweep_polls_every_router_periodically(backends: Backends):
     engine.start()
     try:
         assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
-        before = fleet.calls["is_alive"]
+        before = fleet.calls["status"]
         deadline = time.monotonic() + 10
         while engine.health_sweeps < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert engine.health_sweeps >= 2
-        engine.wait_for(lambda e: fleet.calls["is_alive"] >= before + 12, 5)
-        assert fleet.calls["is_alive"] >= before + 12  # 6 routers, 2 sweeps
+        engine.wait_for(lambda e: fleet.calls["status"] >= before + 12, 5)
+        assert fleet.calls["status"] >= before + 12  # 6 routers, 2 sweeps
         assert engine.poll_all() == 6
         health = engine.health()
         assert health["status"] == "ok" and health["resources"] == 6
@@ -325,3 +326,35 @@ def test_without_stats_period_no_counters_are_read(engine: Engine, backends: Bac
     assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
     assert fleet.calls["get_stats"] == 0
     assert all(v.traffic == {} for v in engine.list_resources())
+
+
+def test_a_gateway_the_appliance_cannot_reach_shows_in_views_metrics_and_show(backends: Backends):
+    from prometheus_client import generate_latest
+
+    from astara.cli.ctl_commands import format_gateways
+    from astara.cli.explain import explain
+    from astara.orchestrator.metrics import new_registry
+
+    fleet = backends.appliance
+    assert isinstance(fleet, FakeApplianceFleet)
+    engine = Engine(lambda: backends, settings(health_check_period=0.2))
+    engine.start()
+    try:
+        assert engine.wait_for(all_configured([r for r, _ in ROUTERS]), 10)
+        address = engine.get_resource("router-0").management_address  # type: ignore[union-attr]
+        assert address
+        fleet.set_gateways(address, v4=False, v6=True)
+        assert engine.wait_for(
+            lambda e: e.get_resource("router-0").gateways == {"v4": False, "v6": True}, 10
+        ), "no health sweep carried the appliance's gateway status to the view"
+        view = engine.get_resource("router-0")
+        assert view is not None and view.instance_status == "configured"  # reported, not rebuilt
+        text = generate_latest(new_registry(engine)[0]).decode()
+        assert (
+            'astara_appliance_gateway_reachable{family="v4",resource="router-0",tenant="tenant-0"}'
+            " 0.0"
+        ) in text
+        assert format_gateways(view.gateways) == "v4 UNREACHABLE, v6 reachable"
+        assert any("cannot reach its v4 default gateway" in line for line in explain(asdict(view)))
+    finally:
+        engine.stop()
