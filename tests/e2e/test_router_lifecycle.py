@@ -172,6 +172,44 @@ def test_admin_down_stops_traffic_and_shows_down(
     record_property("admin_down_up_s", round(time.monotonic() - started, 2))
 
 
+def test_unreachable_upstream_gateway_is_reported_not_rebuilt(
+    kit: E2EKit, main_router: MainRouter
+) -> None:
+    """The external network's gateway stops answering: the router's appliance says so at the
+    next health checks, the orchestrator reports it (and rebuilds nothing); back when it answers."""
+    router = main_router.router
+    before = kit.appliance_api(router.id)
+    assert before is not None and before.alive()
+    upstream = kit.cloud.fabric.upstream_namespace
+
+    def gateways() -> str:
+        shown = kit.show(router.id) or {}
+        return str(shown.get("gateways", ""))
+
+    def reachable() -> bool:
+        said = gateways()
+        return "v4 reachable" in said and "UNREACHABLE" not in said
+
+    kit.wait(reachable, 30, "the gateways reachable")
+    # Everything arriving at the gateway is dropped (a link down would flush its IPv6 addresses
+    # and the routes bird learned: later tests need them).
+    drop_all = "{ type filter hook ingress device ext0 priority 0; policy drop; }"
+    netns.exec_in(upstream, ["nft", "add", "table", "netdev", "e2e_cut"])
+    netns.exec_in(upstream, ["nft", "add", "chain", "netdev", "e2e_cut", "in", drop_all])
+    try:
+        kit.wait(lambda: not kit.ping("a1"), 30, "the upstream cut off")
+        kit.wait(lambda: "v4 UNREACHABLE" in gateways(), 60, "the gateway reported unreachable")
+        shown = kit.show(router.id)
+        assert shown is not None and shown["instance_status"] == "configured", shown
+        assert "cannot reach its" in shown["why"], shown["why"]
+    finally:
+        netns.exec_in(upstream, ["nft", "delete", "table", "netdev", "e2e_cut"])
+    kit.wait_ping("a1", timeout=30)
+    kit.wait(reachable, 60, "the gateways reachable again")
+    after = kit.appliance_api(router.id)
+    assert after is not None and after.pid == before.pid  # the same appliance: no rebuild
+
+
 def test_distributed_router_is_refused_loudly(kit: E2EKit) -> None:
     """A router with ``distributed = true``: one appliance cannot give it per-compute routing,
     so it is refused: ERROR in Neutron with its reason, a log line naming it, no traffic."""
