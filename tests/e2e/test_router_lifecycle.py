@@ -7,7 +7,9 @@ the later ones use the router the first one builds. Times are recorded with
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 from astara.linux import netns
 from astara.linux.fabric import port_ifname
 from astara.neutron.status import TAG_PREFIX
-from tests.e2e.kit import HEALTH_CHECK_PERIOD, E2EKit, ProbeLoop, kill_namespace
+from tests.e2e.kit import HEALTH_CHECK_PERIOD, INTERNET, E2EKit, ProbeLoop, kill_namespace
 
 PROJECT = "e2e-tenant"
 ROUTED_PREFIX, ROUTED_HOST = "198.51.100.0/24", "198.51.100.1"  # behind a2 (extra route)
@@ -149,6 +151,62 @@ def test_snat_off_keeps_floating_ips(
     finally:
         api.net.update_router(router, external_gateway_info={**gateway, "enable_snat": True})
         api.net.delete_ip(fip)
+    kit.wait_ping("a1", timeout=30)
+
+
+# Answers each connection with the address it came from (what the internet sees of a VM).
+WHO_ASKS = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8081))
+s.listen(16)
+while True:
+    c, peer = s.accept()
+    c.sendall(peer[0].encode() + b"\\n")
+    c.close()
+"""
+ASK_WHO = """
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], 8081), timeout=1.5) as c:
+        c.settimeout(1.5)
+        print(c.recv(100).decode().strip())
+except OSError as exc:
+    print("ERROR", exc)
+"""
+
+
+def test_external_fixed_ips_choose_the_snat_address(kit: E2EKit, main_router: MainRouter) -> None:
+    """The gateway set with ``external_fixed_ips``: the appliance takes that address on its
+    external interface, and the VM's traffic reaches the internet from it (SNAT)."""
+    api = kit.api
+    assert kit.nets is not None
+    fabric = kit.cloud.fabric
+    kit.responders.start("who-asks", [sys.executable, "-c", WHO_ASKS],
+                         netns=fabric.internet_namespace,
+                         log_path=kit.state_dir / "who-asks.log")  # fmt: skip
+
+    def seen_as() -> str:
+        argv = [sys.executable, "-c", ASK_WHO, INTERNET]
+        return kit.cloud.vms.exec("a1", argv).stdout.strip()
+
+    before = kit.wait(lambda: (s := seen_as()) and not s.startswith("ERROR") and s, 30, "a1 seen")
+    subnet = api.net.get_subnet(kit.nets.external_subnet_id)
+    used = {ip["ip_address"] for p in api.net.ports(network_id=subnet.network_id)
+            for ip in p.fixed_ips}  # fmt: skip
+    chosen = next(
+        str(a) for a in reversed(list(ipaddress.ip_network(subnet.cidr).hosts()))
+        if str(a) not in used and str(a) != subnet.gateway_ip
+    )  # fmt: skip
+    assert chosen != before
+    gateway = api.net.get_router(main_router.router.id).external_gateway_info
+    others = [f for f in gateway["external_fixed_ips"] if f["subnet_id"] != subnet.id]  # IPv6
+    api.net.update_router(main_router.router, external_gateway_info={
+        "network_id": subnet.network_id, "enable_snat": True,
+        "external_fixed_ips": [{"subnet_id": subnet.id, "ip_address": chosen}, *others],
+    })  # fmt: skip
+    kit.wait(lambda: seen_as() == chosen, 60, f"a1 seen from the internet as {chosen}")
     kit.wait_ping("a1", timeout=30)
 
 

@@ -159,13 +159,19 @@ class Links(Step):
 
 
 class Routes(Step):
-    """Our routes in the main table."""
+    """Our routes in the main table.
+
+    It wants the NICs' addresses too: the kernel deletes the routes through an address that
+    goes (a gateway moved to another address of the same subnet), so they are converged again.
+    """
 
     name = "routes"
 
     def wants(self, plan: Plan) -> Hashable:
-        return self.box.once(plan, "routes", lambda: (frozenset(self.desired(plan)),
-                                                      self.box.nics(plan)))  # fmt: skip
+        return self.box.once(plan, "routes", lambda: (
+            frozenset(self.desired(plan)), self.box.nics(plan),
+            tuple((n.network_id, tuple(n.interface.addresses)) for n in plan.conf.networks),
+        ))  # fmt: skip
 
     def desired(self, plan: Plan) -> set[routes.Route]:
         if "routes" not in plan.memo:

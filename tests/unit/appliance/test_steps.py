@@ -40,3 +40,17 @@ def test_each_step_wants_only_what_it_depends_on(tmp_path: Path) -> None:
     assert {n for n in base if hash(fip[n]) != hash(base[n])} == {"links", "firewall"}
     vm2 = _wants(appliance, with_vm2(base_document()))  # a host more on the internal network
     assert {n for n in base if hash(vm2[n]) != hash(base[n])} == {"dhcp", "metadata", "bird"}
+
+
+def test_an_address_change_converges_the_routes_again(tmp_path: Path) -> None:
+    """The kernel drops the default route with the address it went through: a gateway port
+    moved to another address of its subnet (``external_fixed_ips``) must re-add it."""
+    appliance = Appliance(StateDir(tmp_path))
+    base = _wants(appliance, base_document())
+    moved = base_document()
+    ext = next(n for n in moved["configuration"]["networks"] if n["network_type"] == "external")
+    ext["interface"]["addresses"] = [
+        "172.24.4.254/24" if ":" not in a else a for a in ext["interface"]["addresses"]
+    ]
+    changed = _wants(appliance, moved)
+    assert "routes" in {n for n in base if hash(changed[n]) != hash(base[n])}
