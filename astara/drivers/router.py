@@ -98,6 +98,7 @@ class RouterDriver:
 
     def delete_ports(self, resource: Resource) -> None:
         self.statuses.forget(resource.id)
+        self.status.forget(resource.id)
         self.ports.delete(resource.id)
 
     def report_status(self, resource: Resource, status: str) -> None:
@@ -108,6 +109,10 @@ class RouterDriver:
     def flush_status(self, timeout: float = 30.0) -> bool:
         """Wait until every queued status is in Neutron; False on timeout."""
         return self.status.flush(timeout)
+
+    def api_calls(self) -> dict[str, int]:
+        """The requests this driver has sent to Neutron, by request, and ``total``."""
+        return self.client.calls.snapshot()
 
     def list_resources(self) -> list[Resource]:
         return [Resource(r.id, r.tenant_id, self.kind) for r in self.client.list_routers()]
