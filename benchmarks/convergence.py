@@ -18,11 +18,19 @@ stand-ins in namespaces. Printed, never asserted:
 - N routers created at once (``--routers``, default 10; ``--routers 50`` for the full run,
   which takes several minutes on 2 cores) -> all passing traffic: the time, the orchestrator's
   peak memory (RSS of its process and its workers, sampled every 0.5 s) and each appliance's
-  memory (RSS of the processes in its namespace);
+  memory (RSS of the processes in its namespace). "At once": ``--clients`` (10) threads send
+  the creates (router, interface, gateway) side by side; ``--serial-creates`` sends them one
+  router after the other (the benchmark before issue 16, for a baseline);
+- the Neutron API calls the orchestrator made (its adapter's counter, read from /metrics):
+  per interface add (over the interface-add tries) and per router of the bulk create;
 - baseline in the same run: the bare kernel work of an appliance (namespace + veths, from
   benchmarks/netns_boot.py) on the same fabric.
 
     sudo .venv/bin/python benchmarks/convergence.py [--tries 20] [--routers 10] [--fip-tries 10]
+        [--only bulk] [--serial-creates] [--shard-by tenant]
+
+neutron-server runs on SQLite unless ``ASTARA_KIT_NEUTRON_DB=mariadb`` or ``postgresql``
+(with ``ASTARA_KIT_NEUTRON_WORKERS`` API and RPC workers, default 2); the back end is printed.
 
 Nothing goes outside the kit's namespaces; everything is stopped by PID and deleted at the end.
 """
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -38,6 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +57,7 @@ from netns_boot import bare_kernel_work, ports
 
 from astara.linux import netns
 from astara_localcloud.e2e import INTERNET, E2EKit
+from astara_localcloud.orchestrator import API_PORT
 
 PROJECT = "bench"
 
@@ -79,16 +90,38 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+# One per worker process: its Neutron adapter's request count (astara.neutron.calls).
+NEUTRON_CALLS = re.compile(r"^astara_workers_workers_neutron_api_calls_total\{[^}]*\} (\S+)$")
+
+
 class Bench:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, shard_by: str = "resource") -> None:
         self.kit = E2EKit(state_dir=state_dir)
         self.n = 0
         self.public: Any = None
+        self.shard_by = shard_by
+        self.interface_add_calls = 0.0
+        self.bulk_calls = 0.0
 
     def up(self) -> None:
-        self.kit.up()
+        self.kit.nets = self.kit.cloud.up(orchestrator=False)
+        self.kit.start_orchestrator(settings=f"shard_by = {self.shard_by}\n")
         assert self.kit.nets is not None
         self.public = self.kit.api.net.get_network(self.kit.nets.external_network_id)
+
+    def neutron_calls(self) -> int:
+        """Requests the orchestrator's workers have sent to Neutron so far (from /metrics)."""
+        script = (
+            "import urllib.request;"
+            f"print(urllib.request.urlopen('http://127.0.0.1:{API_PORT}/metrics').read().decode())"
+        )
+        text = netns.exec_in(
+            self.kit.cloud.fabric.management_namespace, [sys.executable, "-c", script]
+        )
+        counts = [float(m[1]) for m in map(NEUTRON_CALLS.match, text.splitlines()) if m]
+        if not counts:
+            raise RuntimeError(f"no Neutron API call counts in /metrics:\n{text[-2000:]}")
+        return round(sum(counts))
 
     def network(self) -> tuple[Any, Any, str]:
         """A fresh network and subnet 10.<a>.<b>.0/24; returns (network, subnet, gateway)."""
@@ -175,6 +208,8 @@ class Bench:
         api.add_interface(router, first_subnet)  # the appliance is up before the tries
         self.kit.wait_active(router.id, timeout=180)
         samples, after_return = [], []
+        self.kit.wait(lambda: self.settled(), 60, "the orchestrator idle")
+        calls_before = self.neutron_calls()
         for attempt in range(tries):
             # A fresh network each try: removing an interface and adding it again measured
             # 6 s the first time and ~48 s after (not explained yet; see docs/local-cloud.md).
@@ -193,7 +228,15 @@ class Bench:
                 f"(Neutron's call {returned - started:.3f}s)",
                 file=sys.stderr,
             )
+        self.kit.wait(lambda: self.settled(), 60, "the orchestrator idle")
+        self.interface_add_calls = (self.neutron_calls() - calls_before) / tries
         return samples, after_return
+
+    def settled(self, quiet: float = 3.0) -> bool:
+        """No Neutron request from the orchestrator for ``quiet`` seconds (status writes done)."""
+        before = self.neutron_calls()
+        time.sleep(quiet)
+        return self.neutron_calls() == before
 
     def interface_readd(self, tries: int) -> list[float]:
         """Remove an interface, wait until its traffic stops, add it back: seconds to the first
@@ -234,8 +277,11 @@ class Bench:
             print(f"  floating IP {attempt + 1}/{tries}: {samples[-1]:.3f}s", file=sys.stderr)
         return samples
 
-    def routers_at_once(self, count: int) -> tuple[float, list[float], int, list[int]]:
-        """``count`` routers (interface + gateway); seconds until each passes traffic."""
+    def routers_at_once(
+        self, count: int, clients: int = 10, serial: bool = False
+    ) -> tuple[float, list[float], int, list[int]]:
+        """``count`` routers (interface + gateway) sent by ``clients`` threads side by side
+        (one after the other if ``serial``); seconds until each passes traffic."""
         api = self.kit.api
         prepared = []
         for _ in range(count):
@@ -254,16 +300,23 @@ class Bench:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        started = time.time()
-        routers = []
-        for subnet, _vm, _log in prepared:
-            router = self.router()
-            api.add_interface(router, subnet)
+        names = [f"bench-router-bulk-{n}" for n in range(count)]
+
+        def create(index: int) -> Any:
+            router = api.router(names[index], PROJECT)
+            api.add_interface(router, prepared[index][0])
             api.set_gateway(router, self.public)
-            routers.append(router)
+            return router
+
+        calls_before = self.neutron_calls()
+        started = time.time()
+        with ThreadPoolExecutor(1 if serial else clients) as pool:
+            routers = list(pool.map(create, range(count)))
         firsts = [self.first_reply(log, timeout=120 + 6 * count) - started for *_x, log in prepared]
         done.set()
         sampler.join()
+        self.kit.wait(lambda: self.settled(), 120, "the orchestrator idle")
+        self.bulk_calls = (self.neutron_calls() - calls_before) / count
         per_appliance = [
             sum(rss_kb(p) for p in netns.netns_pids(self.kit.appliance_namespace(r.id)))
             for r in routers
@@ -286,69 +339,84 @@ class Bench:
         return samples
 
 
+def measure_singles(bench: Bench, args: argparse.Namespace) -> list[str]:
+    """Everything but the bulk create; the lines to print."""
+    base = bench.baseline(10, 3)
+    adds, adds_after = bench.interface_add(args.tries)
+    readds = bench.interface_readd(args.readd_tries)
+    creates = []
+    for _ in range(args.router_creates):
+        net, subnet, gateway = bench.network()
+        vm = bench.static_vm(net, gateway)
+        log = bench.start_probe(vm)
+        t0 = time.time()
+        router = bench.router()
+        bench.kit.api.add_interface(router, subnet)
+        bench.kit.api.set_gateway(router, bench.public)
+        creates.append(bench.first_reply(log) - t0)
+        bench.stop_probe(vm)
+    fips = bench.floating_ip_reach(args.fip_tries)
+    return [
+        f"baseline: namespace + 3 veths       median {statistics.median(base) * 1000:7.1f} ms",
+        f"interface add -> first packet       p50 {percentile(adds, 0.5):6.3f} s   "
+        f"p99 {percentile(adds, 0.99):6.3f} s   (n={len(adds)}; targets 0.5 s / 2 s)",
+        f"  of which after Neutron's answer   p50 {percentile(adds_after, 0.5):6.3f} s   "
+        f"p99 {percentile(adds_after, 0.99):6.3f} s   (the orchestrator and appliance)",
+        f"  Neutron API calls per interface add   {bench.interface_add_calls:5.1f}",
+        f"interface re-add -> first packet    median {statistics.median(readds):6.3f} s   "
+        f"max {max(readds):6.3f} s   (n={len(readds)})",
+        f"router create -> first packet       median {statistics.median(creates):6.3f} s   "
+        f"max {max(creates):6.3f} s   (n={len(creates)})",
+        f"floating IP associate -> reachable  p50 {percentile(fips, 0.5):6.3f} s   "
+        f"p99 {percentile(fips, 0.99):6.3f} s   (n={len(fips)}; pinged from outside)",
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tries", type=int, default=20, help="interface-add tries (p50/p99)")
     parser.add_argument("--routers", type=int, default=10, help="routers at once (50: full)")
     parser.add_argument("--router-creates", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=["all", "bulk"], default="all", help="bulk: only the N routers at once"
+    )
+    parser.add_argument("--clients", type=int, default=10, help="threads sending the bulk creates")
+    parser.add_argument(
+        "--serial-creates", action="store_true", help="bulk creates one router after the other"
+    )
+    parser.add_argument(
+        "--shard-by", choices=["resource", "tenant"], default="resource", help="shard_by option"
+    )
     parser.add_argument("--readd-tries", type=int, default=3, help="interface remove + add back")
     parser.add_argument(
         "--fip-tries", type=int, default=10, help="floating IP associate -> reachable (p50/p99)"
     )
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="astara-convergence-"))
-    bench = Bench(state / "kit")
+    bench = Bench(state / "kit", shard_by=args.shard_by)
     try:
         started = time.monotonic()
         bench.up()
         print(f"kit up in {time.monotonic() - started:.0f}s", file=sys.stderr)
-        base = bench.baseline(10, 3)
-        adds, adds_after = bench.interface_add(args.tries)
-        readds = bench.interface_readd(args.readd_tries)
-        creates = []
-        for _ in range(args.router_creates):
-            net, subnet, gateway = bench.network()
-            vm = bench.static_vm(net, gateway)
-            log = bench.start_probe(vm)
-            t0 = time.time()
-            router = bench.router()
-            bench.kit.api.add_interface(router, subnet)
-            bench.kit.api.set_gateway(router, bench.public)
-            creates.append(bench.first_reply(log) - t0)
-            bench.stop_probe(vm)
-        fips = bench.floating_ip_reach(args.fip_tries)
-        total, firsts, peak_kb, per_appliance = bench.routers_at_once(args.routers)
+        lines = [] if args.only == "bulk" else measure_singles(bench, args)
+        total, firsts, peak_kb, per_appliance = bench.routers_at_once(
+            args.routers, args.clients, args.serial_creates
+        )
         load = os.getloadavg()[0]
         print(
             f"\nconvergence (real neutron-server, orchestrator, netns appliances), load {load:.1f}"
         )
-        print(
-            f"baseline: namespace + 3 veths       median {statistics.median(base) * 1000:7.1f} ms"
-        )
-        print(
-            f"interface add -> first packet       p50 {percentile(adds, 0.5):6.3f} s   "
-            f"p99 {percentile(adds, 0.99):6.3f} s   (n={len(adds)}; targets 0.5 s / 2 s)"
-        )
-        print(
-            f"  of which after Neutron's answer   p50 {percentile(adds_after, 0.5):6.3f} s   "
-            f"p99 {percentile(adds_after, 0.99):6.3f} s   (the orchestrator and appliance)"
-        )
-        print(
-            f"interface re-add -> first packet    median {statistics.median(readds):6.3f} s   "
-            f"max {max(readds):6.3f} s   (n={len(readds)})"
-        )
-        print(
-            f"router create -> first packet       median {statistics.median(creates):6.3f} s   "
-            f"max {max(creates):6.3f} s   (n={len(creates)})"
-        )
-        print(
-            f"floating IP associate -> reachable  p50 {percentile(fips, 0.5):6.3f} s   "
-            f"p99 {percentile(fips, 0.99):6.3f} s   (n={len(fips)}; pinged from outside)"
-        )
+        print(f"neutron-server back end: {bench.kit.cloud.neutron.backend()}")
+        print(f"orchestrator: shard_by = {args.shard_by}")
+        for line in lines:
+            print(line)
+        how = "one after the other" if args.serial_creates else f"{args.clients} client threads"
         print(
             f"{args.routers} routers at once -> all passing   {total:6.1f} s   "
-            f"(first {min(firsts):.1f} s, median {statistics.median(firsts):.1f} s)"
+            f"(first {min(firsts):.1f} s, median {statistics.median(firsts):.1f} s; "
+            f"creates sent by {how})"
         )
+        print(f"  Neutron API calls per router created   {bench.bulk_calls:5.1f}")
         print(f"orchestrator peak RSS (all its processes)   {peak_kb / 1024:6.1f} MB")
         median_kb = statistics.median(per_appliance)
         print(

@@ -8,6 +8,8 @@ Implements :class:`astara.core.interfaces.ResourceDriver` for kind ``router`` ov
 from __future__ import annotations
 
 import ipaddress
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,10 +21,12 @@ from astara.core.interfaces import Instance, PortSpec, ResourceGone
 from astara.drivers.router_document import DocumentSettings, build_document
 from astara.drivers.router_status import RouterStatuses
 from astara.neutron.client import NeutronClient
-from astara.neutron.models import ROUTER_GATEWAY_OWNER
+from astara.neutron.models import ROUTER_GATEWAY_OWNER, Port, Router
 from astara.neutron.ports import AppliancePorts
 from astara.neutron.status import BackgroundStatusReporter, StatusReporter
 from astara.neutron.topology import read_router_topology
+
+REUSE_READS_FOR = 5.0  # seconds ensure_ports' reads may serve the build_config that follows
 
 
 class RouterGone(ResourceGone):
@@ -57,6 +61,10 @@ class RouterDriver:
         self.status = BackgroundStatusReporter(StatusReporter(client))
         self.statuses = RouterStatuses(self.status.report)
         self.settings = settings
+        # The router and its ports as ensure_ports read them, for the build_config of the same
+        # action (taken once: any later action reads Neutron again).
+        self._reads: dict[str, tuple[float, Router, list[Port]]] = {}
+        self._reads_lock = threading.Lock()
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> RouterDriver:
@@ -77,8 +85,13 @@ class RouterDriver:
             router = pool.submit(self.client.get_router, resource.id)
             router_ports = pool.submit(self.client.router_ports, resource.id)
             existing = pool.submit(self.ports.read, resource.id)
-            if router.result() is None:
+            found = router.result()
+            if found is None:
+                with self._reads_lock:
+                    self._reads.pop(resource.id, None)
                 raise RouterGone(f"router {resource.id} no longer exists in Neutron")
+            with self._reads_lock:
+                self._reads[resource.id] = (time.monotonic(), found, router_ports.result())
             gateway_first = sorted(
                 router_ports.result(),
                 key=lambda p: (p.device_owner != ROUTER_GATEWAY_OWNER, p.network_id),
@@ -88,8 +101,14 @@ class RouterDriver:
             )
 
     def build_config(self, resource: Resource, instance: Instance) -> Mapping[str, Any]:
-        """Raises :class:`RouterGone` if Neutron no longer has the router."""
-        topology = read_router_topology(self.client, resource.id)
+        """Raises :class:`RouterGone` if Neutron no longer has the router. The router and its
+        ports are those ensure_ports has just read, if it read them less than
+        ``REUSE_READS_FOR`` seconds ago (a configure step: ensure, replug, build), once."""
+        with self._reads_lock:
+            read = self._reads.pop(resource.id, None)
+        fresh = read is not None and time.monotonic() - read[0] < REUSE_READS_FOR
+        known = (read[1], read[2]) if read is not None and fresh else None
+        topology = read_router_topology(self.client, resource.id, known)
         if topology is None:
             raise RouterGone(f"router {resource.id} no longer exists in Neutron")
         self.statuses.router_read(topology.router)
@@ -98,6 +117,9 @@ class RouterDriver:
 
     def delete_ports(self, resource: Resource) -> None:
         self.statuses.forget(resource.id)
+        self.status.forget(resource.id)
+        with self._reads_lock:
+            self._reads.pop(resource.id, None)
         self.ports.delete(resource.id)
 
     def report_status(self, resource: Resource, status: str) -> None:
@@ -108,6 +130,10 @@ class RouterDriver:
     def flush_status(self, timeout: float = 30.0) -> bool:
         """Wait until every queued status is in Neutron; False on timeout."""
         return self.status.flush(timeout)
+
+    def api_calls(self) -> dict[str, int]:
+        """The requests this driver has sent to Neutron, by request, and ``total``."""
+        return self.client.calls.snapshot()
 
     def list_resources(self) -> list[Resource]:
         return [Resource(r.id, r.tenant_id, self.kind) for r in self.client.list_routers()]

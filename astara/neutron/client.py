@@ -28,6 +28,7 @@ from openstack.connection import Connection
 from openstack.network.v2.router import Router as SdkRouter
 from oslo_config import cfg
 
+from astara.neutron.calls import ApiCalls
 from astara.neutron.models import (
     ROUTER_GATEWAY_OWNER,
     ROUTER_INTERFACE_OWNERS,
@@ -104,6 +105,8 @@ class NeutronClient:
         self.conn = conn
         self.net = conn.network
         self._extensions: frozenset[str] | None = None
+        self.calls = ApiCalls()  # every HTTP request this client sends, counted
+        self.calls.attach(conn)
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NeutronClient:
@@ -193,9 +196,14 @@ class NeutronClient:
             self.net.delete_port(port_id, ignore_missing=True)
 
     # -- status --------------------------------------------------------------------------------
-    def add_router_tag(self, router_id: str, tag: str) -> None:
+    def add_router_tag(self, router_id: str, tag: str) -> bool:
+        """False if the router does not exist."""
         with _translated(f"PUT tag {tag} on router {router_id}"):
-            SdkRouter.new(id=router_id).add_tag(self.net, tag)
+            try:
+                SdkRouter.new(id=router_id).add_tag(self.net, tag)
+            except sdk_exceptions.NotFoundException:
+                return False
+            return True
 
     def remove_router_tag(self, router_id: str, tag: str) -> None:
         with (

@@ -35,30 +35,45 @@ def status_tag(status: str) -> str:
 
 
 class StatusReporter:
+    """Writes statuses as tags. The router is read (GET) only the first time, for the Astara
+    tags it already has; after that the tags this reporter wrote are known, so a status change
+    is its tag writes only (a router found gone on a write is forgotten and read again)."""
+
     def __init__(self, client: NeutronClient) -> None:
         self._client = client
+        self._tags: dict[str, set[str]] = {}  # router -> its astara tags, as last written
 
     def report(self, router_id: str, status: str, reason: str = "") -> bool:
         """Record ``status`` (and ``reason``) on the router; False if the router no longer
         exists."""
-        router = self._client.get_router(router_id)
-        if router is None:
-            LOG.debug("router %s is gone: status %s not reported", router_id, status)
-            return False
+        tags = self._tags.get(router_id)
+        if tags is None:
+            router = self._client.get_router(router_id)
+            if router is None:
+                LOG.debug("router %s is gone: status %s not reported", router_id, status)
+                return False
+            tags = {t for t in router.tags if t.startswith((TAG_PREFIX, REASON_PREFIX))}
         wanted = {status_tag(status)}
         if reason:
             wanted.add(f"{REASON_PREFIX}{reason}"[:MAX_TAG_LENGTH])
-        for tag in sorted(wanted - set(router.tags)):
-            self._client.add_router_tag(router_id, tag)
-        for old in router.tags:
-            if old.startswith((TAG_PREFIX, REASON_PREFIX)) and old not in wanted:
-                self._client.remove_router_tag(router_id, old)
+        self._tags.pop(router_id, None)  # unknown until every write below is done
+        for tag in sorted(wanted - tags):
+            if not self._client.add_router_tag(router_id, tag):
+                LOG.debug("router %s is gone: status %s not reported", router_id, status)
+                return False
+        for old in sorted(tags - wanted):
+            self._client.remove_router_tag(router_id, old)
         if STATUS_EXTENSION in self._client.extensions():
             self._client.put(
                 f"/{STATUS_EXTENSION}/{router_id}", {"routerstatus": {"status": status.upper()}}
             )
+        self._tags[router_id] = wanted
         LOG.debug("router %s: status %s reported", router_id, status)
         return True
+
+    def forget(self, router_id: str) -> None:
+        """The router is deleted: its tags are read again if it ever comes back."""
+        self._tags.pop(router_id, None)
 
 
 class BackgroundStatusReporter:
@@ -92,6 +107,10 @@ class BackgroundStatusReporter:
                 )
                 self._thread.start()
             self._cond.notify_all()
+
+    def forget(self, router_id: str) -> None:
+        """The router is deleted (see :meth:`StatusReporter.forget`)."""
+        self._reporter.forget(router_id)
 
     def pending(self) -> dict[str, str]:
         """The statuses not yet handed to Neutron, by router (oldest change first)."""

@@ -1,6 +1,7 @@
 """Read everything Neutron holds about one router, for its appliance's configuration.
 
-Six requests whatever the router's interface count (networks, subnets and ports are read for
+Six requests (four when the caller has just read the router and its ports) whatever the
+router's interface count (networks, subnets and ports are read for
 all of its networks at once), sent in two rounds of three in parallel: the router, its ports
 and its floating IPs; then its networks, their subnets and the ports on its internal networks.
 """
@@ -10,18 +11,23 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from astara.neutron.client import NeutronClient
-from astara.neutron.models import ROUTER_INTERFACE_OWNERS, Network, Port, RouterTopology
+from astara.neutron.models import ROUTER_INTERFACE_OWNERS, Network, Port, Router, RouterTopology
 
 
-def read_router_topology(client: NeutronClient, router_id: str) -> RouterTopology | None:
+def read_router_topology(
+    client: NeutronClient, router_id: str, known: tuple[Router, list[Port]] | None = None
+) -> RouterTopology | None:
     """The router, its ports, their networks and subnets, its floating IPs and the ports on its
-    internal networks (for DHCP); None if the router does not exist."""
+    internal networks (for DHCP); None if the router does not exist. ``known``: the router and
+    its ports, just read by the caller (then not read again: four requests, not six)."""
     with ThreadPoolExecutor(3, thread_name_prefix="neutron-read") as pool:
-        router_read = pool.submit(client.get_router, router_id)
-        ports_read = pool.submit(client.router_ports, router_id)
         floating_read = pool.submit(client.router_floating_ips, router_id)
-        router = router_read.result()
-        ports = tuple(ports_read.result())
+        if known is None:
+            router_read = pool.submit(client.get_router, router_id)
+            ports_read = pool.submit(client.router_ports, router_id)
+            router, ports = router_read.result(), tuple(ports_read.result())
+        else:
+            router, ports = known[0], tuple(known[1])
         floating_ips = tuple(floating_read.result())
         if router is None:
             return None

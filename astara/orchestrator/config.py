@@ -55,7 +55,18 @@ DEFAULT_OPTS = [
         "num_worker_processes",
         default=16,
         min=1,
-        help="Number of worker processes; tenants are sharded across them by id hash.",
+        help="Number of worker processes; resources are sharded across them by id hash "
+        "(see shard_by).",
+    ),
+    cfg.StrOpt(
+        "shard_by",
+        default="resource",
+        choices=[
+            ("resource", "hash of the resource id: one tenant's routers spread over every worker"),
+            ("tenant", "hash of the tenant id (the 2016 behaviour): one tenant, one worker"),
+        ],
+        help="What picks a resource's worker process. With 'tenant', a tenant creating many "
+        "routers at once has them worked by one process's num_worker_threads threads only.",
     ),
     cfg.IntOpt(
         "num_worker_threads",

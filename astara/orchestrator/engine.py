@@ -1,6 +1,8 @@
-"""The orchestrator's engine: tenant-sharded workers, health sweeps, resync; the Control.
+"""The orchestrator's engine: sharded workers, health sweeps, resync; the Control.
 
-Events are routed by tenant-id hash to one of ``num_worker_processes`` workers (each with
+Events are routed by resource-id hash (``shard_by = resource``; or by tenant-id hash,
+``shard_by = tenant``, which puts all of one tenant's routers on one worker's threads) to one of
+``num_worker_processes`` workers (each with
 ``num_worker_threads`` threads, one state machine per resource). A background thread sends a
 POLL to every resource each ``health_check_period`` and resyncs from the driver at start and
 each ``resync_period`` (:mod:`astara.orchestrator.resync`: adopt what the driver lists,
@@ -41,6 +43,7 @@ class EngineSettings:
     deleted_memory: float = 3600.0
     resync_max_delete_fraction: float = 0.5  # a resync deleting a larger share is held back
     in_process: bool | None = None  # None: in-process when num_worker_processes == 1
+    shard_by: str = "resource"  # or "tenant": the hash key that picks a resource's worker
 
     @classmethod
     def from_conf(cls, conf: Any) -> EngineSettings:
@@ -65,6 +68,7 @@ class EngineSettings:
             resync_period=conf.resync_period,
             deleted_memory=conf.deleted_memory,
             resync_max_delete_fraction=conf.resync_max_delete_fraction,
+            shard_by=conf.shard_by,
         )
 
     @property
@@ -222,7 +226,11 @@ class Engine:
                 return
             resource = Resource(resource.id, known.tenant_id, resource.kind)
             event = Event(resource, event.action, event.body)
-        self.pool.submit(shard_for(event.resource.tenant_id, self._shards), event)
+        self.pool.submit(self._shard(event.resource), event)
+
+    def _shard(self, resource: Resource) -> int:
+        key = resource.tenant_id if self.settings.shard_by == "tenant" else resource.id
+        return shard_for(key, self._shards)
 
     def poll_all(self) -> int:
         polled = self.pool.poll_all()
@@ -290,6 +298,7 @@ class Engine:
             deleted_memory=self.settings.deleted_memory,
             resync_max_delete_fraction=new.resync_max_delete_fraction,
             in_process=self.settings.in_process,
+            shard_by=self.settings.shard_by,  # fixed while running: machines never move
         )
         self.pool.update_settings(new.machine)
         LOG.info("configuration reloaded: %s", self.settings)

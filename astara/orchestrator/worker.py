@@ -193,6 +193,9 @@ class Worker:
         report["threads"] = sum(t.is_alive() for t in self._threads)
         active = [m for m in self.scheduler if m.state.value != "CalcAction" or m.queue]
         report["machines_active"] = len(active)
+        api_calls = getattr(self.backends.driver, "api_calls", None)  # the router driver's
+        if callable(api_calls):
+            report["neutron_api_calls"] = api_calls()
         report["machines"] = {  # a sample: the report must stay small with 10,000 resources
             m.resource.id: {
                 "state": m.state.value,

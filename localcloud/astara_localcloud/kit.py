@@ -124,7 +124,7 @@ class LocalCloud:
         if self.neutron.running():
             self.say(f"neutron-server already running at {self.neutron.endpoint}")
         else:
-            self.say(f"starting neutron-server at {self.neutron.endpoint} (SQLite, noauth)")
+            self.say(f"starting neutron-server at {self.neutron.endpoint} (noauth)")
             self._port_file.write_text(str(self.neutron.port))
             started = time.monotonic()
             self.neutron.start()
@@ -288,5 +288,6 @@ class LocalCloud:
         if self.vhost in rabbit.list_vhosts():
             rabbit.delete_vhost(self.vhost)
         if not keep_state:
+            self.neutron.drop_database()  # MariaDB/PostgreSQL (ASTARA_KIT_NEUTRON_DB) only
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self.say(f"removed {self.state_dir}")

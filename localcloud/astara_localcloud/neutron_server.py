@@ -1,5 +1,8 @@
 """A real neutron-server (Debian's package) in a state directory: SQLite, noauth, loopback.
 
+Or on MariaDB / PostgreSQL with several API and RPC workers: :mod:`astara_localcloud.neutron_db`
+(``ASTARA_KIT_NEUTRON_DB``).
+
 neutron-server runs on the system Python (``/usr/bin/python3``), apart from the project's
 virtualenv. ``neutron-db-manage upgrade`` does not work on SQLite, so the schema is built from
 the models and stamped (DESIGN §3); the result is cached per neutron version so that later
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from astara.linux.processes import ProcessTracker
+from astara_localcloud.neutron_db import ServerDatabase
 from astara_localcloud.services import (
     CACHE_DIR,
     SQLITE_LOCK_AT_BEGIN,
@@ -43,8 +47,8 @@ auth_strategy = noauth
 core_plugin = ml2
 service_plugins = {service_plugins}
 transport_url = {transport_url}
-api_workers = 0
-rpc_workers = 0
+api_workers = {workers}
+rpc_workers = {workers}
 rpc_state_report_workers = 0
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
@@ -60,13 +64,7 @@ dhcp_agent_notification = false
 
 [database]
 connection = {db_connection}
-# One SQLite connection, handed out by the pool: green threads queue for it instead of
-# meeting in SQLite's lock, where a blocked writer stalls the whole eventlet process and
-# fails with "database is locked".
-max_pool_size = 1
-max_overflow = 0
-pool_timeout = 120
-
+{pool}
 [oslo_messaging_notifications]
 driver = messagingv2
 
@@ -116,6 +114,12 @@ pysqlite.SQLiteDialect_pysqlite.get_pool_class = classmethod(lambda cls, url: po
 LAUNCH = python_service(
     "neutron-server", "neutron.cmd.eventlet.server", ONE_POOLED_CONNECTION + SQLITE_LOCK_AT_BEGIN
 )
+LAUNCH_SERVER_DB = python_service("neutron-server", "neutron.cmd.eventlet.server")
+# One SQLite connection, handed out by the pool: green threads queue for it instead of meeting
+# in SQLite's lock, where a blocked writer stalls the whole eventlet process and fails with
+# "database is locked".
+SQLITE_POOL = "max_pool_size = 1\nmax_overflow = 0\npool_timeout = 120\n"
+SERVER_POOL = "max_pool_size = 10\nmax_overflow = 20\npool_timeout = 120\n"
 
 _BUILD_SCHEMA = """
 import sys
@@ -156,6 +160,14 @@ class NeutronServer:
         self.ml2_path = self.state_dir / "ml2_conf.ini"
         self.db_path = self.state_dir / "neutron.sqlite"
         self.log_path = self.state_dir / "neutron-server.log"
+        self._db_record = self.state_dir / "database.json"
+        self.database: ServerDatabase | None = None  # None: SQLite (chosen at start)
+
+    def backend(self) -> str:
+        """Which database the server runs on, and its workers (for benchmarks to print)."""
+        if self.database is None:
+            return "sqlite (one neutron-server process)"
+        return self.database.describe()
 
     @property
     def endpoint(self) -> str:
@@ -164,16 +176,22 @@ class NeutronServer:
     def write_config(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "lock").mkdir(exist_ok=True)
+        self.database = ServerDatabase.from_env(self._db_record)
+        database = self.database
         self.conf_path.write_text(
             NEUTRON_CONF.format(
                 port=self.port,
                 transport_url=self.transport_url,
                 service_plugins=self.service_plugins,
                 state_dir=self.state_dir,
-                # One connection shared by green threads of one OS thread: no same-thread check.
-                # A process waits up to 60 s for another's write lock (the default 5 s fails
-                # requests on a busy machine).
-                db_connection=f"sqlite:///{self.db_path}?check_same_thread=false&timeout=60",
+                workers=database.workers if database else 0,
+                # SQLite: one connection shared by green threads of one OS thread, no
+                # same-thread check; a process waits up to 60 s for another's write lock (the
+                # default 5 s fails requests on a busy machine).
+                db_connection=database.url
+                if database
+                else f"sqlite:///{self.db_path}?check_same_thread=false&timeout=60",
+                pool=SERVER_POOL if database else SQLITE_POOL,
             )
         )
         self.ml2_path.write_text(ML2_CONF)
@@ -181,8 +199,35 @@ class NeutronServer:
     def _config_args(self) -> list[str]:
         return ["--config-file", str(self.conf_path), "--config-file", str(self.ml2_path)]
 
+    def _prepare_server_database(self, database: ServerDatabase) -> None:
+        """Create the database and its schema (from the models, then stamped), once."""
+        ready = self.state_dir / "database.ready"
+        if ready.exists():
+            return
+        database.create()
+        check_command([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, database.url], "schema")
+        conf = self.state_dir / "stamp.conf"
+        conf.write_text(f"[database]\nconnection = {database.url}\n")
+        check_command(
+            ["neutron-db-manage", "--config-file", str(conf), "stamp", "heads"],
+            "neutron-db-manage stamp heads",
+        )
+        conf.unlink()
+        ready.touch()
+
+    def drop_database(self) -> None:
+        """Drop the MariaDB/PostgreSQL database of this server, if it has one (stopped first)."""
+        database = ServerDatabase.from_record(self._db_record)
+        if database is not None:
+            database.drop()
+            self._db_record.unlink()
+            (self.state_dir / "database.ready").unlink(missing_ok=True)
+
     def prepare_database(self) -> None:
         """Create the schema (from the cached template when there is one)."""
+        if self.database is not None:
+            self._prepare_server_database(self.database)
+            return
         if self.db_path.exists():
             return
         key = hashlib.sha1(neutron_version().encode()).hexdigest()[:12]
@@ -218,7 +263,7 @@ class NeutronServer:
         self.prepare_database()
         self.tracker.start(
             self.name,
-            [*LAUNCH, *self._config_args()],
+            [*(LAUNCH_SERVER_DB if self.database else LAUNCH), *self._config_args()],
             log_path=self.state_dir / "neutron-server.stdout",
         )
         self.wait_ready(timeout)

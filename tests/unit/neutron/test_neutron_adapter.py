@@ -91,8 +91,12 @@ class FakeClient:
             raise NeutronUnavailable("connection refused")
         return set(self.on_network.get(network_id, ()))
 
-    def add_router_tag(self, router_id: str, tag: str) -> None:
+    def add_router_tag(self, router_id: str, tag: str) -> bool:
+        self.calls.append(f"tag {router_id}")
+        if router_id not in self.routers:
+            return False
         self.tags.append(tag)
+        return True
 
     def remove_router_tag(self, router_id: str, tag: str) -> None:
         self.tags.remove(tag)
@@ -196,6 +200,26 @@ def test_status_extension_is_used_when_loaded():
     client.extension_aliases = frozenset({"dhrouterstatus", "router"})
     StatusReporter(client).report("r-1", "ERROR")  # type: ignore[arg-type]
     assert client.puts == [("/dhrouterstatus/r-1", {"routerstatus": {"status": "ERROR"}})]
+
+
+def test_the_router_is_read_for_its_tags_once_then_only_written():
+    client = FakeClient()
+    client.tags = ["keep-me", "astara-status:BUILD"]
+    reporter = StatusReporter(client)  # type: ignore[arg-type]
+    for status in ("BUILD", "ACTIVE", "DOWN", "ACTIVE"):
+        assert reporter.report("r-1", status)
+    assert client.tags == ["keep-me", "astara-status:ACTIVE"]
+    assert [c for c in client.calls if c.startswith("router")] == ["router r-1"]
+
+
+def test_a_router_deleted_after_its_tags_were_read_is_forgotten():
+    client = FakeClient()
+    reporter = StatusReporter(client)  # type: ignore[arg-type]
+    assert reporter.report("r-2", "BUILD")
+    del client.routers["r-2"]
+    assert not reporter.report("r-2", "ACTIVE")  # the tag write finds it gone
+    assert not reporter.report("r-2", "ACTIVE")  # read again: gone
+    assert [c for c in client.calls if c.startswith("router")] == ["router r-2", "router r-2"]
 
 
 def test_status_of_a_gone_router_is_not_an_error():

@@ -38,14 +38,14 @@ def engine() -> Iterator[Engine]:
         engine.stop()
 
 
-def test_workers_are_separate_processes_sharded_by_tenant(engine: Engine):
+def test_workers_are_separate_processes_sharded_by_resource(engine: Engine):
     assert isinstance(engine.pool, ProcessPool)
     assert engine.wait_for(configured, 30)
     pids = {w["pid"] for w in engine.health()["workers"]}
     assert len(pids) == 2 and os.getpid() not in pids
-    for rid, tenant in ROUTERS:
+    for rid in IDS:
         summary = engine.summary(rid)
-        assert summary is not None and summary.worker == shard_for(tenant, 2)
+        assert summary is not None and summary.worker == shard_for(rid, 2)
     assert {engine.summary(r).worker for r in IDS} == {0, 1}  # type: ignore[union-attr]
 
 
@@ -84,13 +84,22 @@ def test_a_dead_worker_is_restarted_and_its_routers_adopted(engine: Engine):
     assert engine.wait_for(configured, 30)
     # The summaries may still be the dead worker's: ask the new worker itself until its machine
     # for one of the adopted routers has run (outside wait_for, which holds the engine's lock).
-    adopted = next(r for r, t in ROUTERS if shard_for(t, 2) == 1)
+    adopted = next(r for r in IDS if shard_for(r, 2) == 1)
     deadline = time.monotonic() + 30
     view = engine.get_resource(adopted)
     while not (view is not None and view.transitions) and time.monotonic() < deadline:
         time.sleep(0.1)
         view = engine.get_resource(adopted)
     assert view is not None and view.transitions
+
+
+@pytest.mark.parametrize("shard_by", ["resource", "tenant"])
+def test_one_tenants_routers_spread_over_the_workers_unless_sharded_by_tenant(shard_by: str):
+    settings = EngineSettings(num_worker_processes=4, in_process=False, shard_by=shard_by)
+    engine = Engine(FakeBackends(), settings)
+    shards = {engine._shard(Resource(f"router-{n}", "one-tenant")) for n in range(40)}
+    assert shards == ({0, 1, 2, 3} if shard_by == "resource" else {shard_for("one-tenant", 4)})
+    engine.stop()
 
 
 def test_stopping_an_engine_that_never_started_is_harmless():
