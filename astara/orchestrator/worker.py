@@ -156,6 +156,13 @@ class Worker:
     def poll_all(self) -> int:
         return self.scheduler.poll_all()
 
+    def forget(self, resource_ids: list[str]) -> None:
+        """Drop these machines (another cluster member manages them now); their appliances
+        are not touched."""
+        for rid in resource_ids:
+            self.scheduler.forget(rid)
+            self._published.pop(rid, None)
+
     def update_settings(self, settings: MachineSettings) -> None:
         """New settings for every machine (after a configuration reload)."""
         self.spec = self.spec.with_settings(settings)
