@@ -51,6 +51,7 @@ class ResourceView:
     # The appliance's traffic counters at its last READ, per interface: bytes_in, bytes_out,
     # packets_in, packets_out (empty: never read).
     traffic: dict[str, dict[str, int]] = field(default_factory=dict)
+    managed_by: str | None = None  # the cluster member managing it (None: not clustered)
 
 
 def traffic_counters(stats: Mapping[str, Any] | None) -> dict[str, dict[str, int]]:
@@ -91,6 +92,14 @@ class Control(Protocol):
 
     def health(self) -> Mapping[str, Any]:
         """Liveness of the listener, workers and backends, for ``GET /health``."""
+        ...
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        """``{"enabled": False}``, or this member's id, the live members and its state."""
+        ...
+
+    def owner_of(self, resource_id: str) -> str | None:
+        """The cluster member managing ``resource_id`` (None: not clustered, or no member)."""
         ...
 
     def request_resync(self, force: bool = False) -> Mapping[str, Any]:

@@ -256,7 +256,12 @@ class Engine:
     def list_resources(self) -> list[ResourceView]:
         with self._cond:
             summaries = list(self._summaries.values())
-        return [s.view() for s in summaries]
+        return [self._managed(s.view()) for s in summaries]
+
+    def _managed(self, view: ResourceView) -> ResourceView:
+        if self._ownership is not None:
+            view.managed_by = self._ownership.me
+        return view
 
     def get_resource(self, resource_id: str) -> ResourceView | None:
         known = self.summary(resource_id)
@@ -266,8 +271,8 @@ class Engine:
             view = self.pool.view(known.worker, resource_id)
         except TimeoutError as exc:
             LOG.warning("%s %s: %s; answering from the summary", known.kind, resource_id, exc)
-            return known.view()
-        return view if view is not None else known.view()
+            return self._managed(known.view())
+        return self._managed(view if view is not None else known.view())
 
     def resource_for_floating_ip(self, address: str) -> str | None:
         with self._cond:
@@ -350,6 +355,14 @@ class Engine:
     @property
     def ownership(self) -> Ownership | None:
         return self._ownership
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        if self._ownership is None:
+            return {"enabled": False}
+        return {"enabled": True, **self._ownership.status(), "events_not_owned": self.not_owned}
+
+    def owner_of(self, resource_id: str) -> str | None:
+        return None if self._ownership is None else self._ownership.owner(resource_id)
 
     def forget(self, resource_ids: Iterable[str]) -> int:
         """Drop the state machines of ``resource_ids`` (now another member's) without touching

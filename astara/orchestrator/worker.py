@@ -41,7 +41,7 @@ REPORT_SAMPLE = 50  # machines listed by name in a worker's report
 _SUMMARIZED = tuple(
     f.name
     for f in fields(ResourceView)
-    if f.name not in ("queued_actions", "transitions", "traffic")
+    if f.name not in ("queued_actions", "transitions", "traffic", "managed_by")
 )
 Traffic = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # ((ifname, ((counter, n), ...)))
 

@@ -100,6 +100,11 @@ def test_each_router_is_managed_by_exactly_one_member(members: dict[str, Member]
     assert wait(lambda: split(members)), {n: sorted(m.ids()) for n, m in members.items()}
     a, b = members["a"].ids(), members["b"].ids()
     assert a and b and not a & b and a | b == set(IDS)
+    for name, member in members.items():
+        assert {v.managed_by for v in member.engine.list_resources()} == {name}
+        status = member.engine.cluster_status()
+        assert status["member_id"] == name and status["members"] == ["a", "b"]
+        assert all(member.engine.owner_of(rid) == HashRing(members).owner(rid) for rid in IDS)
 
 
 def test_crashed_member_routers_adopted_without_rebuild(
