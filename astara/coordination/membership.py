@@ -39,8 +39,10 @@ class Membership:
         self.failures = 0
         self.last_error: str | None = None
         self._acting = False
+        self._lapse_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
 
     def start(self) -> None:
         """Join the group and read the members once (CoordinationError: cannot), then keep
@@ -51,16 +53,40 @@ class Membership:
             raise CoordinationError(self.last_error)
         self._thread = threading.Thread(target=self._run, name="coordination", daemon=True)
         self._thread.start()
+        # The lease is watched apart: a call to the service may block (a client queueing
+        # requests while offline), and the member must stop acting on time all the same.
+        self._watchdog = threading.Thread(
+            target=self._watch, name="coordination-lease", daemon=True
+        )
+        self._watchdog.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        for thread in (self._thread, self._watchdog):
+            if thread is not None:
+                thread.join(10)
         self.coordinator.leave()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.run_once()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval / 4):
+            self.check_lease()
+
+    def check_lease(self) -> None:
+        """Stop acting (``on_lapse``, once) if the lease lapsed since the last contact."""
+        with self._lapse_lock:
+            if not self._acting or self.ownership.acting():
+                return
+            self._acting = False
+        LOG.error(
+            "coordination: no contact for over %gs (%s): acting on no resource until it is back",
+            self.ownership.lease,
+            self.last_error or "the service does not answer",
+        )
+        self.on_lapse()
 
     def run_once(self) -> None:
         """One heartbeat round."""
@@ -77,8 +103,9 @@ class Membership:
         if self.last_error is not None:
             LOG.info("coordination: contact is back after %d failed heartbeats", self.failures)
         self.failures, self.last_error = 0, None
-        change = self.ownership.update(members, self.known())
-        self._acting = True
+        with self._lapse_lock:
+            change = self.ownership.update(members, self.known())
+            self._acting = True
         if change is not None:
             LOG.info(
                 "coordination: members now %s; releasing %d resources",
@@ -92,13 +119,7 @@ class Membership:
         if self.failures == 1:
             LOG.warning("coordination: %s (keeping ownership for %gs)", error, self.ownership.lease)
         self.last_error = error
-        if self._acting and not self.ownership.acting():
-            self._acting = False
-            LOG.error(
-                "coordination: no contact for over %gs: acting on no resource until it is back",
-                self.ownership.lease,
-            )
-            self.on_lapse()
+        self.check_lease()
 
     def status(self) -> dict[str, object]:
         return {

@@ -16,8 +16,9 @@ LOG = logging.getLogger(__name__)
 class ToozCoordinator:
     """A :class:`~astara.coordination.base.Coordinator` on a tooz driver."""
 
-    def __init__(self, url: str, group_id: str, member_id: str) -> None:
+    def __init__(self, url: str, group_id: str, member_id: str, timeout: float = 5.0) -> None:
         self.url = url
+        self.timeout = timeout  # no call waits longer (kazoo queues requests while offline)
         self.group = group_id.encode()
         self.member_id = member_id
         self._tooz: coordination.CoordinationDriver | None = None
@@ -35,10 +36,10 @@ class ToozCoordinator:
                 self._tooz = driver
             driver = self._tooz
             with contextlib.suppress(coordination.GroupAlreadyExist):
-                driver.create_group(self.group).get()
+                driver.create_group(self.group).get(timeout=self.timeout)
             # MemberAlreadyExist: a restart before the service expired the previous session.
             with contextlib.suppress(coordination.MemberAlreadyExist):
-                driver.join_group(self.group).get()
+                driver.join_group(self.group).get(timeout=self.timeout)
         except Exception as exc:  # drivers let their client's errors through (etcd3gw)
             raise CoordinationError(
                 f"{_scheme(self.url)}: cannot join: {type(exc).__name__}: {exc}"
@@ -54,7 +55,7 @@ class ToozCoordinator:
 
     def members(self) -> frozenset[str]:
         try:
-            found = self._driver().get_members(self.group).get()
+            found = self._driver().get_members(self.group).get(timeout=self.timeout)
         except coordination.GroupNotCreated:
             return frozenset()
         except CoordinationError:
@@ -68,7 +69,7 @@ class ToozCoordinator:
         if driver is None:
             return
         try:
-            driver.leave_group(self.group).get()
+            driver.leave_group(self.group).get(timeout=self.timeout)
         except Exception as exc:
             LOG.debug("leaving the group: %s", exc)
         try:

@@ -100,6 +100,13 @@ class KitCoordination:
     def stop(self) -> bool:
         return self.tracker.stop(self.NAME)
 
+    def restart(self, backend: str) -> None:
+        """Start the stopped daemon again on the same port and data (an outage's end)."""
+        port = self.port
+        argv, env = coordination_argv(backend, self.dir, port)
+        proc = self.tracker.start(self.NAME, argv, env=env, log_path=self.dir / "daemon.log")
+        wait_port(port, proc.alive)
+
 
 def member_name(index: int) -> str:
     return f"orchestrator-{index}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from astara.coordination.base import CoordinationError
@@ -67,3 +69,43 @@ def test_start_fails_when_the_service_is_down() -> None:
     a, _ = loop(service, "a", Clock(), [])
     with pytest.raises(CoordinationError):
         a.start()
+
+
+class BlockingCoordinator(FakeCoordinator):
+    """A client that, once ``block`` is set, waits in members() (as kazoo queues requests
+    while it has no connection) instead of failing."""
+
+    def __init__(self, service: FakeService, member_id: str) -> None:
+        super().__init__(service, member_id)
+        self.block = threading.Event()
+        self.release = threading.Event()
+
+    def members(self) -> frozenset[str]:
+        if self.block.is_set():
+            self.release.wait(10)
+        return super().members()
+
+
+def test_the_lease_lapses_even_while_a_call_to_the_service_blocks() -> None:
+    import time
+
+    service = FakeService(timeout=5)
+    coordinator = BlockingCoordinator(service, "a")
+    lapsed = threading.Event()
+    membership = Membership(
+        coordinator,
+        Ownership("a", time.monotonic, settle=0.1, lease=0.15),
+        0.05,
+        on_change=lambda change: None,
+        on_lapse=lapsed.set,
+        known=lambda: (),
+    )
+    membership.start()
+    try:
+        assert not lapsed.wait(0.3)  # heartbeats go through: no lapse
+        coordinator.block.set()
+        assert lapsed.wait(5)  # the loop is stuck in members(): the watchdog acts
+        assert not membership.ownership.owns("r1")
+    finally:
+        coordinator.release.set()
+        membership.stop()
