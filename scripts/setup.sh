@@ -40,6 +40,9 @@ fi
 if [ "$MODE" = test ]; then
     APT_PACKAGES+=(mariadb-server mariadb-client postgresql)
     APT_PACKAGES+=(mmdebstrap e2fsprogs qemu-utils qemu-system-x86 genisoimage openssh-client)
+    # Coordination backends for the clustering tests (tests/functional/coordination): started
+    # per test through pifpaf on free loopback ports, never as the Debian services.
+    APT_PACKAGES+=(zookeeper etcd-server etcd-client redis-server)
 fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -115,6 +118,17 @@ SQL
 SELECT 'CREATE ROLE astara_test LOGIN CREATEDB PASSWORD ''astara_test'''
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'astara_test')\gexec
 SQL
+fi
+
+# The coordination backends' Debian services are not used (the tests and the kit start their
+# own): if a package's scripts enabled or started one, stop and disable it, through systemd.
+if [ "$MODE" = test ] && [ -d /run/systemd/system ]; then
+    for unit in zookeeper etcd; do
+        if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit"; then
+            say "disabling the Debian $unit service (the tests start their own)"
+            systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        fi
+    done
 fi
 
 say "setup done ($ROOT)"

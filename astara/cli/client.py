@@ -104,6 +104,12 @@ class ApiClient:
         return dict(self.request("POST", "/v1/global/debug/disable"))
 
     # -- the orchestrator ----------------------------------------------------------------------
+    def cluster(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/cluster"))
+
+    def owner(self, resource_id: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/v1/cluster/owners/{resource_id}"))
+
     def poll(self) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/poll"))
 

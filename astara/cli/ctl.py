@@ -34,6 +34,8 @@ COMMANDS: dict[str, type[Command]] = {
     "workers debug": c.WorkersDebug,
     "config reload": c.ConfigReload,
     "resync": c.Resync,
+    "cluster show": c.ClusterShow,
+    "cluster owner": c.ClusterOwner,
 }
 for _kind in ("router", "resource"):
     COMMANDS.update(

@@ -34,7 +34,9 @@ SHOW_FIELDS = (
     "failures_in_a_row",
     "next_retry_at",
     "queued_actions",
+    "managed_by",
 )
+CLUSTER_FIELDS = ("enabled", "member_id", "members", "acting", "last_contact_age", "ring_changes")
 
 
 def _client(command: Command) -> ApiClient:
@@ -206,6 +208,29 @@ class Resync(ShowOne):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
         report = _client(self).resync(parsed_args.force)
         return RESYNC_FIELDS, [report.get(field) for field in RESYNC_FIELDS]
+
+
+class ClusterShow(ShowOne):
+    """Show the cluster: this member, the live members, whether it acts."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        status = _client(self).cluster()
+        values = [status.get(f) for f in CLUSTER_FIELDS]
+        values[CLUSTER_FIELDS.index("members")] = ", ".join(status.get("members") or [])
+        return CLUSTER_FIELDS, values
+
+
+class ClusterOwner(ShowOne):
+    """Show which cluster member manages a router (by the current ring)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("resource_id", metavar="<router-id>")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Sequence[str], Sequence[Any]]:
+        answer = _client(self).owner(parsed_args.resource_id)
+        return ("resource_id", "owner"), (answer.get("resource_id"), answer.get("owner"))
 
 
 class ResourceList(Lister):

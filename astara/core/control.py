@@ -54,6 +54,7 @@ class ResourceView:
     # Whether the appliance's default gateway answers its ping, per family ("v4", "v6") with a
     # gateway, as its last status said (empty: no gateway, or not asked yet).
     gateways: dict[str, bool] = field(default_factory=dict)
+    managed_by: str | None = None  # the cluster member managing it (None: not clustered)
 
 
 def traffic_counters(stats: Mapping[str, Any] | None) -> dict[str, dict[str, int]]:
@@ -94,6 +95,14 @@ class Control(Protocol):
 
     def health(self) -> Mapping[str, Any]:
         """Liveness of the listener, workers and backends, for ``GET /health``."""
+        ...
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        """``{"enabled": False}``, or this member's id, the live members and its state."""
+        ...
+
+    def owner_of(self, resource_id: str) -> str | None:
+        """The cluster member managing ``resource_id`` (None: not clustered, or no member)."""
         ...
 
     def request_resync(self, force: bool = False) -> Mapping[str, Any]:

@@ -92,6 +92,16 @@ class ResourceScheduler:
                     count += 1
             return count
 
+    def forget(self, rid: str) -> bool:
+        """Drop ``rid``'s machine and its queued actions, leaving its appliance alone (another
+        orchestrator manages it now). A run in progress finishes its step; nothing follows."""
+        with self._cond:
+            machine = self.machines.pop(rid, None)
+            self._due.pop(rid, None)
+            if machine is not None:
+                machine.wake_at = None
+            return machine is not None
+
     def _schedule(self, rid: str) -> None:
         if rid not in self._scheduled and rid not in self._busy:
             self._scheduled.add(rid)

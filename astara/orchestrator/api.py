@@ -33,7 +33,12 @@ from astara.core.control import Control, ResourceView
 from astara.core.settings import ConfigError
 from astara.db.api import DebugStore
 from astara.db.models import DebugScope
-from astara.orchestrator.commands import CommandResult, OperatorCommands, UnknownResource
+from astara.orchestrator.commands import (
+    CommandResult,
+    NotOwner,
+    OperatorCommands,
+    UnknownResource,
+)
 from astara.orchestrator.metrics import new_registry
 from astara.orchestrator.settings import api_token
 
@@ -102,6 +107,10 @@ def build_app(conf: cfg.ConfigOpts, control: Control, store: DebugStore) -> Fast
     def unknown(_request: Request, err: UnknownResource) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=404)
 
+    @app.exception_handler(NotOwner)
+    def not_owner(_request: Request, err: NotOwner) -> JSONResponse:
+        return JSONResponse({"detail": str(err), "owner": err.owner}, status_code=409)
+
     @app.exception_handler(SQLAlchemyError)
     def database_down(_request: Request, err: SQLAlchemyError) -> JSONResponse:
         first = str(getattr(err, "orig", None) or err).splitlines()[0]
@@ -111,6 +120,17 @@ def build_app(conf: cfg.ConfigOpts, control: Control, store: DebugStore) -> Fast
     @app.get("/health", include_in_schema=False)
     def health() -> Mapping[str, Any]:
         return control.health()
+
+    @app.get("/v1/cluster", tags=["status"])
+    def cluster() -> Mapping[str, Any]:
+        """This member, the live members and whether it acts (``{"enabled": false}`` when
+        not clustered)."""
+        return control.cluster_status()
+
+    @app.get("/v1/cluster/owners/{resource_id}", tags=["status"])
+    def owner(resource_id: str) -> Mapping[str, Any]:
+        """Which member manages ``resource_id`` by the current ring (any id)."""
+        return {"resource_id": resource_id, "owner": control.owner_of(resource_id)}
 
     @app.get("/metrics", tags=["status"], response_class=Response)
     def metrics() -> Response:

@@ -27,6 +27,20 @@ class UnknownResource(LookupError):
         self.resource_id = resource_id
 
 
+class NotOwner(LookupError):
+    """Another cluster member manages this resource: ask it (``owner``)."""
+
+    def __init__(self, resource_id: str, owner: str | None) -> None:
+        super().__init__(
+            f"resource {resource_id} is managed by cluster member {owner}: send the command "
+            "to that member's management API"
+            if owner
+            else f"resource {resource_id}: no cluster member manages it now"
+        )
+        self.resource_id = resource_id
+        self.owner = owner
+
+
 @dataclass(frozen=True, slots=True)
 class CommandResult:
     """What a command did: its name, its target and how many events it submitted."""
@@ -48,6 +62,13 @@ class OperatorCommands:
         """One resource, with the debug mode the database holds for it."""
         view = self._control.get_resource(resource_id)
         if view is None:
+            cluster = self._control.cluster_status()
+            if cluster.get("enabled"):
+                owner = self._control.owner_of(resource_id)
+                if owner != cluster.get("member_id"):
+                    raise NotOwner(resource_id, owner)
+                if not cluster.get("acting"):  # ours, but a coordination outage: nobody acts
+                    raise NotOwner(resource_id, None)
             raise UnknownResource(resource_id)
         return self._with_debug([view])[0]
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from oslo_config import cfg
 
+from astara.orchestrator.cluster_options import COORDINATION_OPTS
 from astara.orchestrator.seed_options import LEGACY_RABBIT_OPTS
 from astara.orchestrator.seed_options import register_opts as register_seed_opts
 
@@ -355,6 +356,7 @@ GROUPS: dict[str | None, Sequence[cfg.Opt]] = {
     "database": DATABASE_OPTS,
     "oslo_messaging_rabbit": [*RABBIT_OPTS, *LEGACY_RABBIT_OPTS],
     "appliance_tls": APPLIANCE_TLS_OPTS,
+    "coordination": COORDINATION_OPTS,
 }
 
 

@@ -75,6 +75,9 @@ class InProcessPool:
     def restart_dead(self) -> list[int]:
         return []
 
+    def forget(self, index: int, resource_ids: list[str]) -> None:
+        self.workers[index].forget(resource_ids)
+
 
 # -- worker processes ------------------------------------------------------------------------
 def worker_process_main(index: int, spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
@@ -128,6 +131,8 @@ def worker_process_main(index: int, spec: WorkerSpec, inbox: Any, outbox: Any) -
                 outbox.put(("reply", message[1], worker.report()))
             elif kind == "settings":
                 worker.update_settings(message[1])
+            elif kind == "forget":
+                worker.forget(message[1])
             elif kind == "stop":
                 break
         except Exception:
@@ -230,6 +235,9 @@ class ProcessPool:
         r = event.resource
         message = ("event", r.id, r.tenant_id, r.kind, event.action.value, dict(event.body))
         self._inboxes[index].put(message)
+
+    def forget(self, index: int, resource_ids: list[str]) -> None:
+        self._inboxes[index].put(("forget", list(resource_ids)))
 
     def poll_all(self) -> int:
         for inbox in self._inboxes:

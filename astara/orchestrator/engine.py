@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from astara.core.control import ResourceView
 from astara.core.events import Action, Event, Resource
+from astara.core.ownership import Ownership
 from astara.core.settings import MachineSettings
 from astara.core.sharding import shard_for
 from astara.core.spec import WorkerSpec
@@ -113,6 +114,9 @@ class Engine:
             lambda: self.settings.resync_max_delete_fraction,
         )
         self.health_sweeps = 0
+        self._ownership: Ownership | None = None  # clustered: acts only on what it owns
+        self._adopt_at: float | None = None  # clustered: resync then (routers gained)
+        self.not_owned = 0  # events dropped because another member owns the resource
         self._health_parts: dict[str, Callable[[], Mapping[str, Any]]] = {}
         pool = InProcessPool if settings.runs_in_process else ProcessPool
         spec = settings.worker_spec(factory)
@@ -156,8 +160,10 @@ class Engine:
             now = time.monotonic()
             if self._stop.is_set():
                 return
-            if self._resync_now.is_set() or now >= next_resync:
+            adopt = self._adopt_at is not None and now >= self._adopt_at
+            if self._resync_now.is_set() or now >= next_resync or adopt:
                 self._resync_now.clear()
+                self._adopt_at = None
                 self.resync()
                 next_resync = now + (self.settings.resync_period or float("inf"))
             if now >= next_health:
@@ -168,7 +174,8 @@ class Engine:
                 self.read_all()
                 next_stats = now + (self.settings.stats_period or float("inf"))
             self._adopt_after_restart(self.pool.restart_dead())
-            wait = min(next_health, next_resync, next_stats) - time.monotonic()
+            wait = min(next_health, next_resync, next_stats, self._adopt_at or float("inf"))
+            wait -= time.monotonic()
             self._resync_now.wait(max(0.0, min(wait, 1.0)))
 
     def _adopt_after_restart(self, workers: list[int]) -> None:
@@ -181,14 +188,15 @@ class Engine:
 
     # -- summaries from the workers ------------------------------------------------------------
     def _on_summaries(self, summaries: list[ResourceSummary]) -> None:
+        own = self._ownership
         with self._cond:
             for summary in summaries:
                 old = self._summaries.pop(summary.id, None)
                 if old is not None:
                     for address in old.floating_ips:
                         self._floating_ips.pop(address, None)
-                if summary.deleted:
-                    continue
+                if summary.deleted or (own is not None and own.owner(summary.id) != own.me):
+                    continue  # deleted, or forgotten: another member manages it now
                 self._summaries[summary.id] = summary
                 for address in summary.floating_ips:
                     self._floating_ips[address] = summary.id
@@ -214,6 +222,10 @@ class Engine:
             self._resync_now.set()
             return
         resource = event.resource
+        if self._ownership is not None and not self._ownership.owns(resource.id):
+            self.not_owned += 1
+            LOG.debug("%s %s: %s dropped, not ours", resource.kind, resource.id, event.action)
+            return
         if not resource.tenant_id:
             known = self.summary(resource.id)
             if known is None:
@@ -233,6 +245,8 @@ class Engine:
         return shard_for(key, self._shards)
 
     def poll_all(self) -> int:
+        if self._ownership is not None and not self._ownership.acting():
+            return 0  # coordination outage past the lease: act on nothing
         polled = self.pool.poll_all()
         if polled >= 0:
             return polled
@@ -250,7 +264,12 @@ class Engine:
     def list_resources(self) -> list[ResourceView]:
         with self._cond:
             summaries = list(self._summaries.values())
-        return [s.view() for s in summaries]
+        return [self._managed(s.view()) for s in summaries]
+
+    def _managed(self, view: ResourceView) -> ResourceView:
+        if self._ownership is not None:
+            view.managed_by = self._ownership.me
+        return view
 
     def get_resource(self, resource_id: str) -> ResourceView | None:
         known = self.summary(resource_id)
@@ -260,8 +279,8 @@ class Engine:
             view = self.pool.view(known.worker, resource_id)
         except TimeoutError as exc:
             LOG.warning("%s %s: %s; answering from the summary", known.kind, resource_id, exc)
-            return known.view()
-        return view if view is not None else known.view()
+            return self._managed(known.view())
+        return self._managed(view if view is not None else known.view())
 
     def resource_for_floating_ip(self, address: str) -> str | None:
         with self._cond:
@@ -336,6 +355,42 @@ class Engine:
             },
             **parts,
         }
+
+    # -- cluster -------------------------------------------------------------------------------
+    def attach_ownership(self, ownership: Ownership) -> None:
+        """Act only on the resources ``ownership`` says this member owns (before start)."""
+        self._ownership = ownership
+
+    @property
+    def ownership(self) -> Ownership | None:
+        return self._ownership
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        if self._ownership is None:
+            return {"enabled": False}
+        return {"enabled": True, **self._ownership.status(), "events_not_owned": self.not_owned}
+
+    def owner_of(self, resource_id: str) -> str | None:
+        return None if self._ownership is None else self._ownership.owner(resource_id)
+
+    def forget(self, resource_ids: Iterable[str]) -> int:
+        """Drop the state machines of ``resource_ids`` (now another member's) without touching
+        their appliances; how many were known."""
+        with self._cond:
+            gone = [self._summaries.pop(rid) for rid in resource_ids if rid in self._summaries]
+            for summary in gone:
+                for address in summary.floating_ips:
+                    self._floating_ips.pop(address, None)
+        by_worker: dict[int, list[str]] = {}
+        for summary in gone:
+            by_worker.setdefault(summary.worker, []).append(summary.id)
+        for index, ids in by_worker.items():
+            self.pool.forget(index, ids)
+        return len(gone)
+
+    def resync_at(self, when: float) -> None:
+        """Resync (adopting the owned resources) at ``time.monotonic()`` ``when``."""
+        self._adopt_at = when
 
     # -- resync --------------------------------------------------------------------------------
     def request_resync(self, force: bool = False) -> Mapping[str, Any]:

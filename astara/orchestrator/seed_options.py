@@ -49,11 +49,6 @@ LEGACY_RABBIT_OPTS = [
     cfg.StrOpt("rabbit_virtual_host", help="RabbitMQ virtual host (default /)." + _DEPRECATED),
 ]
 
-_NO_CLUSTER = (
-    "clustering is not implemented yet (issue 14): run one orchestrator and delete the "
-    "[coordination] section"
-)
-
 # (group, option) -> why it is gone and what to do instead.
 RETIRED: dict[tuple[str | None, str], str] = {
     (None, "interface_driver"): "appliances are plugged into their networks by the compute "
@@ -70,10 +65,6 @@ RETIRED: dict[tuple[str | None, str], str] = {
     "(not implemented); delete this line",
     ("keystone_authtoken", "auth_uri"): "keystonemiddleware's public endpoint; the "
     "orchestrator authenticates with [keystone_authtoken] auth_url; delete this line",
-    ("coordination", "enabled"): _NO_CLUSTER,
-    ("coordination", "url"): _NO_CLUSTER,
-    ("coordination", "group_id"): _NO_CLUSTER,
-    ("coordination", "heartbeat_interval"): _NO_CLUSTER,
 }
 
 
@@ -85,12 +76,11 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def check_retired(conf: cfg.ConfigOpts) -> None:
-    """ConfigError naming every retired option set (``[coordination] enabled = false``, the
-    value that changes nothing, is let through) and what replaces it."""
+    """ConfigError naming every retired option set and what replaces it."""
     found = []
     for group, name in RETIRED:
         value = getattr(conf[group] if group else conf, name)
-        if value is None or (group, name, value.lower()) == ("coordination", "enabled", "false"):
+        if value is None:
             continue
         found.append(f"  [{group or 'DEFAULT'}] {name}: {RETIRED[(group, name)]}")
     if found:

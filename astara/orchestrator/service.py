@@ -142,10 +142,24 @@ class Service:
         )
         self.listener: Any = None
         self.api: Any = None
+        self.cluster: Any = None
+        if conf.coordination.enabled:
+            from astara.orchestrator.cluster import Cluster
+
+            self.cluster = Cluster.from_conf(conf, self.engine)
 
     def start(self) -> None:
         listener_cls = front_door("astara.orchestrator.intake.NotificationListener")
         api_cls = front_door("astara.orchestrator.api.ManagementServer")
+        # Joins first (fails fast if the service cannot be reached), and before the engine
+        # starts: its start-up resync adopts only what this member owns.
+        if self.cluster is not None:
+            from astara.coordination.base import CoordinationError
+
+            try:
+                self.cluster.start()
+            except CoordinationError as exc:
+                raise WiringError(f"[coordination]: {exc}") from None
         try:  # a bad transport_url or TLS option stops the start before anything runs
             listener = listener_cls(self.conf, self.engine, self.conf.transport_url)
         except ValueError as exc:
@@ -178,6 +192,8 @@ class Service:
                 except Exception:
                     LOG.exception("could not stop %s cleanly", type(part).__name__)
         self.engine.stop()
+        if self.cluster is not None:
+            self.cluster.stop()  # leaves the group: the others take over at once
         LOG.info("orchestrator stopped")
 
 

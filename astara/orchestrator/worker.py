@@ -41,7 +41,7 @@ REPORT_SAMPLE = 50  # machines listed by name in a worker's report
 _SUMMARIZED = tuple(
     f.name
     for f in fields(ResourceView)
-    if f.name not in ("queued_actions", "transitions", "traffic", "gateways")
+    if f.name not in ("queued_actions", "transitions", "traffic", "gateways", "managed_by")
 )
 Traffic = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # ((ifname, ((counter, n), ...)))
 
@@ -158,6 +158,13 @@ class Worker:
 
     def poll_all(self) -> int:
         return self.scheduler.poll_all()
+
+    def forget(self, resource_ids: list[str]) -> None:
+        """Drop these machines (another cluster member manages them now); their appliances
+        are not touched."""
+        for rid in resource_ids:
+            self.scheduler.forget(rid)
+            self._published.pop(rid, None)
 
     def update_settings(self, settings: MachineSettings) -> None:
         """New settings for every machine (after a configuration reload)."""

@@ -82,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run Nova (fake virt driver) with a hypervisor stand-in; the orchestrator "
         "boots appliances as Nova servers (kept for later runs on this state)",
     )
+    up.add_argument(
+        "--orchestrators",
+        type=int,
+        default=1,
+        help="run this many orchestrators as one cluster (API ports 44250, 44251, ...)",
+    )
+    up.add_argument(
+        "--coordination",
+        choices=("zookeeper", "etcd", "redis"),
+        help="the coordination service the kit starts for the cluster (default with more than "
+        "one orchestrator: zookeeper)",
+    )
     status = sub.add_parser(
         "status", help="what runs: processes, namespaces, bridges, appliances, VMs (tables)"
     )
@@ -120,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "up":
-            nets = cloud.up(orchestrator=not args.no_orchestrator, nova=args.nova)
+            nets = cloud.up(
+                orchestrator=not args.no_orchestrator,
+                nova=args.nova,
+                orchestrators=args.orchestrators,
+                coordination=args.coordination,
+            )
             if not args.no_demo:
                 demo.run(cloud, nets, _step)
             print(f"\n{cloud.orchestrator.note()}\nTake it down with: sudo scripts/demo.sh down")

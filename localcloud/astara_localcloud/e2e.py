@@ -111,9 +111,29 @@ class E2EKit:
     ) -> TrackedProcess:
         """The kit's orchestrator with the tests' shorter periods. A variant kit adds relay
         ports, its own edit of the config and more ``[DEFAULT]`` ``settings`` lines."""
-        assert self.nets is not None
         orch = self.cloud.orchestrator
         orch.start_relay(self.cloud.neutron.port, extra_ports=extra_ports)
+        return orch.run(self.orchestrator_config(edit=edit, settings=settings))
+
+    def start_cluster(self, members: int, backend: str) -> dict[str, int]:
+        """``members`` orchestrators (the tests' periods) over a ``backend`` coordination
+        daemon the kit starts; member name -> management API port (in the management
+        namespace: :meth:`ctl` with ``port``)."""
+        from astara_localcloud.kit_cluster import KitCoordination, start_members
+
+        coordination = KitCoordination(self.state_dir, self.cloud.tracker)
+        url = coordination.start(backend)
+        orch = self.cloud.orchestrator
+        orch.start_relay(self.cloud.neutron.port, extra_ports=[coordination.port], api_ports=())
+        ini = self.orchestrator_config()
+        return start_members(lambda name, path: orch.run(path, name), ini, members, url)
+
+    def orchestrator_config(
+        self, *, edit: Callable[[str], str] | None = None, settings: str = ""
+    ) -> Path:
+        """The kit's orchestrator.ini with the tests' shorter periods."""
+        assert self.nets is not None
+        orch = self.cloud.orchestrator
         ini = orch.write_config(
             self.nets,
             transport_url=rabbit.transport_url(self.vhost),
@@ -131,7 +151,7 @@ class E2EKit:
             + settings,
         )
         ini.write_text(text)
-        return orch.run(ini)
+        return ini
 
     def stop_orchestrator(self) -> None:
         self.cloud.tracker.stop("orchestrator")
@@ -163,12 +183,12 @@ class E2EKit:
     def appliance_namespace(self, router_id: str) -> str:
         return f"{self.prefix}-{router_id}"
 
-    def ctl(self, *argv: str) -> subprocess.CompletedProcess[str]:
+    def ctl(self, *argv: str, port: int = API_PORT) -> subprocess.CompletedProcess[str]:
         """astara-ctl inside the management namespace (the API there is always this kit's)."""
         return subprocess.run(
             [
                 "ip", "netns", "exec", self.cloud.fabric.management_namespace, str(CTL_BIN),
-                "--url", f"http://127.0.0.1:{API_PORT}", *argv,
+                "--url", f"http://127.0.0.1:{port}", *argv,
             ],
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         )  # fmt: skip

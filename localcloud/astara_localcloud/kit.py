@@ -104,12 +104,21 @@ class LocalCloud:
         return KitNetworks.load(self.state_dir / "kit.json")
 
     # -- up ----------------------------------------------------------------------------------
-    def up(self, *, orchestrator: bool = True, nova: bool = False) -> KitNetworks:
+    def up(
+        self,
+        *,
+        orchestrator: bool = True,
+        nova: bool = False,
+        orchestrators: int = 1,
+        coordination: str | None = None,
+    ) -> KitNetworks:
         """Start or create whatever is missing; returns the kit's Neutron ids.
 
         With ``orchestrator=False`` everything but the orchestrator (and its relay) is up.
         With ``nova=True`` (kept for later runs on the same state) Nova runs too, with the
-        hypervisor stand-in, and the orchestrator uses the Nova provider.
+        hypervisor stand-in, and the orchestrator uses the Nova provider. ``orchestrators``
+        members over ``coordination`` (a backend the kit starts: zookeeper, etcd, redis; the
+        default with more than one member is zookeeper): docs/clustering.md.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.say("RabbitMQ on 127.0.0.1:5672")
@@ -151,6 +160,17 @@ class LocalCloud:
         if not orchestrator:
             self.say("orchestrator: not started (asked not to)")
             return nets
+        args: dict[str, Any] = self.nova_orchestrator(nova_info)
+        if orchestrators > 1 or coordination:
+            from astara_localcloud.kit_cluster import KitCoordination
+
+            backend = coordination or "zookeeper"
+            self.say(f"coordination service: {backend} (Debian's), on loopback")
+            daemon = KitCoordination(self.state_dir, self.tracker)
+            args["coordination_url"] = daemon.start(backend)
+            args["members"] = orchestrators
+            # The relay shows the daemon in the management namespace, where members run.
+            args["extra_ports"] = [*args.get("extra_ports", ()), daemon.port]
         self.orchestrator.start(
             nets,
             vhost=self.vhost,
@@ -159,7 +179,7 @@ class LocalCloud:
             prefix=self.prefix,
             fabric_namespace=self.fabric.namespace,
             registry=self.registry.path,
-            **self.nova_orchestrator(nova_info),
+            **args,
         )
         return nets
 
@@ -268,7 +288,7 @@ class LocalCloud:
 
         The orchestrator goes first, so it cannot boot appliances again while they are stopped.
         """
-        for name in ("orchestrator", "relay"):
+        for name in (*self.orchestrator.members(), "relay"):
             if self.tracker.stop(name):
                 self.say(f"stopped the {name}")
         for vm in self.vms.list():

@@ -109,13 +109,25 @@ class KitOrchestrator:
         return ORCHESTRATOR_BIN.exists()
 
     def running(self) -> bool:
-        return self.tracker.get("orchestrator") is not None
+        return bool(self.members())
+
+    def members(self) -> list[str]:
+        """The tracked orchestrator processes: ``orchestrator``, or the cluster's
+        ``orchestrator-<i>`` (:mod:`astara_localcloud.kit_cluster`)."""
+        return sorted(p.name for p in self.tracker.all() if p.name.split("-")[0] == "orchestrator")
 
     def note(self) -> str:
-        if self.running():
+        members = self.members()
+        if members == ["orchestrator"]:
             return (
                 f"orchestrator running in {self.namespace}; management API on "
                 f"http://127.0.0.1:{API_PORT}/ (relayed); log {self.dir}/orchestrator.log"
+            )
+        if members:
+            return (
+                f"{len(members)} orchestrators ({', '.join(members)}) running in "
+                f"{self.namespace}; management APIs on 127.0.0.1:{API_PORT}+<i> (relayed); "
+                f"logs in {self.state_dir}/orchestrator-<i>/"
             )
         if not self.installed:
             return (
@@ -156,6 +168,8 @@ class KitOrchestrator:
         registry: Path,
         extra_ports: Sequence[int] = (),
         edit_config: Callable[[str], str] | None = None,
+        members: int = 1,
+        coordination_url: str | None = None,
     ) -> bool:
         """Relay, config and orchestrator; False (and said plainly) if it is not installed.
 
@@ -168,7 +182,8 @@ class KitOrchestrator:
         if not self.installed:
             self.say(f"orchestrator: NOT STARTED ({ORCHESTRATOR_BIN} is not installed yet)")
             return False
-        self.start_relay(neutron_port, extra_ports=extra_ports)
+        api_ports = [API_PORT + n for n in range(members)]
+        self.start_relay(neutron_port, extra_ports=extra_ports, api_ports=api_ports)
         ini = self.write_config(
             nets,
             transport_url=rabbit.transport_url(vhost),
@@ -180,11 +195,17 @@ class KitOrchestrator:
         )
         if edit_config is not None:
             ini.write_text(edit_config(ini.read_text()))
+        if coordination_url is not None:
+            from astara_localcloud.kit_cluster import start_members
+
+            self.say(f"starting {members} orchestrators in {self.namespace} ({coordination_url})")
+            start_members(lambda name, path: self.run(path, name), ini, members, coordination_url)
+            return True
         self.say(f"starting the orchestrator in {self.namespace} (config {ini})")
         self.run(ini)
         return True
 
-    def run(self, ini: Path) -> TrackedProcess:
+    def run(self, ini: Path, name: str = "orchestrator") -> TrackedProcess:
         """Start ``astara-orchestrator --config-file ini`` in the management namespace.
 
         ``nsenter --net``, not ``ip netns exec``: the latter also gives the process a mount
@@ -195,16 +216,20 @@ class KitOrchestrator:
         would be an empty file, and the appliance's namespace unreachable by name.
         """
         return self.tracker.start(
-            "orchestrator",
+            name,
             [
                 "nsenter", f"--net=/run/netns/{self.namespace}", "--",
                 str(ORCHESTRATOR_BIN), "--config-file", str(ini),
             ],
-            log_path=self.dir / "orchestrator.stdout",
+            log_path=ini.parent / "orchestrator.stdout",
         )  # fmt: skip
 
     def start_relay(
-        self, neutron_port: int, timeout: float = 10.0, extra_ports: Sequence[int] = ()
+        self,
+        neutron_port: int,
+        timeout: float = 10.0,
+        extra_ports: Sequence[int] = (),
+        api_ports: Sequence[int] = (API_PORT,),
     ) -> None:
         """RabbitMQ and neutron-server into the management namespace, the API out of it."""
         if self.tracker.get("relay") is not None:
@@ -222,8 +247,9 @@ class KitOrchestrator:
             argv += ["--forward", *map(str, forward)]
         # The management API on the root loopback is a convenience: if another program holds
         # that port, the orchestrator still runs (its API answers inside the namespace).
-        api = ("-", loopback, API_PORT, self.namespace, loopback, API_PORT)
-        argv += ["--optional-forward", *map(str, api)]
+        for port in api_ports:
+            api = ("-", loopback, port, self.namespace, loopback, port)
+            argv += ["--optional-forward", *map(str, api)]
         self.say("relay: RabbitMQ and neutron-server into the management namespace")
         log = self.state_dir / "relay.log"
         self.tracker.start("relay", argv, log_path=log)

@@ -147,3 +147,36 @@ def test_token_from_a_file_given_to_the_cli(serve: Callable[..., Served], tmp_pa
     token_file.write_text("s3cret\n")
     done = ctl("--token-file", str(token_file), "poll", url=api.server.url)
     assert done.returncode == 0, done.stderr
+
+
+def test_cluster_members_owner_and_commands_sent_to_a_non_owner(serve: Callable[..., Served]):
+    from tests.unit.api.fake_control import FakeControl, router_view
+
+    control = FakeControl([router_view("r-1")])
+    control.cluster = {
+        "enabled": True,
+        "member_id": "host-a:44250",
+        "members": ["host-a:44250", "host-b:44250"],
+        "acting": True,
+        "last_contact_age": 0.2,
+        "ring_changes": 2,
+    }
+    control.owners = {"r-1": "host-a:44250", "r-9": "host-b:44250"}
+    api = serve(control=control)
+    shown = ctl("cluster", "show", "-f", "json", url=api.server.url)
+    assert shown.returncode == 0, shown.stderr
+    fields = json.loads(shown.stdout)
+    assert fields["members"] == "host-a:44250, host-b:44250" and fields["acting"] is True
+    owner = ctl("cluster", "owner", "r-9", "-f", "json", url=api.server.url)
+    assert json.loads(owner.stdout)["owner"] == "host-b:44250", owner.stderr
+    # A router another member manages: show and commands answer with its owner, submit nothing.
+    for argv in (("router", "show", "r-9"), ("router", "rebuild", "r-9")):
+        answer = ctl(*argv, url=api.server.url)
+        assert answer.returncode == 1
+        assert "managed by cluster member host-b:44250" in answer.stderr, answer.stderr
+    assert control.events == []
+    # An id nobody knows that this member would own: plainly unknown.
+    control.owners = {**control.owners, "r-new": "host-a:44250"}
+    assert ctl("show", "r-new", url=api.server.url).stderr.strip() == "unknown resource r-new"
+    http = api.http.get("/v1/resources/r-9")
+    assert http.status_code == 409 and http.json()["owner"] == "host-b:44250"

@@ -92,5 +92,14 @@ class FakeControl:
         self.resyncs.append(force)
         return {"listed": len(self.views), "deleted": 0, "held_back": None, "forced": force}
 
+    cluster: Mapping[str, Any] = {"enabled": False}
+    owners: Mapping[str, str] = {}
+
+    def cluster_status(self) -> Mapping[str, Any]:
+        return self.cluster
+
+    def owner_of(self, resource_id: str) -> str | None:
+        return self.owners.get(resource_id)
+
     def health(self) -> Mapping[str, Any]:
         return {"ok": True, "listener": {"messages": 42, "dropped": 3}, "status": "running"}

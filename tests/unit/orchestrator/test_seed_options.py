@@ -66,8 +66,6 @@ def test_both_transport_url_and_rabbit_options_is_refused(tmp_path: Path) -> Non
             "[DEFAULT] provider_rules_path",
             "not implemented",
         ),
-        ("[coordination]\nenabled = True", "[coordination] enabled", "issue 14"),
-        ("[coordination]\nurl = kazoo://zk:2181", "[coordination] url", "issue 14"),
         (
             "[keystone_authtoken]\nauth_uri = http://ks:5000",
             "[keystone_authtoken] auth_uri",
@@ -86,8 +84,12 @@ def test_a_retired_option_stops_the_start_naming_its_replacement(
     assert replacement in line
 
 
-def test_coordination_disabled_is_accepted(tmp_path: Path) -> None:
-    load(tmp_path, "[coordination]\nenabled = false")
+def test_coordination_options_are_astara_own_again(tmp_path: Path) -> None:
+    conf = load(tmp_path, "[coordination]\nenabled = true\nurl = kazoo://zk:2181?timeout=5")
+    assert conf.coordination.enabled is True
+    assert conf.coordination.url == "kazoo://zk:2181?timeout=5"
+    assert conf.coordination.group_id == "astara.orchestrator"
+    assert conf.coordination.heartbeat_interval == 1.0
 
 
 def test_redact_hides_every_password() -> None:

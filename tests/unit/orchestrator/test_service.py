@@ -98,3 +98,32 @@ def test_workers_open_the_debug_store_without_alembic(tmp_path: Path, check_sche
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == str(check_schema)
+
+
+def test_unreachable_coordination_service_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    from astara.orchestrator.fakes import FakeBackends
+    from astara_localcloud.services import free_port
+
+    monkeypatch.setattr(service, "build_backends", lambda conf, **_: FakeBackends()())
+    url = f"etcd3+http://127.0.0.1:{free_port()}?timeout=5"  # nothing listens there
+    config = ini(
+        tmp_path,
+        "compute_provider = fake\napi_port = 0\n"
+        f"[coordination]\nenabled = true\nurl = {url}\nmember_id = m1",
+    )
+    code, err = run(capsys, "--config-file", config)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "[coordination]" in err and "cannot join" in err and "Traceback" not in err
+
+
+def test_coordination_enabled_without_url_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    from astara.orchestrator.fakes import FakeBackends
+
+    monkeypatch.setattr(service, "build_backends", lambda conf, **_: FakeBackends()())
+    config = ini(tmp_path, "compute_provider = fake\n[coordination]\nenabled = true")
+    code, err = run(capsys, "--config-file", config)
+    assert code == 2 and len(err.splitlines()) == 1 and "[coordination] url" in err, err
