@@ -42,6 +42,9 @@ LOG = logging.getLogger(__name__)
 # appliance image needs no setup for it (the proxy opens no file once it runs).
 DEFAULT_USER = "nobody"
 ANSWER_TIMEOUT = 10.0  # seconds the proxy may take to serve a new configuration
+# ... its first, which waits for its interpreter to start too (tens of seconds on a slow
+# appliance: an emulated CPU on a busy host, at boot while everything else starts)
+FIRST_ANSWER_TIMEOUT = 60.0
 MAX_QUESTION = 1024  # bytes of one question of the proxy about an address
 
 
@@ -91,6 +94,7 @@ class ProxyDaemon:
         self.owner = owner  # who owns an address on a network, as the proxy asks
         self.user = user
         self._control: socket.socket | None = None
+        self._answered = False  # has the running proxy answered once (started, then)
         self._text: str | None = None  # the configuration the running proxy serves
 
     @property
@@ -137,14 +141,14 @@ class ProxyDaemon:
         finally:
             theirs.close()
             asking.close()
-        self._control = ours
+        self._control, self._answered = ours, False
         threading.Thread(target=_answer, args=(asked, self.owner), daemon=True,
                          name="metadata-owners").start()  # fmt: skip
 
     def _tell(self, text: str) -> None:
         control = self._control
         assert control is not None
-        control.settimeout(ANSWER_TIMEOUT)
+        control.settimeout(ANSWER_TIMEOUT if self._answered else FIRST_ANSWER_TIMEOUT)
         try:
             control.sendall(text.encode() + b"\n")
             answer = b""
@@ -159,6 +163,7 @@ class ProxyDaemon:
         if not answer:
             self.stop()
             raise DaemonError(f"metadata proxy exited: {self.daemon.log_tail()}")
+        self._answered = True
         if answer != b"ok\n":
             raise OSError(f"metadata proxy: {answer.decode(errors='replace').strip()}")
 

@@ -37,11 +37,13 @@ QEMU = "qemu-system-x86_64"
 
 @dataclass(frozen=True)
 class Nic:
-    """A vNIC: a Neutron port's id (its tap's name), network (its bridge) and MAC."""
+    """A vNIC: a Neutron port's id (its tap's name), network (its bridge) and MAC; ``bridge``
+    names an existing bridge in the fabric's namespace instead (a test topology's own)."""
 
     port_id: str
     network_id: str
     mac: str
+    bridge: str | None = None
 
 
 def config_drive(path: Path, user_data: str, *, uuid: str, hostname: str,
@@ -138,7 +140,7 @@ class ApplianceVM:
         ns = self.fabric.namespace
         for nic in self.nics:
             tap = port_ifname(nic.port_id)
-            bridge = self.fabric.ensure_bridge(nic.network_id)
+            bridge = nic.bridge or self.fabric.ensure_bridge(nic.network_id)
             if not netns.link_exists(ns, tap):
                 netns.exec_in(ns, ["ip", "tuntap", "add", "dev", tap, "mode", "tap"])
             netns.exec_in(ns, ["ip", "link", "set", tap, "master", bridge, "up"])
@@ -161,6 +163,13 @@ class ApplianceVM:
             if self.fabric.exists():
                 netns.delete_link(self.fabric.namespace, port_ifname(nic.port_id))
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def qemu_log(self) -> str:
+        """What qemu itself wrote (its errors: a tap it could not open, a bad option)."""
+        try:
+            return (self.dir / "qemu.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def console(self) -> str:
         try:

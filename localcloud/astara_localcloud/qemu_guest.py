@@ -14,7 +14,8 @@ import json
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ class Guest:
     address: str
     files: Path  # ca.pem, client.pem, client.key, id_ed25519
     hostname: str
+    # the shared ssh connection's socket: short (a Unix socket's path has 107 bytes at most)
+    ssh_control: str = field(default_factory=lambda: f"/tmp/astara-ssh-{uuid.uuid4().hex[:12]}")
 
     def curl(self, path: str, *extra: str, check: bool = True) -> str:
         """An HTTPS request to the API with the orchestrator's client certificate."""
@@ -49,15 +52,31 @@ class Guest:
         return netns.exec_in(self.mgmt_ns, argv, check=check, timeout=30)
 
     def ssh(self, *command: str) -> subprocess.CompletedProcess[str]:
-        """``command`` run as the operator (``astara``) over ssh with the operator key."""
-        argv = ["ip", "netns", "exec", self.mgmt_ns, "ssh", "-i", str(self.files / "id_ed25519"),
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+        """``command`` run as the operator (``astara``) over ssh with the operator key.
+
+        One connection is kept open and shared by the next commands (an ssh login costs
+        seconds of an emulated CPU); it ends with the guest's sshd (a reboot) or :meth:`close`.
+        """
+        argv = [*self._ssh_argv(), "-o", "ControlMaster=auto", "-o", "ControlPersist=600",
                 f"astara@{self.address}", *command]  # fmt: skip
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
+    def _ssh_argv(self) -> list[str]:
+        return ["ip", "netns", "exec", self.mgmt_ns, "ssh", "-i", str(self.files / "id_ed25519"),
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+                "-o", f"ControlPath={self.ssh_control}"]  # fmt: skip
+
+    def close(self) -> None:
+        """End the shared ssh connection (its process), if one is open."""
+        subprocess.run([*self._ssh_argv(), "-O", "exit", f"astara@{self.address}"],
+                       capture_output=True, timeout=30, check=False)  # fmt: skip
+
     def failure(self, what: str) -> GuestError:
-        return GuestError(f"{what}; serial console:\n{self.vm.console()[-4000:]}")
+        """``what``, with the serial console's last lines (and qemu's own, if it ended)."""
+        said = "" if self.vm.running() else f"; qemu ended: {self.vm.qemu_log()[-2000:]}"
+        return GuestError(f"{what}{said}; serial console:\n{self.vm.console()[-4000:]}")
 
     def wait_for_api(self, timeout: float) -> Any:
         """The API's ``/v1/status/`` answer, once it answers; GuestError after ``timeout``."""
@@ -83,9 +102,12 @@ class Guest:
 
 def boot(fabric: Fabric, mgmt_ns: str, port: PortSpec, files: Path, *, name: str,
          state_dir: Path, image_dir: Path = IMAGES / "latest", user_data_mac: str | None = None,
-         memory_mb: int = 320, accel: str = "tcg") -> Guest:  # fmt: skip
-    """Boot the image on management ``port`` (its MAC, its first address); ``user_data_mac``
-    replaces the MAC the user data names (a config drive for a NIC the guest does not have)."""
+         memory_mb: int = 320, accel: str = "tcg", bridge: str | None = None,
+         nics: Sequence[Nic] = ()) -> Guest:  # fmt: skip
+    """Boot the image on management ``port`` (its MAC, its first address; on ``bridge`` if
+    given, else the fabric's bridge of its network), then ``nics`` (external, tenant networks);
+    ``user_data_mac`` replaces the MAC the user data names (a config drive for a NIC the guest
+    does not have)."""
     address = port.fixed_ips[0].split("/")[0]
     ca = Authority.create()
     (files / "ca.pem").write_bytes(ca.cert_pem)
@@ -105,7 +127,7 @@ def boot(fabric: Fabric, mgmt_ns: str, port: PortSpec, files: Path, *, name: str
     )
     vm = ApplianceVM(name, state_dir, fabric, image_dir=image_dir, memory_mb=memory_mb,
                      accel=accel)  # fmt: skip
-    vm.create([Nic(port.port_id, port.network_id, port.mac_address)], user_data,
-              uuid=str(uuid.uuid4()), hostname=hostname)  # fmt: skip
+    management = Nic(port.port_id, port.network_id, port.mac_address, bridge)
+    vm.create([management, *nics], user_data, uuid=str(uuid.uuid4()), hostname=hostname)
     vm.start()
     return Guest(vm, mgmt_ns, port, address, files, hostname)

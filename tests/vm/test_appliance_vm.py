@@ -1,13 +1,12 @@
 """The appliance image booted under qemu answers the way the orchestrator expects.
 
-One guest for the module (tests/vm/conftest.py): its first boot read the config drive the Nova
-provider's user data is on.
+The session's guest (tests/vm/conftest.py): its first boot read the config drive the Nova
+provider's user data is on. Its traffic and its reboot: test_traffic.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 from astara_localcloud.qemu_guest import Guest
@@ -38,29 +37,3 @@ def test_the_operator_key_logs_in_and_may_sudo(guest: Guest) -> None:
     done = guest.ssh("sudo", "-n", "hostname")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == guest.hostname
-
-
-def management_only(guest: Guest) -> dict[str, object]:
-    """A router document with the management network alone (enough to be saved and restored)."""
-    mgmt = {"network_id": "net-mgmt", "network_type": "management",
-            "interface": {"lladdr": guest.port.mac_address, "addresses": [guest.port.fixed_ips[0]]},
-            "subnets": [{"id": "s-mgmt", "cidr": "fdca:3ba5:a17a:acda::/64",
-                         "dhcp_enabled": False}]}  # fmt: skip
-    return {"version": 1, "configuration": {
-        "tenant_id": "tenant-vm", "hostname": "router-vm", "static_routes": [], "floating_ips": [],
-        "orchestrator": {"address": "fdca:3ba5:a17a:acda::1", "metadata_port": 9697},
-        "networks": [mgmt]}}  # fmt: skip
-
-
-def test_a_reboot_restores_the_last_applied_document(guest: Guest) -> None:
-    """Last in the module: it reboots the shared guest."""
-    guest.curl("/v1/system/config/", "-X", "PUT", "-H", "Content-Type: application/json",
-               "--data-binary", json.dumps(management_only(guest)))  # fmt: skip
-    applied = json.loads(guest.curl("/v1/system/config"))
-    assert applied["configuration"]["tenant_id"] == "tenant-vm"
-    guest.ssh("sudo", "-n", "systemctl", "reboot")  # the connection may drop: no status
-    up_with = re.escape(f"up with {guest.port.fixed_ips[0]}")
-    if not guest.vm.wait_for_console(f"(?s){up_with}.*{up_with}", 300):
-        raise guest.failure("no second boot")
-    guest.wait_for_api(300)
-    assert json.loads(guest.curl("/v1/system/config")) == applied  # no PUT since the reboot

@@ -4,19 +4,18 @@ console says why (the operator's only view of such a server)."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from tests.functional.localcloud.netns_kit import NetnsKit, random_mac
-from tests.vm.conftest import BOOT_TIMEOUT, boot_on
+from astara_localcloud.qemu_guest import Guest
+from tests.functional.localcloud.netns_kit import NetnsKit
+from tests.vm.conftest import BOOT_TIMEOUT
 
 
 def test_an_unknown_management_mac_is_said_on_the_console(
-    image_dir: Path, accel: str, vm_kit: NetnsKit, tmp_path: Path
+    wrong_mac_guest: tuple[Guest, str], vm_kit: NetnsKit
 ) -> None:
-    wrong = random_mac()
-    guest = boot_on(vm_kit, image_dir, accel, tmp_path, user_data_mac=wrong)
+    guest, wrong = wrong_mac_guest
     try:
         said = guest.vm.wait_for_console(r"no management address", BOOT_TIMEOUT)
         if said is None:
@@ -27,4 +26,4 @@ def test_an_unknown_management_mac_is_said_on_the_console(
         ping = ["ip", "netns", "exec", vm_kit.mgmt_ns, "ping", "-c", "1", "-W", "2", guest.address]
         assert subprocess.run(ping, capture_output=True, timeout=30, check=False).returncode != 0
     finally:
-        guest.vm.destroy()
+        guest.vm.destroy()  # no need to keep it running for the rest of the session

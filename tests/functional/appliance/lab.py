@@ -6,6 +6,9 @@
     (spare NIC for a second internal network) ─ br-int2 ─┘        tapmgmt/tapext/tapint/tapint2
 
 Everything runs inside namespaces of one Topology; processes go through the ProcessTracker.
+:class:`Lab` is the netns appliance (its NICs veths into the ``app`` namespace, its API plain
+HTTP); tests/vm/vm_lab.py is the same lab around the appliance image booted under qemu (its NICs
+taps on the same bridges, its API mutual TLS). The traffic contract (traffic.py) runs on both.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ ORCH_ADDR = "fdca:3ba5:a17a:acda::1"
 EXT_ADDR, EXT_GW, INTERNET = "172.24.4.10", "172.24.4.1", "198.51.100.10"
 EXT6_ADDR, EXT6_GW, INTERNET6 = "2001:db8:ff::10", "2001:db8:ff::1", "2001:db8:ee::10"
 FIP = "172.24.4.100"
+# the appliance's NICs: (short name, MAC, bridge), the management NIC first (as Nova orders them)
+NICS = (("mgmt", MGMT_MAC, "br-mgmt"), ("ext", EXT_MAC, "br-ext"), ("int", INT_MAC, "br-int"),
+        ("int2", INT2_MAC, "br-int2"))  # fmt: skip
 API_PORT = 5000
 METADATA_PORT = 9697
 
@@ -169,18 +175,24 @@ def with_second_network(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class Lab:
+    """The lab around the netns appliance (its own ``app`` namespace)."""
+
+    kind = "netns"
+
     def __init__(self, topo: Topology, tracker: ProcessTracker, workdir: Path) -> None:
         self.topo = topo
         self.tracker = tracker
         self.workdir = workdir
         self.state_dir = workdir / "appliance"
         self.names: list[str] = []
+        self.api_base = f"http://[{MGMT_ADDR}]:{API_PORT}"
+        self.curl_tls: list[str] = []  # curl's certificate options for a mutual TLS API
 
     # -- building ------------------------------------------------------------------------------
     def build(self) -> None:
+        """The namespaces, bridges and stand-ins' links, then the appliance's NICs."""
         t = self.topo
         self.fabric = t.add_netns("fabric")
-        self.app = t.add_netns("app")
         self.orch = t.add_netns("orch")
         self.upstream = t.add_netns("up")
         self.vm1 = t.add_netns("vm1")
@@ -189,10 +201,6 @@ class Lab:
             t.exec(vm, ["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"])
         for br in ("br-mgmt", "br-ext", "br-int", "br-int2"):
             t.add_bridge(self.fabric, br)
-        t.add_veth(self.app, "tapmgmt", self.fabric, "pmgmt", mac_a=MGMT_MAC, master_b="br-mgmt")
-        t.add_veth(self.app, "tapext", self.fabric, "pext", mac_a=EXT_MAC, master_b="br-ext")
-        t.add_veth(self.app, "tapint", self.fabric, "pint", mac_a=INT_MAC, master_b="br-int")
-        t.add_veth(self.app, "tapint2", self.fabric, "pint2", mac_a=INT2_MAC, master_b="br-int2")
         t.add_veth(self.orch, "eth0", self.fabric, "porch", master_b="br-mgmt")
         t.add_address(self.orch, "eth0", f"{ORCH_ADDR}/64")
         t.add_veth(self.upstream, "eth0", self.fabric, "pup", master_b="br-ext")
@@ -202,6 +210,14 @@ class Lab:
         t.add_address(self.upstream, "lo", f"{INTERNET6}/128")
         t.add_veth(self.vm1, "eth0", self.fabric, "pvm1", mac_a=VM1_MAC, master_b="br-int")
         t.add_veth(self.vm2, "eth0", self.fabric, "pvm2", mac_a=VM2_MAC, master_b="br-int")
+        self.attach_appliance()
+
+    def attach_appliance(self) -> None:
+        """The appliance's four NICs (management, external, internal, spare) on the bridges."""
+        t = self.topo
+        self.app = t.add_netns("app")
+        for nic, mac, bridge in NICS:
+            t.add_veth(self.app, f"tap{nic}", self.fabric, f"p{nic}", mac_a=mac, master_b=bridge)
 
     def start_appliance(self) -> None:
         self.sh(
@@ -246,6 +262,10 @@ class Lab:
     def close(self) -> None:
         for name in reversed(self.names):
             self.tracker.stop(name)
+
+    def api_log(self) -> str:
+        """What the appliance's API logged."""
+        return (self.workdir / "api.log").read_text()
 
     # -- doing ---------------------------------------------------------------------------------
     def sh(self, ns: str, argv: list[str], check: bool = True, timeout: float = 30) -> str:
@@ -292,7 +312,8 @@ class Lab:
             str(headers_file),
             "-w",
             "\n%{http_code}",
-            f"http://[{MGMT_ADDR}]:{API_PORT}{path}",
+            *self.curl_tls,
+            f"{self.api_base}{path}",
         ]
         if if_match is not None:
             argv += ["-H", f"If-Match: {if_match}"]

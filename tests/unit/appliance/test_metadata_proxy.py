@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +267,28 @@ def test_the_api_answers_the_proxys_questions_and_ends_on_garbage() -> None:
         assert reader.readline() == b""  # closed
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_starting_proxy_has_longer_for_its_first_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow proxy (each answer 1 s late, as a slow appliance's interpreter starting) is
+    waited for on its first answer; past it, the shorter limit of its answers holds."""
+    from astara.appliance import proxy_daemon
+
+    slow = ("import os, sys, time\n"
+            "control = os.fdopen(int(sys.argv[1]), 'rb+', buffering=0)\n"
+            "for line in iter(control.readline, b''):\n"
+            "    time.sleep(1.0)\n"
+            "    control.write(b'ok\\n')\n")  # fmt: skip
+    monkeypatch.setattr(proxy_daemon, "_argv", lambda control, lookups, user: [
+        sys.executable, "-c", slow, str(control)])  # fmt: skip
+    monkeypatch.setattr(proxy_daemon, "ANSWER_TIMEOUT", 0.3)
+    monkeypatch.setattr(proxy_daemon, "FIRST_ANSWER_TIMEOUT", 10.0)
+    daemon = ProxyDaemon(StateDir(tmp_path), lambda net, address: None, user=None)
+    try:
+        assert daemon.converge('{"first": 1}')
+        with pytest.raises(proxy_daemon.DaemonError, match="timed out"):
+            daemon.converge('{"second": 2}')
+    finally:
+        daemon.stop()
