@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 
 from tooz import coordination
 
@@ -29,6 +30,8 @@ class ToozCoordinator:
         return self._tooz
 
     def join(self) -> None:
+        if self._tooz is None:
+            _refuse_if_unreachable(self.url, min(self.timeout, 2.0))
         try:
             if self._tooz is None:
                 driver = coordination.get_coordinator(self.url, self.member_id.encode())
@@ -83,3 +86,47 @@ def _scheme(url: str) -> str:
     scheme, _, rest = url.partition("://")
     host = rest.split("?")[0].rpartition("@")[2]
     return f"{scheme}://{host}"
+
+
+DEFAULT_PORTS = {"kazoo": 2181, "zookeeper": 2181, "etcd3+http": 2379, "etcd3+https": 2379,
+                 "etcd3": 2379, "redis": 6379, "rediss": 6379}  # fmt: skip
+
+
+def endpoints(url: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs a network URL names (``kazoo://h1:2181,h2:2181?...``); empty for
+    a URL that is not host-based (a file, a unix socket, a sentinel list) or not understood."""
+    scheme, sep, rest = url.partition("://")
+    default = DEFAULT_PORTS.get(scheme)
+    netloc = rest.split("/")[0].split("?")[0].rpartition("@")[2]
+    if not sep or default is None or not netloc:
+        return []
+    found = []
+    for part in netloc.split(","):
+        host, port = part, default
+        if part.startswith("["):  # [v6]:port
+            host, _, tail = part[1:].partition("]")
+            port = int(tail[1:]) if tail.startswith(":") and tail[1:].isdigit() else default
+        elif part.count(":") == 1:
+            host, _, text = part.partition(":")
+            if not text.isdigit():
+                return []
+            port = int(text)
+        if not host:
+            return []
+        found.append((host, port))
+    return found
+
+
+def _refuse_if_unreachable(url: str, timeout: float) -> None:
+    """CoordinationError at once when no endpoint of ``url`` takes a TCP connection (tooz's
+    Redis driver and its client retry a refused connection for about a minute)."""
+    hosts = endpoints(url)
+    errors = []
+    for host, port in hosts:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            return
+        except OSError as exc:
+            errors.append(f"{host}:{port}: {exc.strerror or exc}")
+    if hosts:
+        raise CoordinationError(f"{_scheme(url)}: cannot join: unreachable ({'; '.join(errors)})")
