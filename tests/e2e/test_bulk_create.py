@@ -17,7 +17,7 @@ from typing import Any
 from tests.e2e.kit import E2EKit
 
 PROJECT = "bulk-tenant"
-BULK_ROUTERS = 20
+BULK_ROUTERS = 12
 BULK_CLIENTS = 10
 
 
