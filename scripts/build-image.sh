@@ -45,6 +45,12 @@ for tool in mmdebstrap mke2fs qemu-img; do
     command -v "$tool" >/dev/null || { echo "build-image.sh: $tool missing (scripts/setup.sh test)" >&2; exit 1; }
 done
 
+# One build at a time (scripts/test.sh starts one in the background while the tests that do not
+# need the image run): another invocation waits here, then finds the image built.
+mkdir -p "$STATE_DIR"
+exec 9>"$STATE_DIR/.build.lock"
+flock 9
+
 UNITS=$ROOT/scripts/image
 inputs_hash=$( (cat "$0"; printf '%s\n' "${PACKAGES[@]}"; cat pyproject.toml;
                 find astara "$UNITS" -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cat) \
