@@ -45,23 +45,20 @@ for tool in mmdebstrap mke2fs qemu-img; do
     command -v "$tool" >/dev/null || { echo "build-image.sh: $tool missing (scripts/setup.sh test)" >&2; exit 1; }
 done
 
-# One build at a time (scripts/test.sh starts one in the background while the tests that do not
-# need the image run): another invocation waits here, then finds the image built.
-mkdir -p "$STATE_DIR"
-exec 9>"$STATE_DIR/.build.lock"
-flock 9
-
 UNITS=$ROOT/scripts/image
 inputs_hash=$( (cat "$0"; printf '%s\n' "${PACKAGES[@]}"; cat pyproject.toml;
                 find astara "$UNITS" -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cat) \
               | sha256sum | cut -c1-16)
 OUT=$STATE_DIR/$inputs_hash
-if [ "$FORCE" = 0 ] && [ -e "$OUT/manifest.json" ]; then
-    say "image up to date (inputs $inputs_hash): $OUT"
-    ln -sfn "$inputs_hash" "$STATE_DIR/latest"
-    echo "$OUT"
-    exit 0
-fi
+up_to_date() {
+    if [ "$FORCE" = 0 ] && [ -e "$OUT/manifest.json" ]; then
+        say "image up to date (inputs $inputs_hash): $OUT"
+        ln -sfn "$inputs_hash" "$STATE_DIR/latest"
+        echo "$OUT"
+        exit 0
+    fi
+}
+up_to_date
 # Refuse an unknown package before anything is built (mmdebstrap's own error is deep in its log).
 known=$(apt-cache policy "${PACKAGES[@]}" 2>/dev/null | sed -n 's/^\([^ ].*\):$/\1/p')
 unknown=()
@@ -72,6 +69,12 @@ if [ ${#unknown[@]} -gt 0 ]; then
     echo "build-image.sh: no such Debian package: ${unknown[*]} (apt-get update? a typo?)" >&2
     exit 3
 fi
+# One build at a time (scripts/test.sh starts one in the background while the tests that do not
+# need the image run): another invocation waits here, then finds the image built.
+mkdir -p "$STATE_DIR"
+exec 9>"$STATE_DIR/.build.lock"
+flock 9
+up_to_date
 start=$(date +%s)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/astara-image.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
