@@ -53,8 +53,9 @@ while True:
 """
 ASK = """
 import socket, sys
+port = int(sys.argv[2]) if len(sys.argv) > 2 else 8080
 try:
-    with socket.create_connection((sys.argv[1], 8080), timeout=1.5) as c:
+    with socket.create_connection((sys.argv[1], port), timeout=1.5) as c:
         c.settimeout(1.5)
         print(c.recv(100).decode().strip())
 except OSError as exc:

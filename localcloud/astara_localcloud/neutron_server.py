@@ -205,15 +205,19 @@ class NeutronServer:
         if ready.exists():
             return
         database.create()
-        check_command([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, database.url], "schema")
+        self._build_schema(database.url)
+        ready.touch()
+
+    def _build_schema(self, url: str) -> None:
+        """Neutron's schema in the database at ``url``, from the models, stamped at heads."""
+        check_command([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, url], "schema")
         conf = self.state_dir / "stamp.conf"
-        conf.write_text(f"[database]\nconnection = {database.url}\n")
+        conf.write_text(f"[database]\nconnection = {url}\n")
         check_command(
             ["neutron-db-manage", "--config-file", str(conf), "stamp", "heads"],
             "neutron-db-manage stamp heads",
         )
         conf.unlink()
-        ready.touch()
 
     def drop_database(self) -> None:
         """Drop the MariaDB/PostgreSQL database of this server, if it has one (stopped first)."""
@@ -237,14 +241,7 @@ class NeutronServer:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)
             scratch = self.state_dir / "template.sqlite"
             scratch.unlink(missing_ok=True)
-            check_command([SYSTEM_PYTHON, "-c", _BUILD_SCHEMA, f"sqlite:///{scratch}"], "schema")
-            conf = self.state_dir / "stamp.conf"
-            conf.write_text(f"[database]\nconnection = sqlite:///{scratch}\n")
-            check_command(
-                ["neutron-db-manage", "--config-file", str(conf), "stamp", "heads"],
-                "neutron-db-manage stamp heads",
-            )
-            conf.unlink()
+            self._build_schema(f"sqlite:///{scratch}")
             # Another run may build the same template at the same time: publish atomically.
             partial = CACHE_DIR / f"{template.name}.{os.getpid()}.partial"
             shutil.copyfile(scratch, partial)

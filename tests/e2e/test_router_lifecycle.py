@@ -19,6 +19,7 @@ import pytest
 from astara.linux import netns
 from astara.linux.fabric import port_ifname
 from astara.neutron.status import TAG_PREFIX
+from astara_localcloud.e2e import ASK
 from tests.e2e.kit import HEALTH_CHECK_PERIOD, INTERNET, E2EKit, ProbeLoop, kill_namespace
 
 PROJECT = "e2e-tenant"
@@ -166,15 +167,6 @@ while True:
     c.sendall(peer[0].encode() + b"\\n")
     c.close()
 """
-ASK_WHO = """
-import socket, sys
-try:
-    with socket.create_connection((sys.argv[1], 8081), timeout=1.5) as c:
-        c.settimeout(1.5)
-        print(c.recv(100).decode().strip())
-except OSError as exc:
-    print("ERROR", exc)
-"""
 
 
 def test_external_fixed_ips_choose_the_snat_address(kit: E2EKit, main_router: MainRouter) -> None:
@@ -188,7 +180,7 @@ def test_external_fixed_ips_choose_the_snat_address(kit: E2EKit, main_router: Ma
                          log_path=kit.state_dir / "who-asks.log")  # fmt: skip
 
     def seen_as() -> str:
-        argv = [sys.executable, "-c", ASK_WHO, INTERNET]
+        argv = [sys.executable, "-c", ASK, INTERNET, "8081"]
         return kit.cloud.vms.exec("a1", argv).stdout.strip()
 
     before = kit.wait(lambda: (s := seen_as()) and not s.startswith("ERROR") and s, 30, "a1 seen")
